@@ -1,0 +1,118 @@
+"""Assembly: from a :class:`~intake.config.Config` to a store, routines, a poller and an outbox."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from intake.config import Config
+from intake.outbox import Outbox, file_transport, smtp_transport
+from intake.pipeline import Settings
+from intake.poller import Folders, Poller
+from intake.sources.base import MailSource
+from intake.sources.local import LocalSource
+from intake.store import Store, open_store
+from rules.packs import Routine, load_packs
+
+
+def routines_for(config: Config) -> list[Routine]:
+    extra = [config.base_dir / Path(d) for d in config["routines"]["extra_dirs"]]
+    return load_packs(config["routines"]["enabled"], extra)
+
+
+def source_factory(config: Config):
+    mailbox = config["mailbox"]
+    if mailbox["kind"] == "local":
+        path = config.path("mailbox", "path")
+        return lambda: LocalSource(path)
+    from intake.sources.imap import ImapConfig, ImapSource
+
+    imap_config = ImapConfig.from_mapping(
+        {k: mailbox[k] for k in ("host", "port", "username", "password", "password_env", "tls",
+                                 "allow_plaintext", "folder", "batch_size", "timeout")},
+        config.env,
+    )
+
+    def make() -> MailSource:
+        return ImapSource(imap_config)
+
+    return make
+
+
+def make_poller(config: Config, store: Store, routines: list[Routine]) -> Poller:
+    return Poller(
+        store,
+        routines,
+        source_factory(config),
+        settings=Settings.from_config(config),
+        folders=Folders.from_config(config["mailbox.folders"]),
+        rate_limit_per_hour=config["replies"]["rate_limit_per_hour"],
+    )
+
+
+def blank_form_attachments(routines: list[Routine], store: Store):
+    """Attachments of the blank form for a rejection, generated from the pack (never drifts)."""
+    import tempfile
+
+    by_id = {r.id: r for r in routines}
+
+    def attachments(outbox_id: int) -> list[tuple[str, bytes, str]]:
+        rows = list(store.db.query(
+            "select m.routine, m.request_type from outbox o left join messages m on m.id = o.message_id "
+            "where o.id = ?", [outbox_id]))
+        routine = by_id.get(rows[0]["routine"]) if rows and rows[0]["routine"] else routines[0]
+        if routine is None or routine.form_schema is None:
+            return []
+        from intake.blankforms import write_blank_forms
+
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = write_blank_forms(routine.form_schema, routine.form_name, Path(tmp))
+            return [(p.name, p.read_bytes(), _mime(p)) for p in paths]
+
+    return attachments
+
+
+def _mime(path: Path) -> str:
+    return {
+        ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    }.get(path.suffix, "application/octet-stream")
+
+
+def make_outbox(config: Config, store: Store, routines: list[Routine]) -> Outbox:
+    out = config["outbox"]
+    transport = file_transport(config.path("outbox", "dir")) if out["kind"] == "file" else smtp_transport(config)
+    return Outbox(
+        store,
+        transport,
+        from_address=config["replies"]["from_address"],
+        from_name=config["replies"]["from_name"],
+        max_attempts=out["max_attempts"],
+        blank_forms=blank_form_attachments(routines, store),
+    )
+
+
+def open_app(config: Config) -> tuple[Store, list[Routine]]:
+    routines = routines_for(config)
+    store = open_store(config.db_path)
+    return store, routines
+
+
+class _NoTracebackData(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        # Exceptions may carry input text in their args; log their type, not their text.
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.msg} [{type(record.exc_info[1]).__name__}]"
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_NoTracebackData())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

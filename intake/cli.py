@@ -1,0 +1,253 @@
+"""The ``intake`` command: a thin click layer over the library. Errors become one line, not a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from intake import config as config_mod
+from intake.config import Config, ConfigError
+from intake.lock import AlreadyRunningError
+from intake.sources.base import SourceError
+from intake.store import NotFoundError
+from rules.packs import PackError
+
+_EXPECTED = (ConfigError, PackError, AlreadyRunningError, SourceError, NotFoundError)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except _EXPECTED as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _load(ctx: click.Context) -> Config:
+    return config_mod.load(ctx.obj["config_path"])
+
+
+@click.group(cls=_Group)
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False),
+              default=lambda: os.environ.get("INTAKE_CONFIG"),
+              help="TOML configuration file (default: $INTAKE_CONFIG, else embedded defaults).")
+@click.version_option(package_name="intake-bot")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """The intake bot: turns access-request mail into a reviewable ticket queue."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_path"] = config_path
+
+
+@main.command()
+@click.pass_context
+def run(ctx: click.Context) -> None:
+    """Poll the mailbox and send replies on a schedule until stopped (SIGTERM/SIGINT).
+
+    Example: intake -c /etc/intake/intake.toml run
+    """
+    from intake.app import make_outbox, make_poller, open_app, setup_logging
+    from intake.scheduler import run_forever
+
+    config = _load(ctx)
+    setup_logging(config["logging"]["level"])
+    store, routines = open_app(config)
+    run_forever(config, make_poller(config, store, routines), make_outbox(config, store, routines))
+
+
+@main.command()
+@click.option("--once", is_flag=True, required=True, help="Poll one time and exit (the only mode).")
+@click.option("--no-send", is_flag=True, help="Queue replies but do not send them now.")
+@click.pass_context
+def poll(ctx: click.Context, once: bool, no_send: bool) -> None:
+    """Poll the mailbox once, record every mail, move it, then send due replies.
+
+    Example: intake poll --once
+    """
+    from intake.app import make_outbox, make_poller, open_app, setup_logging
+    from intake.lock import InstanceLock
+
+    config = _load(ctx)
+    setup_logging(config["logging"]["level"])
+    with InstanceLock(config.lock_path, str(config.db_path)):
+        store, routines = open_app(config)
+        result = make_poller(config, store, routines).poll_once()
+        click.echo(f"poll: {result.summary()}")
+        if not no_send:
+            sent = make_outbox(config, store, routines).send_due()
+            click.echo(f"outbox: {sent.summary()}")
+    if result.errors:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON (see README for the shape).")
+@click.pass_context
+def check(ctx: click.Context, file: str, as_json: bool) -> None:
+    """Show what the bot would decide for one .eml file. Touches nothing.
+
+    Exit status is 0 whatever the verdict; non-zero only when the file cannot be read.
+
+    Example: intake check fixtures/mail/plain.eml --json
+    """
+    from intake.app import routines_for
+    from intake.pipeline import Settings, decide
+
+    try:
+        raw = Path(file).read_bytes()
+    except OSError as exc:
+        raise click.ClickException(f"{file}: cannot read ({exc.strerror})") from None
+    config = _load(ctx)
+    decision = decide(raw, routines_for(config), settings=Settings.from_config(config))
+    if as_json:
+        click.echo(json.dumps(decision.to_json(), ensure_ascii=False, indent=2))
+        return
+    click.echo(f"verdict:      {decision.verdict}")
+    click.echo(f"routine:      {decision.routine or '-'}")
+    click.echo(f"request type: {decision.request_type or '-'}")
+    click.echo(f"queue:        {decision.queue or '-'}")
+    for r in decision.reasons:
+        click.echo(f"reason:       {r.code}: {r.message}" + (f" [{r.detail}]" if r.detail else ""))
+    if decision.form is not None:
+        click.echo(f"form:         {decision.form.kind or '-'}, {len(decision.form.users)} user(s)")
+    if decision.reply is not None:
+        click.echo(f"\nreply ({decision.reply.kind}) to {decision.reply.to}\nSubject: {decision.reply.subject}\n")
+        click.echo(decision.reply.body)
+    elif decision.reply_suppressed:
+        click.echo(f"reply:        none ({decision.reply_suppressed})")
+
+
+@main.group()
+def queue() -> None:
+    """Look at the ticket queue."""
+
+
+@queue.command("list")
+@click.option("--queue", "queue_id", help="Only this queue.")
+@click.option("--status", help="Only this status (new, in_progress, waiting, done, rejected).")
+@click.option("--routine", help="Only this routine.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def queue_list(ctx: click.Context, queue_id: str | None, status: str | None, routine: str | None,
+               as_json: bool) -> None:
+    """List tickets.
+
+    Example: intake queue list --status new --json
+    """
+    from intake.store import open_store
+
+    store = open_store(_load(ctx).db_path)
+    rows = store.tickets(queue=queue_id, status=status, routine=routine)
+    fields = ("ref", "routine", "request_type", "queue", "status", "requester", "user_count", "created_at")
+    if as_json:
+        click.echo(json.dumps([{k: r[k] for k in fields} for r in rows], ensure_ascii=False, indent=2))
+        return
+    _table(rows, fields)
+
+
+def _table(rows: list[dict], fields: tuple[str, ...]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*fields)
+    for r in rows:
+        table.add_row(*["" if r[k] is None else str(r[k]) for k in fields])
+    Console(width=200).print(table)
+    if not rows:
+        click.echo("(no tickets)")
+
+
+@main.group()
+def ticket() -> None:
+    """Look at one ticket."""
+
+
+@ticket.command("show")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def ticket_show(ctx: click.Context, ref: str, as_json: bool) -> None:
+    """Show one ticket, its form and its history.
+
+    Example: intake ticket show MV-2026-0001
+    """
+    from intake.store import open_store
+
+    store = open_store(_load(ctx).db_path)
+    t = store.ticket(ref)
+    events = store.events(t["id"])
+    store.add_event("viewed", ticket_id=t["id"], actor=os.environ.get("USER", "cli"), data={"via": "cli"})
+    if as_json:
+        out = dict(t)
+        out["form"] = json.loads(t["form"]) if t["form"] else None
+        out["events"] = [{**e, "data": json.loads(e["data"] or "{}")} for e in events]
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    for key in ("ref", "routine", "request_type", "queue", "status", "requester", "assignee", "created_at",
+                "updated_at", "closed_at"):
+        click.echo(f"{key + ':':14}{t[key] or '-'}")
+    if t["form"]:
+        form = json.loads(t["form"])
+        click.echo(f"form:         {form.get('kind') or '-'}")
+        for key, value in (form.get("fields") or {}).items():
+            click.echo(f"  {key}: {value}")
+        for i, user in enumerate(form.get("users") or [], 1):
+            click.echo(f"  user {i}: " + ", ".join(f"{k}={v}" for k, v in user.items() if v))
+    click.echo("history:")
+    for e in events:
+        click.echo(f"  {e['at']}  {e['actor']:10} {e['kind']}")
+
+
+@main.command()
+@click.option("--dir", "workdir", type=click.Path(file_okay=False), default=None,
+              help="Where to put the demo mailbox, database and outbox (default: a new temporary folder).")
+def demo(workdir: str | None) -> None:
+    """Run the bot on bundled example mail with the embedded default (local folder, file outbox).
+
+    Example: intake demo
+    """
+    from intake.demo import run_demo
+
+    run_demo(Path(workdir) if workdir else None, echo=click.echo)
+
+
+@main.command()
+@click.argument("routine")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), required=True, help="Folder to write to.")
+def forms(routine: str, out_dir: str) -> None:
+    """Write the blank form of ROUTINE as .xlsx and .docx, generated from its pack.
+
+    Example: intake forms mittvaccin --out ./blanketter
+    """
+    from intake.blankforms import write_blank_forms
+    from rules.packs import load_packs
+
+    pack = load_packs([routine])[0]
+    if pack.form_schema is None:
+        raise click.ClickException(f"routine {routine} has no form")
+    for path in write_blank_forms(pack.form_schema, pack.form_name, Path(out_dir)):
+        click.echo(str(path))
+
+
+@main.command()
+@click.pass_context
+def send(ctx: click.Context) -> None:
+    """Send the replies that are due in the outbox, once.
+
+    Example: intake send
+    """
+    from intake.app import make_outbox, open_app, setup_logging
+
+    config = _load(ctx)
+    setup_logging(config["logging"]["level"])
+    store, routines = open_app(config)
+    click.echo(f"outbox: {make_outbox(config, store, routines).send_due().summary()}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,217 @@
+"""Configuration: one TOML file, every key known and checked, secrets also from the environment.
+
+A missing or bad key is a :class:`ConfigError` whose message is one line naming the key, so the
+CLI can print it instead of a traceback. Every key is documented in the README; a test fails
+when one is not.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or has a bad key."""
+
+
+# key -> (type, default). A default of REQUIRED means the key must be given.
+REQUIRED = object()
+
+#: The schema: section -> key -> (type, default). Sub-tables are sections with dotted names.
+SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
+    "store": {
+        "path": (str, "var/intake.db"),
+    },
+    "mailbox": {
+        "kind": (str, "local"),  # "local" (Maildir or folder of .eml files) or "imap"
+        "path": (str, "var/mailbox"),  # local only
+        "host": (str, ""),
+        "port": (int, 993),
+        "username": (str, ""),
+        "password": (str, ""),
+        "password_env": (str, "INTAKE_IMAP_PASSWORD"),
+        "tls": (str, "ssl"),
+        "allow_plaintext": (bool, False),
+        "folder": (str, "INBOX"),
+        "batch_size": (int, 50),
+        "timeout": ((int, float), 30),
+        "max_message_bytes": (int, 25 * 1024 * 1024),
+    },
+    "mailbox.folders": {
+        "accepted": (str, "Intake/Accepted"),
+        "rejected": (str, "Intake/Rejected"),
+        "ignored": (str, "Intake/Ignored"),
+        "held": (str, "Intake/Held"),
+        "personal_data": (str, "Intake/PersonalData"),
+        "personal_data_action": (str, "move"),  # "move" to the folder above, or "delete"
+    },
+    "routines": {
+        "enabled": (list, ["mittvaccin"]),
+        "extra_dirs": (list, []),
+    },
+    "replies": {
+        "from_address": (str, "support@example.test"),
+        "from_name": (str, ""),
+        "own_addresses": (list, []),
+        "max_age_days": ((int, float), 7),
+        "rate_limit_per_hour": (int, 5),
+    },
+    "senders": {
+        "allowed_domains": (list, []),
+    },
+    "outbox": {
+        "kind": (str, "file"),  # "file" (write .eml files to dir) or "smtp"
+        "dir": (str, "var/outbox"),
+        "interval_seconds": (int, 30),
+        "max_attempts": (int, 10),
+    },
+    "smtp": {
+        "host": (str, ""),
+        "port": (int, 587),
+        "username": (str, ""),
+        "password": (str, ""),
+        "password_env": (str, "INTAKE_SMTP_PASSWORD"),
+        "tls": (str, "starttls"),
+        "allow_plaintext": (bool, False),
+        "timeout": ((int, float), 30),
+    },
+    "poll": {
+        "interval_seconds": (int, 60),
+        "lock_path": (str, ""),  # default: the database path + ".lock"
+    },
+    "personal_data": {
+        "reject_threshold": (float, 0.8),
+        "hold_threshold": (float, 0.5),
+        "person_hsa_suffixes": (list, ["P\\w+"]),
+        "detect_names": (bool, True),
+    },
+    "logging": {
+        "level": (str, "INFO"),
+    },
+}
+
+_CHOICES = {
+    ("mailbox", "kind"): ("local", "imap"),
+    ("mailbox", "tls"): ("ssl", "starttls", "none"),
+    ("mailbox.folders", "personal_data_action"): ("move", "delete"),
+    ("outbox", "kind"): ("file", "smtp"),
+    ("smtp", "tls"): ("ssl", "starttls", "none"),
+    ("logging", "level"): ("DEBUG", "INFO", "WARNING", "ERROR"),
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration, as sections of plain values, plus where relative paths start."""
+
+    sections: dict[str, dict[str, Any]]
+    base_dir: Path = field(default_factory=Path.cwd)
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self.sections[section]
+
+    def path(self, section: str, key: str) -> Path:
+        """A path-valued key, relative to the config file's folder."""
+        value = Path(self.sections[section][key]).expanduser()
+        return value if value.is_absolute() else self.base_dir / value
+
+    def secret(self, section: str) -> str:
+        """The password of ``section``: from the file, else from the environment variable it names."""
+        data = self.sections[section]
+        return data["password"] or self.env.get(data["password_env"], "")
+
+    @property
+    def db_path(self) -> Path:
+        return self.path("store", "path")
+
+    @property
+    def lock_path(self) -> Path:
+        if self.sections["poll"]["lock_path"]:
+            return self.path("poll", "lock_path")
+        return self.db_path.with_name(self.db_path.name + ".lock")
+
+
+def _check_type(name: str, value: Any, expected: type | tuple[type, ...]) -> Any:
+    types = expected if isinstance(expected, tuple) else (expected,)
+    if float in types and isinstance(value, int) and not isinstance(value, bool):
+        return float(value) if types == (float,) else value
+    if isinstance(value, bool) and bool not in types:
+        raise ConfigError(f"{name}: expected {types[0].__name__}, got a boolean")
+    if not isinstance(value, types):
+        raise ConfigError(f"{name}: expected {types[0].__name__}, got {type(value).__name__}")
+    return value
+
+
+def _flatten(data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"mailbox": {"folders": {...}}}`` into ``{"mailbox": {...}, "mailbox.folders": {...}}``."""
+    sections: dict[str, dict[str, Any]] = {}
+    for name, value in data.items():
+        if name not in SCHEMA or not isinstance(value, dict):
+            raise ConfigError(f"{name}: unknown section")
+        own: dict[str, Any] = {}
+        for key, item in value.items():
+            if isinstance(item, dict):
+                if f"{name}.{key}" not in SCHEMA:
+                    raise ConfigError(f"{name}.{key}: unknown section")
+                sections[f"{name}.{key}"] = item
+            else:
+                own[key] = item
+        sections[name] = own
+    return sections
+
+
+def from_mapping(
+    data: Mapping[str, Any], *, base_dir: Path | None = None, env: Mapping[str, str] | None = None
+) -> Config:
+    """Check ``data`` against :data:`SCHEMA` and fill defaults; raises :class:`ConfigError`."""
+    given = _flatten(data)
+    sections: dict[str, dict[str, Any]] = {}
+    for section, keys in SCHEMA.items():
+        values = dict(given.get(section, {}))
+        out: dict[str, Any] = {}
+        for key, (expected, default) in keys.items():
+            name = f"{section}.{key}"
+            if key in values:
+                out[key] = _check_type(name, values.pop(key), expected)
+            elif default is REQUIRED:
+                raise ConfigError(f"{name}: missing")
+            else:
+                out[key] = list(default) if isinstance(default, list) else default
+            choices = _CHOICES.get((section, key))
+            if choices and out[key] not in choices:
+                raise ConfigError(f"{name}: must be one of {', '.join(choices)}, not {out[key]!r}")
+        if values:
+            raise ConfigError(f"{section}.{sorted(values)[0]}: unknown key")
+        sections[section] = out
+    mailbox = sections["mailbox"]
+    if mailbox["kind"] == "imap":
+        for key in ("host", "username"):
+            if not mailbox[key]:
+                raise ConfigError(f"mailbox.{key}: missing (needed when mailbox.kind = \"imap\")")
+    if sections["outbox"]["kind"] == "smtp" and not sections["smtp"]["host"]:
+        raise ConfigError('smtp.host: missing (needed when outbox.kind = "smtp")')
+    if "@" not in sections["replies"]["from_address"]:
+        raise ConfigError("replies.from_address: not an email address")
+    return Config(sections=sections, base_dir=base_dir or Path.cwd(), env=dict(env or os.environ))
+
+
+def load(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:
+    """Load the TOML file at ``path``; ``None`` gives the embedded defaults (local folders)."""
+    if path is None:
+        return from_mapping({}, env=env)
+    path = Path(path)
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    return from_mapping(data, base_dir=path.resolve().parent, env=env)

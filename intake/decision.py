@@ -1,0 +1,105 @@
+"""The decision: what the bot concluded about one mail, and what should happen because of it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from rules.reasons import Reason
+
+VERDICTS = ("accepted", "rejected", "ignored", "held")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply to send. ``body`` is plain text; it never quotes the incoming mail."""
+
+    kind: str  # "ack" or "rejection"
+    to: str
+    subject: str
+    body: str
+    attach_blank_form: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "to": self.to, "subject": self.subject, "body": self.body}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict on one mail with everything needed to record and answer it.
+
+    Built by :func:`intake.pipeline.decide`, a pure function. ``findings`` hold categories and
+    places of personal data, never values.
+    """
+
+    verdict: str
+    message_key: str
+    message_id: str = ""
+    sender: str = ""
+    subject: str = ""
+    sent_at: datetime | None = None
+    routine: str | None = None
+    request_type: str | None = None
+    queue: str | None = None
+    reasons: tuple[Reason, ...] = ()
+    form: Any = None  # parsers.forms.ParsedForm
+    form_attachment: Any = None  # parsers.mail.Attachment kept with the ticket
+    reply: Reply | None = None
+    reply_suppressed: str | None = None  # reason code when a reply was due but is not sent
+    findings: tuple[Any, ...] = ()
+    in_reply_to: str = ""
+    references: tuple[str, ...] = ()
+    ticket_ref: str | None = None  # a reference named in the subject (follow-ups)
+    personal_data: bool = False  # True when rejected for personal data: store metadata only
+
+    @property
+    def codes(self) -> list[str]:
+        return [r.code for r in self.reasons]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``intake check --json`` contract (documented in the README)."""
+        return {
+            "verdict": self.verdict,
+            "routine": self.routine,
+            "request_type": self.request_type,
+            "queue": self.queue,
+            "reasons": [r.to_dict() for r in self.reasons],
+            "reply": self.reply.to_dict() if self.reply else None,
+            "form": self.form.to_dict() if self.form is not None else None,
+            "message_id": self.message_id,
+            "reply_suppressed": self.reply_suppressed,
+            "findings": [
+                {"category": f.category, "location": f.location, "line": f.line, "score": f.score}
+                for f in self.findings
+            ],
+        }
+
+
+def message_key(message_id: str, raw: bytes) -> str:
+    """The key that makes recording idempotent: the Message-ID, or a hash of the bytes without one."""
+    message_id = message_id.strip()
+    if message_id:
+        return "mid:" + message_id
+    return "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def verdict_of(reasons: list[Reason], held: bool, ignored: bool) -> str:
+    """One place decides the verdict from the rules' hits (Mailman's chain, as a table)."""
+    if ignored:
+        return "ignored"
+    if reasons:
+        return "rejected"
+    if held:
+        return "held"
+    return "accepted"
+
+
+@dataclass
+class Hits:
+    """What the rules found while judging one mail, collected before the verdict is taken."""
+
+    rejections: list[Reason] = field(default_factory=list)
+    held: list[Reason] = field(default_factory=list)
+    ignored: Reason | None = None

@@ -1,0 +1,174 @@
+"""The outbox job: send the replies that polls and handlers queued, separately from polling.
+
+Replies are queued in the same transaction as the decision that caused them, so a reply is never
+lost; this job hands each one to SMTP (or writes it to the file outbox) and then marks it sent.
+Killed between the hand-over and the mark, it sends that one reply again on restart: at worst
+one repeat, never a loss. Temporary failures are retried with exponential backoff; permanent ones
+are marked failed and shown to staff.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from intake import faults
+from intake.replies import build_message
+from intake.store import Store
+
+log = logging.getLogger("intake.outbox")
+
+#: Seconds to wait after the n-th temporary failure (then the last value, up to max_attempts).
+BACKOFF = (60, 300, 900, 1800, 3600)
+
+
+class TemporaryFailure(Exception):
+    """Try again later (4xx, connection refused, timeout)."""
+
+
+class PermanentFailure(Exception):
+    """Will never work (5xx: the recipient does not exist, the message is refused)."""
+
+
+Transport = Callable[[EmailMessage], None]
+
+
+def file_transport(folder: Path) -> Transport:
+    """Write each outgoing mail as an .eml file: the embedded default, needing no server."""
+    folder = Path(folder)
+
+    def deliver(msg: EmailMessage) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        name = msg["Message-ID"].strip("<>").replace("/", "_") + ".eml"
+        tmp = folder / f".{name}.tmp"
+        tmp.write_bytes(msg.as_bytes())
+        os.replace(tmp, folder / name)  # atomic: a crash leaves either nothing or the whole file
+
+    return deliver
+
+
+def smtp_transport(config: Any) -> Transport:
+    """Hand each mail to the configured SMTP server with the null envelope sender (RFC 3834)."""
+    from intake.smtp import PermanentSendError, SmtpConfig, TemporarySendError, send
+
+    smtp_config = SmtpConfig.from_mapping(
+        {**config["smtp"], "from_address": config["replies"]["from_address"]}, config.env
+    )
+
+    def deliver(msg: EmailMessage) -> None:
+        try:
+            send(msg, smtp_config)
+        except TemporarySendError as exc:
+            raise TemporaryFailure(str(exc)) from None
+        except PermanentSendError as exc:
+            raise PermanentFailure(str(exc)) from None
+
+    return deliver
+
+
+@dataclass
+class SendResult:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+
+    def summary(self) -> str:
+        return f"{self.sent} sent, {self.retried} to retry, {self.failed} failed"
+
+
+class Outbox:
+    """Sends due outbox rows through a transport."""
+
+    def __init__(
+        self,
+        store: Store,
+        transport: Transport,
+        *,
+        from_address: str,
+        from_name: str = "",
+        max_attempts: int = 10,
+        blank_forms: Callable[[int], list[tuple[str, bytes, str]]] | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.store = store
+        self.transport = transport
+        self.from_address = from_address
+        self.from_name = from_name
+        self.max_attempts = max_attempts
+        self.blank_forms = blank_forms
+        self.clock = clock
+
+    def due(self) -> list[dict[str, Any]]:
+        now = self.clock().isoformat(timespec="seconds")
+        return list(self.store.db.query(
+            "select * from outbox where status = 'pending' and next_attempt_at <= ? order by id", [now]
+        ))
+
+    def message_for(self, row: dict[str, Any]) -> EmailMessage:
+        attachments = []
+        if row["attach_blank_form"] and self.blank_forms is not None:
+            attachments = self.blank_forms(row["id"])
+        return build_message(
+            to=row["to_addr"], subject=row["subject"], body=row["body"],
+            from_address=self.from_address, from_name=self.from_name,
+            message_id=row["rfc_message_id"], in_reply_to=row["in_reply_to"] or "",
+            references=(row["references_"] or "").split(),
+            automatic=row["kind"] in ("ack", "rejection"),
+            attachments=attachments,
+        )
+
+    def send_due(self) -> SendResult:
+        result = SendResult()
+        for row in self.due():
+            self._send_one(row, result)
+        if result.sent or result.retried or result.failed:
+            log.info("outbox: %s", result.summary())
+        return result
+
+    def _send_one(self, row: dict[str, Any], result: SendResult) -> None:
+        store, now = self.store, self.clock()
+        now_iso = now.isoformat(timespec="seconds")
+        try:
+            msg = self.message_for(row)
+            faults.point("before-send")
+            self.transport(msg)
+            faults.point("after-send")
+        except TemporaryFailure as exc:
+            attempts = row["attempts"] + 1
+            if attempts >= self.max_attempts:
+                self._fail(row, f"gave up after {attempts} attempts: {exc}", now_iso)
+                result.failed += 1
+                return
+            wait = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
+            with store.transaction() as db:
+                db["outbox"].update(row["id"], {
+                    "attempts": attempts, "last_error": str(exc)[:500],
+                    "next_attempt_at": (now + timedelta(seconds=wait)).isoformat(timespec="seconds"),
+                })
+            log.warning("outbox id=%s: temporary failure, retry in %ss: %s", row["id"], wait, exc)
+            result.retried += 1
+            return
+        except PermanentFailure as exc:
+            self._fail(row, str(exc), now_iso)
+            result.failed += 1
+            return
+        with store.transaction() as db:
+            db["outbox"].update(row["id"], {"status": "sent", "sent_at": now_iso, "attempts": row["attempts"] + 1})
+            store.add_event("reply_sent", ticket_id=row["ticket_id"], message_id=row["message_id"], at=now_iso,
+                            data={"kind": row["kind"], "outbox": row["id"]})
+        log.info("outbox id=%s sent (%s)", row["id"], row["kind"])
+        result.sent += 1
+
+    def _fail(self, row: dict[str, Any], error: str, now_iso: str) -> None:
+        with self.store.transaction() as db:
+            db["outbox"].update(row["id"], {"status": "failed", "last_error": error[:500],
+                                            "attempts": row["attempts"] + 1})
+            self.store.add_event("reply_failed", ticket_id=row["ticket_id"], message_id=row["message_id"],
+                                 at=now_iso, data={"kind": row["kind"], "outbox": row["id"], "error": error[:200]})
+        log.error("outbox id=%s failed for good: %s", row["id"], error)

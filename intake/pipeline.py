@@ -1,0 +1,323 @@
+"""The decision core: one raw mail and the routines in, one :class:`Decision` out.
+
+``decide`` is pure: it touches no network, database or clock that it is not handed (``now``,
+and ``lookup`` for follow-ups). Rules only record hits; :func:`intake.decision.verdict_of`
+takes the verdict in one place. Any exception from a parser becomes a rejected decision with
+``mail.unparseable``, never an exception out of the poll.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from rules.loops import auto_reply_block
+from rules.personal_data import PersonalDataConfig, describe, scan
+from rules.subject import match_subject
+
+from intake.decision import Decision, Hits, message_key, verdict_of
+from parsers.mail import MailLimits, ParsedMail, UnparseableMail, parse_mail
+from rules.packs import RequestType, Routine
+from rules.reasons import Reason, reason
+
+#: lookup(ticket_ref, in_reply_to_ids) -> {"ref", "requester", "routine", "request_type", "queue"} or None
+FollowupLookup = Callable[[str | None, list[str]], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What ``decide`` needs from the configuration."""
+
+    from_address: str = "support@example.test"
+    own_addresses: frozenset[str] = frozenset()
+    allowed_domains: frozenset[str] = frozenset()
+    trusted_domains: frozenset[str] = frozenset()
+    max_age: timedelta | None = timedelta(days=7)
+    personal_data: PersonalDataConfig = field(default_factory=PersonalDataConfig)
+    mail_limits: MailLimits = field(default_factory=MailLimits)
+    max_message_bytes: int = 25 * 1024 * 1024
+
+    @classmethod
+    def from_config(cls, config: Any) -> Settings:
+        replies, pd = config["replies"], config["personal_data"]
+        own = {a.lower() for a in replies["own_addresses"]} | {replies["from_address"].lower()}
+        return cls(
+            from_address=replies["from_address"],
+            own_addresses=frozenset(own),
+            allowed_domains=frozenset(d.lower().lstrip("@") for d in config["senders"]["allowed_domains"]),
+            max_age=timedelta(days=replies["max_age_days"]) if replies["max_age_days"] else None,
+            personal_data=PersonalDataConfig.from_mapping(pd),
+            max_message_bytes=config["mailbox"]["max_message_bytes"],
+        )
+
+
+def _headers_only(raw: bytes) -> tuple[str, str]:
+    """Sender and Message-ID from the header block alone, for mail the full parser refused."""
+    try:
+        head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0][:65536]
+        msg = email.message_from_bytes(head, policy=email.policy.default)
+        sender = ""
+        if msg["From"] is not None and msg["From"].addresses:
+            sender = msg["From"].addresses[0].addr_spec.lower()
+        mid = str(msg["Message-ID"] or "").strip()
+        return sender, mid
+    except Exception:  # noqa: BLE001 - a header we cannot read leaves us with nothing, not a crash
+        return "", ""
+
+
+def decide(
+    raw: bytes,
+    routines: list[Routine],
+    *,
+    settings: Settings | None = None,
+    now: datetime | None = None,
+    received: datetime | None = None,
+    lookup: FollowupLookup | None = None,
+    size: int | None = None,
+) -> Decision:
+    """Judge one raw mail against ``routines``. Never raises for any input bytes.
+
+    ``size`` is the mail's real size when ``raw`` is only its header (mail over the size cap).
+    """
+    settings = settings or Settings()
+    if not routines:
+        raise ValueError("decide needs at least one routine")
+    try:
+        if max(len(raw), size or 0) > settings.max_message_bytes:
+            return _too_large(raw, max(len(raw), size or 0), routines[0], settings)
+        mail = parse_mail(raw, settings.mail_limits)
+    except UnparseableMail as exc:
+        return _unparseable(raw, routines[0], settings, str(exc))
+    except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the poll
+        return _unparseable(raw, routines[0], settings, f"parser error: {type(exc).__name__}")
+    try:
+        return _judge(raw, mail, routines, settings, now, received, lookup)
+    except Exception as exc:  # noqa: BLE001 - same: record it, answer it, go on
+        return _unparseable(raw, routines[0], settings, f"rule error: {type(exc).__name__}")
+
+
+def _judge(
+    raw: bytes,
+    mail: ParsedMail,
+    routines: list[Routine],
+    settings: Settings,
+    now: datetime | None,
+    received: datetime | None,
+    lookup: FollowupLookup | None,
+) -> Decision:
+    base = Decision(
+        verdict="accepted",
+        message_key=message_key(mail.message_id, raw),
+        message_id=mail.message_id,
+        sender=mail.sender,
+        subject=mail.subject,
+        sent_at=mail.date if isinstance(mail.date, datetime) else None,
+        in_reply_to=mail.in_reply_to,
+        references=tuple(mail.references),
+    )
+    hits = Hits()
+
+    # 1. Mail that must never be answered: auto-replies, bounces, lists, our own.
+    block = auto_reply_block(
+        mail.headers, mail.sender, mail.content_type, settings.own_addresses,
+        return_path=(mail.headers.get("return-path") or [None])[0],
+    )
+    if block is not None:
+        return replace(base, verdict="ignored", reasons=(block,))
+
+    # 2. Which routine and request type the subject names (or a ticket it follows up).
+    routine, rtype, match = _match(mail.subject, routines)
+    base = replace(base, ticket_ref=match.ticket_ref if match else None)
+    if not mail.sender:
+        return replace(base, verdict="rejected", reasons=(reason("sender.missing"),))
+    policy = (routine or routines[0]).reason_overrides
+
+    # 3. Personal data in the subject or body: clear findings reject, uncertain ones hold.
+    findings = scan(
+        mail.subject, mail.body_text, sender_name=mail.sender_name, sender_address=mail.sender,
+        today=(now or datetime.now()).date(), config=settings.personal_data,
+    )
+    base = replace(base, findings=tuple(findings))
+    pd = settings.personal_data
+    for location, code in (("subject", "subject.personal_data"), ("body", "body.personal_data")):
+        clear = [f for f in findings if f.location == location and f.score >= pd.reject_threshold]
+        unsure = [
+            f for f in findings if f.location == location and pd.hold_threshold <= f.score < pd.reject_threshold
+        ]
+        if clear:
+            hits.rejections.append(
+                reason(code, detail=_finding_detail(clear), overrides=policy, what=describe(clear))
+            )
+        elif unsure:
+            hits.held.append(
+                reason(f"{location}.possible_personal_data", detail=_finding_detail(unsure), what=describe(unsure))
+            )
+
+    # 4. A follow-up to one of our tickets joins that ticket instead of opening a new one.
+    followup = _followup(mail, match, lookup, settings)
+    if followup is not None and not hits.rejections:
+        return replace(
+            base,
+            verdict=verdict_of([], bool(hits.held), False),
+            routine=followup["routine"],
+            request_type=followup.get("request_type"),
+            queue=followup.get("queue"),
+            reasons=tuple(hits.held),
+            ticket_ref=followup["ref"],
+        )
+
+    # 5. Sender policy.
+    if settings.allowed_domains and mail.sender.rsplit("@", 1)[-1] not in settings.allowed_domains:
+        hits.rejections.append(reason("sender.not_allowed", overrides=policy, detail="domain not in senders.allowed_domains"))
+
+    # 6. Subject convention.
+    if rtype is None:
+        code = "subject.missing" if not mail.subject.strip() else "subject.unknown"
+        hits.rejections.insert(0, reason(code, overrides=policy))
+
+    # 7. The form, for request types that need one.
+    form = form_attachment = None
+    if routine is not None and rtype is not None and rtype.needs_form:
+        form, form_attachment, form_reasons = _check_form(mail, routine, rtype, now)
+        hits.rejections.extend(form_reasons)
+
+    verdict = verdict_of(hits.rejections, bool(hits.held), False)
+    decision = replace(
+        base,
+        verdict=verdict,
+        routine=(routine or routines[0]).id if verdict != "rejected" or routine else None,
+        request_type=rtype.id if rtype else None,
+        queue=rtype.queue if rtype else None,
+        reasons=tuple(hits.rejections or hits.held),
+        form=form,
+        form_attachment=form_attachment if verdict != "rejected" else None,
+        personal_data=any(r.code.endswith(".personal_data") for r in hits.rejections),
+    )
+    return _with_reply(decision, routine or routines[0], rtype, now, received, settings)
+
+
+def _match(subject: str, routines: list[Routine]) -> tuple[Routine | None, RequestType | None, Any]:
+    first = None
+    for routine in routines:
+        match = match_subject(subject, routine.conventions())
+        first = first or match
+        if match.request_type is not None:
+            return routine, routine.request_type(match.request_type), match
+    return None, None, first
+
+
+def _finding_detail(findings: list[Any]) -> str:
+    # Categories and places only: the value never leaves the mail.
+    parts = [f"{f.category}@{'subject' if f.line is None else 'line ' + str(f.line)}" for f in findings]
+    return ", ".join(parts)
+
+
+def _followup(
+    mail: ParsedMail, match: Any, lookup: FollowupLookup | None, settings: Settings
+) -> dict[str, Any] | None:
+    if lookup is None:
+        return None
+    ids = [i for i in [mail.in_reply_to, *mail.references] if i]
+    ref = match.ticket_ref if match else None
+    if not ref and not ids:
+        return None
+    target = lookup(ref, ids)
+    if target is None:
+        return None
+    domain = mail.sender.rsplit("@", 1)[-1]
+    if mail.sender == (target.get("requester") or "").lower() or domain in settings.trusted_domains:
+        return target
+    return None
+
+
+def _check_form(
+    mail: ParsedMail, routine: Routine, rtype: RequestType, now: datetime | None
+) -> tuple[Any, Any, list[Reason]]:
+    from parsers.forms import extract_form
+    from rules.forms import validate_form
+
+    outcome = extract_form(mail.attachments, routine.form_schema)
+    if outcome.form is None:
+        return None, outcome.attachment, list(outcome.reasons)
+    problems = validate_form(
+        outcome.form, routine.form_schema, form_kinds=list(rtype.form_kinds),
+        request_type_label=rtype.label, today=(now or datetime.now()).date(),
+    )
+    return outcome.form, outcome.attachment, list(outcome.reasons) + list(problems)
+
+
+def _with_reply(
+    decision: Decision,
+    routine: Routine,
+    rtype: RequestType | None,
+    now: datetime | None,
+    received: datetime | None,
+    settings: Settings,
+) -> Decision:
+    from intake.replies import render_reply
+
+    if decision.verdict not in ("accepted", "rejected"):
+        return decision
+    if decision.verdict == "accepted":
+        reply = render_reply("ack", routine, rtype, decision, ref=None, settings=settings)
+    else:
+        reply = render_reply("rejection", routine, rtype, decision, ref=None, settings=settings)
+    if received is not None and settings.max_age is not None and now is not None:
+        if now - received > settings.max_age:
+            return replace(decision, reply=None, reply_suppressed="mail.old")
+    return replace(decision, reply=reply)
+
+
+def _unparseable(raw: bytes, routine: Routine, settings: Settings, detail: str) -> Decision:
+    sender, mid = _headers_only(raw)
+    decision = Decision(
+        verdict="rejected",
+        message_key=message_key(mid, raw),
+        message_id=mid,
+        sender=sender,
+        routine=None,
+        reasons=(reason("mail.unparseable", detail=detail, overrides=routine.reason_overrides),),
+    )
+    return _maybe_reply_from_headers(raw, decision, routine, settings)
+
+
+def _too_large(raw: bytes, size: int, routine: Routine, settings: Settings) -> Decision:
+    sender, mid = _headers_only(raw)
+    limit = settings.max_message_bytes
+    decision = Decision(
+        verdict="rejected",
+        message_key=message_key(mid, raw),
+        message_id=mid,
+        sender=sender,
+        reasons=(
+            reason(
+                "mail.too_large", detail=f"{size} bytes > {limit}",
+                size_mb=f"{size / 1e6:.1f}", limit_mb=f"{limit / 1e6:.0f}",
+            ),
+        ),
+    )
+    return _maybe_reply_from_headers(raw, decision, routine, settings)
+
+
+def _maybe_reply_from_headers(raw: bytes, decision: Decision, routine: Routine, settings: Settings) -> Decision:
+    """Answer mail we could not read, but only when its headers show it is safe to answer."""
+    from intake.replies import render_reply
+
+    if not decision.sender:
+        return decision
+    try:
+        head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0][:65536]
+        msg = email.message_from_bytes(head, policy=email.policy.default)
+        headers: dict[str, list[str]] = {}
+        for k, v in msg.items():
+            headers.setdefault(k.lower(), []).append(str(v))
+        block = auto_reply_block(headers, decision.sender, msg.get_content_type(), settings.own_addresses)
+    except Exception:  # noqa: BLE001 - when in doubt, do not answer
+        return decision
+    if block is not None:
+        return replace(decision, verdict="ignored", reasons=(*decision.reasons, block))
+    return replace(decision, reply=render_reply("rejection", routine, None, decision, ref=None, settings=settings))

@@ -1,0 +1,62 @@
+"""``intake run``: poll and send on a schedule until SIGTERM or SIGINT, then stop cleanly."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from intake.config import Config
+from intake.lock import InstanceLock
+from intake.outbox import Outbox
+from intake.poller import Poller
+from intake.sources.base import SourceError
+
+log = logging.getLogger("intake.run")
+
+
+def _guarded(name: str, fn) -> callable:
+    def job() -> None:
+        try:
+            fn()
+        except SourceError as exc:
+            # The mailbox is down or refused us: nothing was lost, the next run tries again.
+            log.error("%s: mailbox unavailable: %s", name, exc)
+        except Exception as exc:  # noqa: BLE001 - one bad run must not stop the service
+            log.error("%s failed: %s", name, type(exc).__name__)
+
+    return job
+
+
+def run_forever(config: Config, poller: Poller, outbox: Outbox, *, stop: threading.Event | None = None) -> None:
+    """Run the poll and outbox jobs on their intervals until a stop signal; holds the instance lock."""
+    stop = stop or threading.Event()
+    with InstanceLock(config.lock_path, str(config.db_path)):
+        scheduler = BackgroundScheduler(timezone=UTC)
+        # max_instances=1 and coalesce: a slow poll is never overlapped by the next one.
+        now = datetime.now(UTC)
+        scheduler.add_job(_guarded("poll", poller.poll_once), "interval",
+                          seconds=config["poll"]["interval_seconds"], next_run_time=now,
+                          max_instances=1, coalesce=True, id="poll")
+        scheduler.add_job(_guarded("outbox", outbox.send_due), "interval",
+                          seconds=config["outbox"]["interval_seconds"], next_run_time=now,
+                          max_instances=1, coalesce=True, id="outbox")
+
+        def on_signal(signum: int, _frame: object) -> None:
+            log.info("received %s, stopping after the running job", signal.Signals(signum).name)
+            stop.set()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
+        scheduler.start()
+        log.info("running: poll every %ss, outbox every %ss",
+                 config["poll"]["interval_seconds"], config["outbox"]["interval_seconds"])
+        try:
+            stop.wait()
+        finally:
+            scheduler.shutdown(wait=True)  # lets a running poll finish its current mail
+            log.info("stopped")

@@ -1,0 +1,240 @@
+"""Routine packs: a routine (subjects, request types, queues, form, reply texts) as data.
+
+A pack is a folder with ``pack.toml``, an optional ``form.toml`` (the form schema) and
+``templates/`` (Jinja2 reply texts in Swedish). Packs are loaded and checked at start-up; a bad
+pack is a :class:`PackError` naming the file and the key, so nothing starts half-configured.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from rules.reasons import catalogue
+
+_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_PREFIX = re.compile(r"^[A-Z]{1,5}$")
+
+
+class PackError(ValueError):
+    """A routine pack is missing, malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class RequestType:
+    """One kind of request in a routine, reached by its subject."""
+
+    id: str
+    subject: str
+    label: str
+    when: str
+    queue: str
+    needs_form: bool
+    form_kinds: tuple[str, ...]
+    ack_template: str
+
+
+@dataclass(frozen=True)
+class Routine:
+    """A loaded, checked routine pack."""
+
+    id: str
+    name: str
+    ref_prefix: str
+    desk_name: str
+    form_name: str
+    queues: dict[str, str]
+    request_types: tuple[RequestType, ...]
+    templates: dict[str, str]
+    reply_subjects: dict[str, str]
+    reason_overrides: dict[str, str]
+    path: Path
+    form_schema: Any = None  # rules.forms.FormSchema when the pack has a form.toml
+    personal_data: dict[str, Any] = field(default_factory=dict)
+
+    def request_type(self, type_id: str) -> RequestType:
+        for rt in self.request_types:
+            if rt.id == type_id:
+                return rt
+        raise KeyError(type_id)
+
+    def conventions(self) -> list[tuple[str, str]]:
+        """(request type id, canonical subject) pairs, for subject matching."""
+        return [(rt.id, rt.subject) for rt in self.request_types]
+
+    def template_env(self) -> jinja2.Environment:
+        """The Jinja2 environment for this pack's reply texts (plain text; StrictUndefined)."""
+        return _template_env(self.path / "templates")
+
+
+def _template_env(folder: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # plain-text mail; nothing here is rendered as HTML
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _need(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in data:
+        raise PackError(f"{where}: {key}: missing")
+    value = data[key]
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise PackError(f"{where}: {key}: expected {kind.__name__}")
+    return value
+
+
+def load_pack(folder: str | Path) -> Routine:
+    """Load and check the pack in ``folder``."""
+    folder = Path(folder)
+    where = str(folder / "pack.toml")
+    try:
+        data = tomllib.loads((folder / "pack.toml").read_text("utf-8"))
+    except OSError as exc:
+        raise PackError(f"{where}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PackError(f"{where}: not valid TOML ({exc})") from None
+
+    pack_id = _need(data, "id", str, where)
+    if not _ID.match(pack_id):
+        raise PackError(f"{where}: id: must be lower-case letters, digits and _")
+    prefix = _need(data, "ref_prefix", str, where)
+    if not _PREFIX.match(prefix):
+        raise PackError(f"{where}: ref_prefix: must be 1-5 upper-case letters")
+    queues_data = _need(data, "queues", dict, where)
+    queues = {}
+    for qid, q in queues_data.items():
+        if not _ID.match(qid) or not isinstance(q, dict):
+            raise PackError(f"{where}: queues.{qid}: must be a table with a lower-case id")
+        queues[qid] = _need(q, "name", str, f"{where}: queues.{qid}")
+
+    types = []
+    seen_ids: set[str] = set()
+    for i, rt in enumerate(_need(data, "request_types", list, where)):
+        here = f"{where}: request_types[{i}]"
+        rt_id = _need(rt, "id", str, here)
+        if not _ID.match(rt_id) or rt_id in seen_ids:
+            raise PackError(f"{here}: id: must be a unique lower-case id")
+        seen_ids.add(rt_id)
+        queue = _need(rt, "queue", str, here)
+        if queue not in queues:
+            raise PackError(f"{here}: queue: {queue!r} is not one of the pack's queues")
+        unknown = set(rt) - {
+            "id", "subject", "label", "when", "queue", "needs_form", "form_kinds", "ack_template",
+        }
+        if unknown:
+            raise PackError(f"{here}: {sorted(unknown)[0]}: unknown key")
+        types.append(
+            RequestType(
+                id=rt_id,
+                subject=_need(rt, "subject", str, here),
+                label=_need(rt, "label", str, here),
+                when=_need(rt, "when", str, here),
+                queue=queue,
+                needs_form=_need(rt, "needs_form", bool, here),
+                form_kinds=tuple(rt.get("form_kinds", [])),
+                ack_template=_need(rt, "ack_template", str, here),
+            )
+        )
+    if not types:
+        raise PackError(f"{where}: request_types: at least one is needed")
+
+    templates = dict(_need(data, "templates", dict, where))
+    for needed in ("rejection", "completion"):
+        if needed not in templates:
+            raise PackError(f"{where}: templates.{needed}: missing")
+    env = _template_env(folder / "templates")
+    for name in sorted(set(templates.values()) | {rt.ack_template for rt in types}):
+        try:
+            env.get_template(name)
+        except jinja2.TemplateNotFound:
+            raise PackError(f"{where}: template {name}: not found in {folder / 'templates'}") from None
+        except jinja2.TemplateSyntaxError as exc:
+            raise PackError(f"{where}: template {name}: line {exc.lineno}: {exc.message}") from None
+
+    reply_subjects = dict(_need(data, "reply_subjects", dict, where))
+    for needed in ("ack", "rejection", "completion"):
+        if needed not in reply_subjects:
+            raise PackError(f"{where}: reply_subjects.{needed}: missing")
+        try:
+            env.from_string(reply_subjects[needed])
+        except jinja2.TemplateSyntaxError as exc:
+            raise PackError(f"{where}: reply_subjects.{needed}: {exc.message}") from None
+
+    overrides = dict(data.get("reasons", {}))
+    for code in overrides:
+        if code not in catalogue():
+            raise PackError(f"{where}: reasons.{code}: not a known reason code")
+
+    form_schema = None
+    if (folder / "form.toml").exists():
+        from rules.forms import FormSchemaError, load_form_schema
+
+        try:
+            form_schema = load_form_schema(folder / "form.toml")
+        except FormSchemaError as exc:
+            raise PackError(str(exc)) from None
+    if any(rt.needs_form for rt in types) and form_schema is None:
+        raise PackError(f"{where}: a request type needs a form but the pack has no form.toml")
+    if form_schema is not None:
+        known_kinds = set(getattr(form_schema, "kinds", ()) or ())
+        for rt in types:
+            for kind in rt.form_kinds:
+                if known_kinds and kind not in known_kinds:
+                    raise PackError(f"{where}: request type {rt.id}: form kind {kind!r} is not in form.toml")
+
+    return Routine(
+        id=pack_id,
+        name=_need(data, "name", str, where),
+        ref_prefix=prefix,
+        desk_name=_need(data, "desk_name", str, where),
+        form_name=_need(data, "form_name", str, where),
+        queues=queues,
+        request_types=tuple(types),
+        templates=templates,
+        reply_subjects=reply_subjects,
+        reason_overrides=overrides,
+        path=folder,
+        form_schema=form_schema,
+        personal_data=dict(data.get("personal_data", {})),
+    )
+
+
+def builtin_pack_dir() -> Path:
+    """The folder of the packs that ship with the bot."""
+    return Path(str(resources.files("rules").joinpath("packs")))
+
+
+def available_packs(extra_dirs: list[Path] | None = None) -> dict[str, Path]:
+    """Pack id -> folder, for built-in packs and those in ``extra_dirs`` (which win)."""
+    found: dict[str, Path] = {}
+    for base in [builtin_pack_dir(), *(extra_dirs or [])]:
+        for pack_toml in sorted(Path(base).glob("*/pack.toml")):
+            found[pack_toml.parent.name] = pack_toml.parent
+    return found
+
+
+def load_packs(enabled: list[str], extra_dirs: list[Path] | None = None) -> list[Routine]:
+    """Load the enabled packs, by id; an unknown id is a :class:`PackError`."""
+    available = available_packs(extra_dirs)
+    routines = []
+    for pack_id in enabled:
+        if pack_id not in available:
+            raise PackError(f"routine {pack_id!r}: no such pack (have: {', '.join(sorted(available))})")
+        routine = load_pack(available[pack_id])
+        if routine.id != pack_id:
+            raise PackError(f"{available[pack_id]}/pack.toml: id: {routine.id!r} does not match its folder")
+        routines.append(routine)
+    prefixes = [r.ref_prefix for r in routines]
+    if len(set(prefixes)) != len(prefixes):
+        raise PackError("routines: two enabled packs share a ref_prefix")
+    return routines
