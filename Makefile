@@ -1,0 +1,39 @@
+# The few commands a newcomer needs. `make demo` and `make test` work on a fresh Debian machine.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-fast lint bench corpus clean
+
+$(BIN)/intake: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+## Run the bot on bundled example mail: a local folder in, a file outbox out, no servers.
+demo: $(BIN)/intake
+	$(BIN)/intake demo
+
+## Install what the tests need (Python packages, Dovecot, Chromium) and run every test.
+test: $(BIN)/intake
+	scripts/install-test-deps
+	$(BIN)/pytest
+
+## Unit tests only: no servers started.
+test-fast: $(BIN)/intake
+	$(BIN)/pytest -m "not imap and not slow and not browser"
+
+lint: $(BIN)/intake
+	$(BIN)/ruff check intake parsers rules tests scripts benchmarks
+
+## Figures: personal-data corpus recall, scan throughput, memory on hostile attachments.
+corpus: $(BIN)/intake
+	$(BIN)/python scripts/pd_corpus.py
+bench: $(BIN)/intake
+	$(BIN)/python benchmarks/bench_pd_scan.py
+	$(BIN)/python benchmarks/hostile_rss.py
+	$(BIN)/python benchmarks/bench_poll.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,72 @@
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from intake import config
+from intake.cli import main
+
+
+def test_no_file_gives_embedded_defaults():
+    c = config.load(None, env={})
+    assert c["mailbox"]["kind"] == "local"
+    assert c["outbox"]["kind"] == "file"
+    assert c["routines"]["enabled"] == ["mittvaccin"]
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"mailbox": {"kynd": "local"}}, "mailbox.kynd: unknown key"),
+        ({"mailbox": {"port": "993"}}, "mailbox.port: expected int, got str"),
+        ({"mailbox": {"allow_plaintext": 1}}, "mailbox.allow_plaintext: expected bool, got int"),
+        ({"mailbox": {"kind": "pop3"}}, "mailbox.kind: must be one of local, imap, not 'pop3'"),
+        ({"mailbox": {"kind": "imap"}}, 'mailbox.host: missing (needed when mailbox.kind = "imap")'),
+        ({"mailbox": {"folders": {"spam": "X"}}}, "mailbox.folders.spam: unknown key"),
+        ({"mailbox": {"extra": {"a": 1}}}, "mailbox.extra: unknown section"),
+        ({"imap": {}}, "imap: unknown section"),
+        ({"outbox": {"kind": "smtp"}}, 'smtp.host: missing (needed when outbox.kind = "smtp")'),
+        ({"replies": {"from_address": "nobody"}}, "replies.from_address: not an email address"),
+        ({"replies": {"max_age_days": True}}, "replies.max_age_days: expected int, got a boolean"),
+    ],
+)
+def test_bad_key_is_named(data, message):
+    with pytest.raises(config.ConfigError) as err:
+        config.from_mapping(data)
+    assert str(err.value) == message
+
+
+def test_relative_paths_start_at_the_config_file(tmp_path):
+    path = tmp_path / "intake.toml"
+    path.write_text('[store]\npath = "data/q.db"\n')
+    assert config.load(path).db_path == tmp_path / "data" / "q.db"
+
+
+def test_password_from_environment():
+    c = config.from_mapping({"mailbox": {"password_env": "MY_PW"}}, env={"MY_PW": "s3cret"})
+    assert c.secret("mailbox") == "s3cret"
+    c = config.from_mapping({"mailbox": {"password": "in-file"}}, env={"INTAKE_IMAP_PASSWORD": "env"})
+    assert c.secret("mailbox") == "in-file"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[mailbox]\nkynd = 1\n", "mailbox.kynd: unknown key"),
+        ("[mailbox\n", "not valid TOML"),
+    ],
+)
+def test_cli_prints_one_line_not_a_traceback(tmp_path, text, message):
+    path = tmp_path / "intake.toml"
+    path.write_text(text)
+    result = CliRunner().invoke(main, ["-c", str(path), "queue", "list"])
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_cli_missing_config_file(tmp_path):
+    result = CliRunner().invoke(main, ["-c", str(tmp_path / "nope.toml"), "queue", "list"])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {Path(tmp_path / 'nope.toml')}: cannot read (No such file or directory)"

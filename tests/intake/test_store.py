@@ -1,0 +1,37 @@
+from intake.store import MIGRATIONS, open_store
+
+
+def test_migrations_are_recorded_and_applied_once(tmp_path):
+    store = open_store(tmp_path / "q.db")
+    names = [r["name"] for r in store.db["migrations"].rows]
+    assert names == [name for name, _ in MIGRATIONS]
+    assert store.migrate() == []
+    assert open_store(tmp_path / "q.db").migrate() == []
+
+
+def test_wal_mode(tmp_path):
+    store = open_store(tmp_path / "q.db")
+    assert store.db.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+
+def test_ticket_references_count_per_prefix_and_year(fresh_store):
+    with fresh_store.transaction():
+        refs = [fresh_store.next_ref("MV", 2026) for _ in range(3)]
+        other = fresh_store.next_ref("MS", 2026)
+        next_year = fresh_store.next_ref("MV", 2027)
+    assert refs == ["MV-2026-0001", "MV-2026-0002", "MV-2026-0003"]
+    assert other == "MS-2026-0001"
+    assert next_year == "MV-2027-0001"
+
+
+def test_a_failed_transaction_leaves_nothing(fresh_store):
+    try:
+        with fresh_store.transaction() as db:
+            fresh_store.next_ref("MV", 2026)
+            db["messages"].insert({"message_key": "mid:<a@b>", "verdict": "accepted", "recorded_at": "x"})
+            raise RuntimeError("crash")
+    except RuntimeError:
+        pass
+    assert fresh_store.db["messages"].count == 0
+    with fresh_store.transaction():
+        assert fresh_store.next_ref("MV", 2026) == "MV-2026-0001"
