@@ -1,0 +1,145 @@
+"""Sending replies over SMTP: null envelope sender by default, and errors sorted into retry or give up."""
+
+from __future__ import annotations
+
+import base64
+import smtplib
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any
+
+from intake.config import ConfigError
+from intake.sources.imap import TlsMode, check_transport, password_from, typed
+
+
+class SendError(Exception):
+    """A message was not sent. The text carries the SMTP command, code and reply, never the message."""
+
+
+class TemporarySendError(SendError):
+    """Worth retrying later: 4xx replies, refused or lost connections, timeouts, our own setup (TLS, login)."""
+
+
+class PermanentSendError(SendError):
+    """Retrying will not help: the server refused this message, its sender or recipients (5xx)."""
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    """The outgoing mail server (the ``[smtp]`` section) and the address replies come from."""
+
+    host: str
+    port: int = 587
+    username: str = ""
+    password: str = ""
+    tls: TlsMode = "starttls"
+    allow_plaintext: bool = False
+    timeout: float = 30
+    from_address: str = ""
+
+    def __post_init__(self) -> None:
+        check_transport("smtp", self.host, self.tls, self.allow_plaintext)
+        if self.timeout <= 0:
+            raise ConfigError("smtp.timeout: must be more than 0 seconds")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], env: Mapping[str, str]) -> SmtpConfig:
+        """From the ``[smtp]`` section (other keys in it are ignored); raises :class:`ConfigError`.
+
+        Without ``username`` the server is used without logging in, and no password is needed.
+        """
+        s = "smtp"
+        username = typed(s, data, "username", str, "")
+        return cls(
+            host=typed(s, data, "host", str),
+            port=typed(s, data, "port", int, 587),
+            username=username,
+            password=password_from(s, data, env, "INTAKE_SMTP_PASSWORD") if username else "",
+            tls=typed(s, data, "tls", str, "starttls"),
+            allow_plaintext=typed(s, data, "allow_plaintext", bool, False),
+            timeout=typed(s, data, "timeout", float, 30.0),
+            from_address=typed(s, data, "from_address", str, ""),
+        )
+
+    def __repr__(self) -> str:  # keep the password out of logs and tracebacks
+        return f"SmtpConfig({self.host!r}, {self.port}, {self.username!r}, tls={self.tls!r})"
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{code} {' '.join(text.split())}"[:300]
+
+
+def _by_code(command: str, code: int, text: bytes | str) -> SendError:
+    kind = PermanentSendError if 500 <= code < 600 else TemporarySendError
+    return kind(f"SMTP {command} refused: {_reply(code, text)}")
+
+
+def _login(server: smtplib.SMTP, username: str, password: str) -> None:
+    if username.isascii() and password.isascii():
+        server.login(username, password)
+        return
+    # smtplib encodes credentials as ASCII; SASL PLAIN is UTF-8 (RFC 4616), so send it ourselves.
+    token = base64.b64encode(f"\0{username}\0{password}".encode()).decode("ascii")
+    code, text = server.docmd("AUTH", "PLAIN " + token)
+    if code != 235:
+        raise smtplib.SMTPAuthenticationError(code, text)
+
+
+def send(msg: EmailMessage, config: SmtpConfig, *, envelope_from: str = "") -> None:
+    """Send ``msg`` to the recipients in its To/Cc/Bcc headers.
+
+    The envelope sender defaults to the null sender ``<>``, as automatic replies must use (RFC 3834),
+    so bounces of a reply never come back to the bot. Raises :class:`TemporarySendError` or
+    :class:`PermanentSendError`.
+    """
+    where = f"{config.host}:{config.port}"
+    step = "CONNECT"
+    try:
+        context = ssl.create_default_context()
+        if config.tls == "ssl":
+            server: smtplib.SMTP = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=context)
+        else:
+            server = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+        with server:
+            step = "EHLO"
+            server.ehlo()
+            if config.tls == "starttls":
+                step = "STARTTLS"
+                if not server.has_extn("starttls"):
+                    raise TemporarySendError(
+                        f"SMTP STARTTLS failed on {where}: the server does not offer STARTTLS "
+                        "(refusing to send without TLS)"
+                    )
+                server.starttls(context=context)
+                server.ehlo()
+            if config.username:
+                step = "AUTH"
+                _login(server, config.username, config.password)
+            step = "MAIL"
+            refused = server.send_message(msg, from_addr=envelope_from)
+            if refused:  # some recipients took it: a retry would send it to them twice
+                codes = "; ".join(_reply(code, text) for code, text in refused.values())
+                raise PermanentSendError(f"SMTP RCPT refused for some recipients: {codes}")
+    except smtplib.SMTPRecipientsRefused as exc:
+        replies = list(exc.recipients.values())
+        kind = TemporarySendError if all(400 <= code < 500 for code, _ in replies) else PermanentSendError
+        raise kind("SMTP RCPT refused: " + "; ".join(_reply(c, t) for c, t in replies)) from None
+    except smtplib.SMTPSenderRefused as exc:
+        raise _by_code("MAIL FROM", exc.smtp_code, exc.smtp_error) from None
+    except smtplib.SMTPDataError as exc:
+        raise _by_code("DATA", exc.smtp_code, exc.smtp_error) from None
+    except smtplib.SMTPNotSupportedError as exc:
+        # e.g. non-ASCII addresses to a server without SMTPUTF8: this message will never go.
+        raise PermanentSendError(f"SMTP {step} not possible on {where}: {exc}") from None
+    except (smtplib.SMTPAuthenticationError, smtplib.SMTPConnectError, smtplib.SMTPHeloError) as exc:
+        # Our login or the server's greeting: not this message's fault, so keep it for a retry.
+        raise TemporarySendError(f"SMTP {step} failed on {where}: {_reply(exc.smtp_code, exc.smtp_error)}") from None
+    except smtplib.SMTPResponseException as exc:
+        raise _by_code(step, exc.smtp_code, exc.smtp_error) from None
+    except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out, TLS failure
+        reason = "timed out" if isinstance(exc, TimeoutError) else (getattr(exc, "strerror", None) or str(exc))
+        raise TemporarySendError(f"SMTP {step} failed on {where}: {reason or type(exc).__name__}") from None

@@ -1,0 +1,304 @@
+"""The IMAP mailbox source: UIDs only, batched peeks, and moves that never touch other clients' mail."""
+
+from __future__ import annotations
+
+import imaplib
+import ipaddress
+import socket
+import ssl
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote
+
+from imapclient import IMAPClient
+
+from intake.config import ConfigError, _check_type
+from intake.sources.base import FetchedMail, SourceError
+
+T = TypeVar("T")
+TlsMode = Literal["ssl", "starttls", "none"]
+TLS_MODES = ("ssl", "starttls", "none")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine by name or address (no DNS lookup: decided before connecting)."""
+    if host.lower().rstrip(".") in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_transport(section: str, host: str, tls: str, allow_plaintext: bool) -> None:
+    """Refuse an unknown TLS mode, and plain text to another machine unless explicitly allowed.
+
+    Shared by the IMAP and SMTP settings; ``section`` names the config section in the error.
+    """
+    if tls not in TLS_MODES:
+        raise ConfigError(f"{section}.tls: must be one of {', '.join(TLS_MODES)}, not {tls!r}")
+    if tls == "none" and not allow_plaintext and not is_loopback(host):
+        raise ConfigError(
+            f'{section}.allow_plaintext: {section}.tls = "none" would send the password in plain text '
+            f'to {host}; use tls = "ssl" or "starttls", or set {section}.allow_plaintext = true'
+        )
+
+
+def password_from(section: str, data: Mapping[str, Any], env: Mapping[str, str], default_env: str) -> str:
+    """The password from ``data["password"]``, else from the environment variable ``password_env`` names."""
+    if data.get("password"):
+        return str(data["password"])
+    env_name = data.get("password_env") or default_env
+    if env.get(env_name):
+        return env[env_name]
+    raise ConfigError(f"{section}.password: missing (set it, or the environment variable {env_name})")
+
+
+def typed(section: str, data: Mapping[str, Any], key: str, kind: type, default: Any = ...) -> Any:
+    """``data[key]`` type-checked as intake.config does; a missing key without a default fails."""
+    if key not in data or data[key] in ("", None):
+        if default is ...:
+            raise ConfigError(f"{section}.{key}: missing")
+        return default
+    return _check_type(f"{section}.{key}", data[key], kind)
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    """Where the support mailbox is and how to reach it (the ``[mailbox]`` section)."""
+
+    host: str
+    port: int
+    username: str
+    password: str
+    tls: TlsMode = "ssl"
+    allow_plaintext: bool = False
+    folder: str = "INBOX"
+    timeout: float = 30
+    batch_size: int = 50
+
+    def __post_init__(self) -> None:
+        check_transport("mailbox", self.host, self.tls, self.allow_plaintext)
+        if self.batch_size < 1:
+            raise ConfigError("mailbox.batch_size: must be at least 1")
+        if self.timeout <= 0:
+            raise ConfigError("mailbox.timeout: must be more than 0 seconds")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], env: Mapping[str, str]) -> ImapConfig:
+        """From the ``[mailbox]`` section (other keys in it are ignored); raises :class:`ConfigError`."""
+        s = "mailbox"
+        return cls(
+            host=typed(s, data, "host", str),
+            port=typed(s, data, "port", int, 993),
+            username=typed(s, data, "username", str),
+            password=password_from(s, data, env, "INTAKE_IMAP_PASSWORD"),
+            tls=typed(s, data, "tls", str, "ssl"),
+            allow_plaintext=typed(s, data, "allow_plaintext", bool, False),
+            folder=typed(s, data, "folder", str, "INBOX"),
+            timeout=typed(s, data, "timeout", float, 30.0),
+            batch_size=typed(s, data, "batch_size", int, 50),
+        )
+
+    def __repr__(self) -> str:  # keep the password out of logs and tracebacks
+        return f"ImapConfig({self.host!r}, {self.port}, {self.username!r}, tls={self.tls!r})"
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, single-line account of an error (server replies are cut: they must not carry mail)."""
+    if isinstance(exc, socket.timeout | TimeoutError):
+        return "timed out"
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    text = " ".join(text.split())
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
+class ImapSource:
+    """A folder on an IMAP server, used as ``with source: ...``; each ``with`` is one fresh session."""
+
+    def __init__(self, config: ImapConfig) -> None:
+        self.config = config
+        host = f"[{config.host}]" if ":" in config.host else config.host
+        self.name = f"imap://{quote(config.username, safe='')}@{host}:{config.port}/{quote(config.folder)}"
+        self._client: IMAPClient | None = None
+        self._uidvalidity: int | None = None
+        self._capabilities: frozenset[str] = frozenset()
+
+    def __repr__(self) -> str:
+        return f"ImapSource({self.name})"
+
+    # -- session ------------------------------------------------------------------------------------
+
+    def __enter__(self) -> ImapSource:
+        self._drop()  # a connection left from an earlier failure is never reused
+        cfg = self.config
+        context = ssl.create_default_context() if cfg.tls != "none" else None
+        client = self._run(
+            "CONNECT",
+            lambda: IMAPClient(cfg.host, cfg.port, ssl=cfg.tls == "ssl", ssl_context=context, timeout=cfg.timeout),
+        )
+        self._client = client
+        try:
+            if cfg.tls == "starttls":
+                if b"STARTTLS" not in self._call("CAPABILITY", client.capabilities):
+                    raise SourceError(
+                        f"IMAP STARTTLS failed on {self.name}: the server does not offer STARTTLS "
+                        '(refusing to log in without TLS; use tls = "ssl" if it speaks implicit TLS)'
+                    )
+                self._call("STARTTLS", lambda: client.starttls(context))
+            # imaplib sends LOGIN arguments as ASCII; SASL PLAIN carries UTF-8 (Swedish passwords).
+            ascii_only = cfg.username.isascii() and cfg.password.isascii()
+            login = client.login if ascii_only else client.plain_login
+            self._call("LOGIN", lambda: login(cfg.username, cfg.password))
+            client.normalise_times = False  # keep the server's time zone on INTERNALDATE
+            # Capabilities change after login (MOVE, UIDPLUS often appear only then).
+            self._capabilities = frozenset(
+                c.decode("ascii", "replace") for c in self._call("CAPABILITY", client.capabilities)
+            )
+            selected = self._call("SELECT", lambda: client.select_folder(cfg.folder))
+            self._uidvalidity = int(selected[b"UIDVALIDITY"])
+        except BaseException:
+            self._drop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.logout()
+        except (imaplib.IMAP4.error, OSError):
+            self._close(client)
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            self._close(client)
+
+    @staticmethod
+    def _close(client: IMAPClient) -> None:
+        try:
+            client.shutdown()
+        except (imaplib.IMAP4.error, OSError):
+            pass
+
+    def _run(self, command: str, action: Callable[[], T]) -> T:
+        """Run one IMAP command; every failure becomes a :class:`SourceError` naming ``command``."""
+        try:
+            return action()
+        except (imaplib.IMAP4.abort, OSError) as exc:
+            self._drop()  # the connection is dead or in an unknown state: the next ``with`` reconnects
+            raise SourceError(f"IMAP {command} failed on {self.name}: {_describe(exc)}") from None
+        except imaplib.IMAP4.error as exc:
+            raise SourceError(f"IMAP {command} failed on {self.name}: {_describe(exc)}") from None
+
+    def _call(self, command: str, action: Callable[[], T]) -> T:
+        if self._client is None:
+            raise SourceError(f"IMAP {command} failed on {self.name}: not connected (use `with source:`)")
+        return self._run(command, action)
+
+    @property
+    def _imap(self) -> IMAPClient:
+        if self._client is None:
+            raise SourceError(f"IMAP session on {self.name} is not open (use `with source:`)")
+        return self._client
+
+    # -- MailSource ---------------------------------------------------------------------------------
+
+    def uidvalidity(self) -> int:
+        if self._client is None or self._uidvalidity is None:
+            raise SourceError(f"IMAP SELECT failed on {self.name}: not connected (use `with source:`)")
+        return self._uidvalidity
+
+    def list_uids(self) -> list[int | str]:
+        uids = self._call("UID SEARCH", lambda: self._imap.search(["NOT", "DELETED"]))
+        return sorted(int(uid) for uid in uids)
+
+    def fetch(self, uids: Iterable[int | str], max_bytes: int) -> Iterator[FetchedMail]:
+        """Peek at ``uids`` in batches of ``batch_size``: sizes and dates first, then bodies or headers.
+
+        A UID no longer on the server is left out. Nothing is marked \\Seen.
+        """
+        wanted = [int(uid) for uid in uids]
+        step = self.config.batch_size
+        for start in range(0, len(wanted), step):
+            yield from self._fetch_batch(wanted[start : start + step], max_bytes)
+
+    def _fetch_batch(self, batch: list[int], max_bytes: int) -> Iterator[FetchedMail]:
+        meta = self._call("UID FETCH", lambda: self._imap.fetch(batch, ["RFC822.SIZE", "INTERNALDATE"]))
+        # A UID gone since list_uids() is missing; an unsolicited FLAGS update has no size: skip both.
+        present = [uid for uid in batch if b"RFC822.SIZE" in meta.get(uid, {})]
+        small = [uid for uid in present if meta[uid][b"RFC822.SIZE"] <= max_bytes]
+        large = [uid for uid in present if uid not in small]
+        bodies: dict[int, Any] = {}
+        for chunk in _by_total_size(small, meta, max_bytes):  # bounds memory to about 2 * max_bytes
+            bodies.update(self._call("UID FETCH", lambda c=chunk: self._imap.fetch(c, ["BODY.PEEK[]"])))
+        headers = self._call("UID FETCH", lambda: self._imap.fetch(large, ["BODY.PEEK[HEADER]"])) if large else {}
+        for uid in present:
+            size, received = meta[uid][b"RFC822.SIZE"], meta[uid].get(b"INTERNALDATE")
+            if uid in bodies:
+                raw = bodies[uid].get(b"BODY[]")
+                if raw is None:
+                    continue  # expunged by another client between the two fetches
+                yield FetchedMail(uid=uid, raw=raw, size=size, received=received, header=_header_of(raw))
+            elif uid in headers:
+                header = headers[uid].get(b"BODY[HEADER]") or b""
+                yield FetchedMail(uid=uid, raw=None, size=size, received=received, header=header)
+
+    def move(self, uid: int | str, folder: str) -> None:
+        client, uid = self._imap, int(uid)
+        if not self._call("LIST", lambda: client.folder_exists(folder)):
+            self._call("CREATE", lambda: client.create_folder(folder))
+            self._call("SUBSCRIBE", lambda: client.subscribe_folder(folder))
+        if "MOVE" in self._capabilities:
+            self._call("UID MOVE", lambda: client.move([uid], folder))
+            return
+        if "UIDPLUS" not in self._capabilities:
+            # A plain EXPUNGE would also remove mail other clients have marked \Deleted.
+            raise SourceError(
+                f"IMAP UID MOVE failed on {self.name}: the server has neither MOVE nor UIDPLUS, "
+                "so the message cannot be moved without expunging other clients' deleted mail"
+            )
+        self._call("UID COPY", lambda: client.copy([uid], folder))
+        self._expunge(uid)
+
+    def delete(self, uid: int | str) -> None:
+        uid = int(uid)
+        if "UIDPLUS" not in self._capabilities:
+            raise SourceError(
+                f"IMAP UID EXPUNGE failed on {self.name}: the server lacks UIDPLUS, and a plain EXPUNGE "
+                "would also remove other clients' deleted mail"
+            )
+        self._expunge(uid)
+
+    def _expunge(self, uid: int) -> None:
+        self._call("UID STORE", lambda: self._imap.delete_messages([uid], silent=True))
+        self._call("UID EXPUNGE", lambda: self._imap.uid_expunge([uid]))
+
+
+def _header_of(raw: bytes) -> bytes:
+    """The header block of a raw message, up to and including the blank line."""
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        end = raw.find(sep)
+        if end >= 0:
+            return raw[: end + len(sep)]
+    return raw
+
+
+def _by_total_size(uids: list[int], meta: Mapping[int, Any], limit: int) -> Iterator[list[int]]:
+    """Split ``uids`` into runs whose sizes add up to at most ``limit`` (at least one message each)."""
+    chunk: list[int] = []
+    total = 0
+    for uid in uids:
+        size = meta[uid][b"RFC822.SIZE"]
+        if chunk and total + size > limit:
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(uid)
+        total += size
+    if chunk:
+        yield chunk
