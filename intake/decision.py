@@ -51,7 +51,7 @@ class Decision:
     findings: tuple[Any, ...] = ()
     in_reply_to: str = ""
     references: tuple[str, ...] = ()
-    ticket_ref: str | None = None  # a reference named in the subject (follow-ups)
+    ticket_ref: str | None = None  # set only for a confirmed follow-up: the ticket it joins
     personal_data: bool = False  # True when rejected for personal data: store metadata only
 
     @property

@@ -131,7 +131,6 @@ def _judge(
 
     # 2. Which routine and request type the subject names (or a ticket it follows up).
     routine, rtype, match = _match(mail.subject, routines)
-    base = replace(base, ticket_ref=match.ticket_ref if match else None)
     if not mail.sender:
         return replace(base, verdict="rejected", reasons=(reason("sender.missing"),))
     policy = (routine or routines[0]).reason_overrides

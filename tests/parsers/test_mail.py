@@ -1,0 +1,241 @@
+"""parse_mail on real .eml files (fixtures/mail/, see its README) and on hostile structures."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from parsers.mail import MailLimits, UnparseableMail, decode_header_value, html_to_text, parse_mail
+
+MAIL = Path(__file__).resolve().parent.parent.parent / "fixtures" / "mail"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def parse(name: str, limits: MailLimits = MailLimits()):  # noqa: B008
+    return parse_mail((MAIL / name).read_bytes(), limits)
+
+
+def test_plain_mail():
+    mail = parse("plain.eml")
+    assert mail.subject == "MittVaccin – Behörighet"
+    assert mail.sender == "eva.berg@halmstad.example.test"
+    assert mail.sender_name == "Eva Berg"
+    assert mail.to == ["mittvaccin@region.example.test"]
+    assert mail.message_id == "<fixture-001@halmstad.example.test>"
+    assert mail.date == datetime(2026, 11, 24, 8, 30, tzinfo=timezone(timedelta(hours=1)))
+    assert mail.body_text.startswith("Hej!\nBifogar blankett för ny användare.\n")
+    assert "\r" not in mail.body_text
+    assert mail.attachments == []
+    assert mail.content_type == "text/plain"
+    assert mail.headers["subject"] == ["MittVaccin – Behörighet"]
+
+
+def test_html_only_mail_becomes_text_with_its_lines():
+    mail = parse("html-only.eml")
+    assert mail.body_text.split("\n") == [
+        "Hej!",
+        "",
+        "Rad ett",
+        "Rad två",
+        "Rad tre",
+        "Punkt åtta",
+        "Punkt ö",
+        "Kommun\tHalmstad",
+        "Enhet\tHemtjänst",
+        "Fråga & svar <snart>",
+    ]
+    for hidden in ("alert", "color", "Titel", "<p", "&nbsp;"):
+        assert hidden not in mail.body_text
+
+
+def test_alternative_mail_uses_the_text_part():
+    assert parse("alternative.eml").body_text == "Texten i text/plain-delen.\nAndra raden.\n"
+
+
+@pytest.mark.parametrize(
+    "name, subject",
+    [
+        ("subject-utf8-q.eml", "SV: MittVaccin – Behörighet avslut"),
+        ("subject-utf8-b.eml", "SV: MittVaccin – Behörighet avslut"),
+        ("subject-latin1-q.eml", "SV: MittVaccin - Behörighet avslut"),
+        ("subject-latin1-b.eml", "SV: MittVaccin - Behörighet avslut"),
+        ("subject-cp1252-q.eml", "SV: MittVaccin – Behörighet avslut"),
+        ("subject-cp1252-b.eml", "SV: MittVaccin – Behörighet avslut"),
+        ("cve-2023-27043-from.eml", "MittVaccin – Behörighet"),  # adjacent encoded-words join
+        ("raw-8bit-header.eml", "MittVaccin – Behörighet"),  # 8-bit Windows-1252, no encoded-word
+    ],
+)
+def test_encoded_subjects_are_decoded(name, subject):
+    assert parse(name).subject == subject
+
+
+@pytest.mark.parametrize(
+    "raw, text",
+    [
+        ("=?iso-8859-1?Q?MittVaccin_=96_Beh=F6righet?=", "MittVaccin – Behörighet"),  # cp1252 labelled latin-1
+        ("=?utf-8?Q?Beh=C3=B6righet?=\r\n =?utf-8?Q?_avslut?=", "Behörighet avslut"),  # folded
+        ("=?x-unknown?Q?Beh=F6righet?=", "Behörighet"),
+        ("=?utf-8?B?broken", "=?utf-8?B?broken"),
+        ("a\x00b\rc\nd\x85e\u2028f", "a b c d e f"),
+    ],
+)
+def test_header_values_are_decoded_and_cleaned(raw, text):
+    assert decode_header_value(raw) == text
+
+
+def test_outlook_forward_keeps_subject_body_and_attachment():
+    mail = parse("outlook-forward.eml")
+    assert mail.subject == "VB: MittVaccin – Behörighet"
+    assert mail.sender == "lars.holm@falkenberg.example.test"
+    assert "Ämne: MittVaccin – Behörighet" in mail.body_text
+    assert "Hej! Här är blanketten." in mail.body_text
+    assert [(a.filename, a.content_type) for a in mail.attachments] == [("Behörighet blankett.xlsx", XLSX)]
+    assert mail.headers["thread-index"] == ["AdnfQ2VhbXBsZS10aHJlYWQtaW5kZXg="]
+
+
+def test_rfc2231_filename_is_decoded_and_unsafe_names_come_through_unchanged():
+    mail = parse("attachment-rfc2231.eml")
+    form, passwd = mail.attachments
+    assert form.filename == "Behörighet – IT-system MittVaccin blankett kommun.xlsx"
+    assert form.content_type == XLSX
+    assert form.data.startswith(b"PK\x03\x04") and form.size == 1028
+    assert passwd.filename == "../../etc/passwd"  # untrusted: the caller must never use it as a path
+    assert passwd.data == b"x"
+
+
+def test_zero_byte_attachment_is_kept():
+    (empty,) = parse("attachment-empty.eml").attachments
+    assert (empty.filename, empty.size, empty.data) == ("tom.xlsx", 0, b"")
+
+
+def test_forwarded_message_attachment_has_no_made_up_filename():
+    mail = parse("forward-as-attachment.eml")
+    (inner,) = mail.attachments
+    assert inner.filename == ""
+    assert inner.content_type == "message/rfc822"
+    assert b"Inre meddelandets text." in inner.data
+
+
+@pytest.mark.parametrize(
+    "name, field, empty",
+    [
+        ("no-message-id.eml", "message_id", ""),
+        ("no-subject.eml", "subject", ""),
+        ("no-from.eml", "sender", ""),
+        ("no-from.eml", "sender_name", ""),
+        ("unknown-charset.eml", "date", None),
+    ],
+)
+def test_missing_headers_give_empty_values(name, field, empty):
+    assert getattr(parse(name), field) == empty
+
+
+def test_unknown_charset_does_not_raise():
+    mail = parse("unknown-charset.eml")
+    assert mail.subject == "MittVaccin – Behörighet"
+    assert mail.body_text.startswith("Hej! Beh")
+    assert [(a.filename, a.data) for a in mail.attachments] == [("filö.bin", b"\x00\x01\x02")]
+    assert "CharsetDecodeDefect" in mail.defects
+
+
+def test_cve_2023_27043_from_gives_the_real_address():
+    mail = parse("cve-2023-27043-from.eml")
+    assert mail.sender == "attacker@evil.test"
+    assert mail.sender_name == "Doe, John <admin@bank.test>"
+
+
+def test_crlf_injected_through_an_encoded_subject_is_stripped():
+    mail = parse("crlf-subject.eml")
+    for value in [mail.subject, *mail.headers["subject"]]:
+        assert not {"\r", "\n", "\x00"} & set(value)
+    assert mail.subject.startswith("MittVaccin – Behörighet ")
+
+
+def test_duplicate_subject_takes_the_first_and_records_a_defect():
+    mail = parse("duplicate-subject.eml")
+    assert mail.subject == "MittVaccin - Behorighet avslut"
+    assert mail.headers["subject"] == ["MittVaccin - Behorighet avslut", "MittVaccin - Behorighet"]
+    assert "DuplicateSubject" in mail.defects
+
+
+@pytest.mark.parametrize(
+    "name, limit",
+    [
+        # Choice: a header longer than max_header_line (64 KiB unfolded) makes the mail unparseable.
+        ("hostile-long-header.eml", "max_header_line"),
+        ("hostile-many-parts.eml", "max_parts"),
+        ("hostile-deep-nesting.eml", "max_depth"),
+    ],
+)
+def test_hostile_structure_is_refused_quickly_and_names_the_limit(name, limit):
+    started = time.perf_counter()
+    with pytest.raises(UnparseableMail, match=limit):
+        parse(name)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_limits_are_configurable():
+    raw = (MAIL / "plain.eml").read_bytes()
+    with pytest.raises(UnparseableMail, match="max_bytes"):
+        parse_mail(raw, MailLimits(max_bytes=100))
+    assert parse("hostile-long-header.eml", MailLimits(max_header_line=200_000)).subject == "MittVaccin - Beh=F6righet"
+    assert parse("hostile-many-parts.eml", MailLimits(max_parts=10_000)).subject == "parts"
+
+
+def _mail(extra_headers: bytes, body: bytes = b"Hej!\r\n") -> bytes:
+    return b"From: eva.berg@halmstad.example.test\r\nSubject: x\r\n" + extra_headers + b"\r\n" + body
+
+
+@pytest.mark.parametrize(
+    "raw, limit",
+    [
+        # Parts hidden behind bare-CR line ends are still counted.
+        (
+            _mail(b"Content-Type: multipart/mixed; boundary=b\r\n", b"--b\r\rx\r" * 1200 + b"--b--\r"),
+            "max_parts",
+        ),
+        # An RFC 2231 boundary parameter is read as the stdlib reads it.
+        (
+            _mail(b"Content-Type: multipart/mixed; boundary*0=b\r\n", b"--b\r\n\r\nx\r\n" * 1200),
+            "max_parts",
+        ),
+        # message/rfc822 nests as deeply as multipart does.
+        (_mail(b"Content-Type: message/rfc822\r\n", b"Content-Type: message/rfc822\r\n\r\n" * 1200), "max_depth"),
+        # A folded header counts unfolded.
+        (_mail(b"X-Long: a\r\n" + b" aaaaaaaaaa\r\n" * 7000), "max_header_line"),
+        (_mail(b"X-Many: 1\r\n" * 2000), "max_headers"),
+        # Nested comments in From recurse in policy.default: a verdict, not a crash.
+        (b"From: " + b"(" * 2000 + b"a@b.test\r\n\r\nx", "header from"),
+    ],
+)
+def test_crafted_structures_raise_unparseable_mail(raw, limit):
+    with pytest.raises(UnparseableMail, match=limit):
+        parse_mail(raw)
+
+
+def test_unparseable_message_never_quotes_content():
+    with pytest.raises(UnparseableMail) as caught:
+        parse("hostile-long-header.eml")
+    assert "aaaa" not in str(caught.value) and "Beh" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "html, text",
+    [
+        ("a<br>b<BR/>c", "a\nb\nc"),
+        ("<p>a</p><p>b</p>", "a\nb"),
+        ("<div>a<div>b</div></div>c", "a\nb\nc"),
+        ("<ul><li>a<li>b</ul>", "a\nb"),
+        ("<style>x{}</style><script>y()</script>z", "z"),
+        ("&lt;&amp;&gt; &#229;&auml;&ouml;", "<&> åäö"),
+        ("a   \n  b", "a b"),
+        ("<pre>a\n  b</pre>", "a\n  b"),
+        ("<p>a</p><p>&nbsp;</p><p>&nbsp;</p><p>&nbsp;</p><p>b</p>", "a\n\nb"),
+        ("<p>unclosed <b>tags", "unclosed tags"),
+    ],
+)
+def test_html_to_text(html, text):
+    assert html_to_text(html) == text
