@@ -1,0 +1,267 @@
+"""Attachment safety: what a file really is, and whether it is safe to open, decided before any parse.
+
+Bytes in, a :class:`Verdict` out; nothing is written or executed. The real type comes from magic
+bytes, never from the name or the declared content type. Zip containers are judged from their
+central directory (entry count, declared sizes) and by streaming each XML member once, bounded by
+the declared-size caps, looking for DOCTYPE/ENTITY (FIELD-NOTES: bombs pass openpyxl and python-docx).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import zipfile
+from dataclasses import dataclass
+
+from parsers.mail import Attachment
+from rules.reasons import Reason, reason
+
+OLE2_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
+ZIP_MAGIC = b"PK\x03\x04"
+IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+OFFICE_EXTENSIONS = {".xlsx", ".docx", ".xlsm", ".docm", ".xls", ".doc", ".xltx", ".dotx", ".xltm", ".dotm"}
+MACRO_EXTENSIONS = {".xlsm", ".docm", ".xltm", ".dotm", ".xlsb"}
+
+
+@dataclass(frozen=True)
+class AttachmentLimits:
+    """Caps applied before anything is opened. A real form is tens of kilobytes."""
+
+    max_bytes: int = 10 * 1024 * 1024  # the attachment itself
+    max_entries: int = 500  # zip members
+    max_member_bytes: int = 10 * 1024 * 1024  # declared uncompressed size of one member
+    max_total_bytes: int = 25 * 1024 * 1024  # declared uncompressed size of all members
+    max_ratio: float = 100.0  # compression ratio of one member ...
+    ratio_min_bytes: int = 2 * 1024 * 1024  # ... counted only above this size (styles.xml compresses well)
+    sandbox_memory_bytes: int = 1024 * 1024 * 1024  # RLIMIT_AS of the parsing subprocess
+    sandbox_timeout_s: float = 30.0
+    max_rows: int = 2000  # rows read per sheet / table by the form parsers
+    max_cols: int = 60
+
+
+# Swedish texts for the sender: why we refused, and what to send instead.
+SEND_PLAIN = "Spara blanketten som en vanlig .xlsx- eller .docx-fil och skicka den igen."
+WHY = {
+    "too_large": ("filen är för stor", "Skicka bara den ifyllda blanketten; den är normalt mindre än 1 MB."),
+    "bad_name": ("filnamnet är ogiltigt",
+                 "Döp om filen till ett enkelt namn, till exempel blankett.xlsx, och skicka den igen."),
+    "extension_mismatch": ("filändelsen stämmer inte med innehållet", SEND_PLAIN),
+    "macros": ("filen innehåller makron",
+               "Spara blanketten som en vanlig Excel-arbetsbok (.xlsx) eller Word-dokument (.docx) utan makron "
+               "och skicka den igen."),
+    "encrypted": ("filen är lösenordsskyddad", "Ta bort lösenordet, spara blanketten och skicka den igen."),
+    "bomb": ("filen packas upp till en orimlig storlek", SEND_PLAIN),
+    "xml_entities": ("filen innehåller otillåtna XML-konstruktioner", SEND_PLAIN),
+    "corrupt": ("filen är skadad", SEND_PLAIN),
+}
+KIND_LABELS = {
+    "legacy": "äldre Word- eller Excel-format (.doc/.xls)",
+    "pdf": "PDF",
+    "empty": "filen är tom",
+    "unknown": "okänt filformat",
+    "zip": "zip-arkiv",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What an attachment is and whether it may be parsed.
+
+    ``kind``: xlsx, docx, pdf, image, legacy, encrypted, zip, empty or unknown. ``refusal`` is a key
+    of :data:`WHY` (unsafe) or ``"unsupported"``; empty when the file may be parsed or ignored.
+    ``detail`` is for staff and never holds content from the file.
+    """
+
+    filename: str  # display-safe name (see display_name)
+    kind: str
+    refusal: str = ""
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.refusal
+
+    @property
+    def parseable(self) -> bool:
+        return self.ok and self.kind in ("xlsx", "docx")
+
+    def reason(self) -> Reason | None:
+        """The reason for the sender, or None when nothing was refused."""
+        if not self.refusal:
+            return None
+        if self.refusal == "unsupported":
+            return reason("attachment.unsupported", self.detail, filename=self.filename,
+                          kind=KIND_LABELS.get(self.kind, KIND_LABELS["unknown"]))
+        why, instead = WHY[self.refusal]
+        return reason("attachment.unsafe", self.detail, filename=self.filename, why=why, what_instead=instead)
+
+
+_PNR_LIKE = re.compile(r"\d{6,8}\s*[-+]?\s*\d{4}")
+_CTRL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def display_name(filename: str) -> str:
+    """The attachment name as it may appear in a reply: last path part, no control characters,
+    digit runs that look like an identity number masked, at most 80 characters."""
+    name = _CTRL.sub("", filename or "").replace("\\", "/").rsplit("/", 1)[-1].strip()
+    name = _PNR_LIKE.sub(lambda m: "x" * len(m.group()), name)
+    if len(name) > 80:
+        name = name[:60] + "…" + name[-15:]
+    return name or "bilagan"
+
+
+def _bad_name(filename: str) -> bool:
+    if not filename:
+        return False
+    if "\x00" in filename or any(ord(c) < 32 for c in filename):
+        return True
+    unified = filename.replace("\\", "/")
+    return unified.startswith("/") or bool(re.match(r"^[A-Za-z]:", unified)) or ".." in unified.split("/")
+
+
+def _extension(filename: str) -> str:
+    name = (filename or "").lower().rsplit("/", 1)[-1]
+    return "." + name.rsplit(".", 1)[-1] if "." in name else ""
+
+
+def sniff(data: bytes) -> str:
+    """The real type of ``data`` by its magic bytes: zip, ole2, pdf, image, empty or unknown."""
+    if not data:
+        return "empty"
+    if data.startswith(ZIP_MAGIC):
+        return "zip"
+    if data.startswith(OLE2_MAGIC):
+        return "ole2"
+    if data.lstrip(b"\r\n\t ")[:5] == b"%PDF-":
+        return "pdf"
+    if data.startswith(IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+        return "image"
+    return "unknown"
+
+
+def _ole2_encrypted(data: bytes) -> bool:
+    try:
+        import msoffcrypto
+
+        return bool(msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted())
+    except Exception:  # noqa: BLE001 - a broken OLE2 file is legacy/unreadable either way
+        return False
+
+
+def _eocd_entries(data: bytes) -> int | None:
+    """Entry count from the end-of-central-directory record, read before zipfile builds its index."""
+    pos = data.rfind(b"PK\x05\x06", max(0, len(data) - 65557))
+    if pos < 0 or pos + 22 > len(data):
+        return None
+    return struct.unpack("<H", data[pos + 10 : pos + 12])[0]
+
+
+_XML_DANGER = (b"<!DOCTYPE", b"<!ENTITY", "<!DOCTYPE".encode("utf-16-le"), "<!ENTITY".encode("utf-16-le"),
+               "<!DOCTYPE".encode("utf-16-be"), "<!ENTITY".encode("utf-16-be"))
+
+
+def _member_has_entities(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    tail = b""
+    with zf.open(info) as fh:
+        while True:
+            chunk = fh.read(256 * 1024)
+            if not chunk:
+                return False
+            window = tail + chunk
+            upper = window.upper()
+            if any(d.upper() in upper for d in _XML_DANGER):
+                return True
+            tail = window[-40:]
+
+
+def _check_zip(data: bytes, ext: str, limits: AttachmentLimits) -> tuple[str, str, str]:
+    """(kind, refusal, detail) for an OOXML/zip container."""
+    entries = _eocd_entries(data)
+    if entries is None:
+        return "zip", "corrupt", "no end of central directory"
+    if entries == 0xFFFF or entries > limits.max_entries:
+        return "zip", "bomb", f"entries={entries} limit={limits.max_entries}"
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        return "zip", "corrupt", f"zip: {type(exc).__name__}"
+    with zf:
+        infos = zf.infolist()
+        if len(infos) > limits.max_entries:
+            return "zip", "bomb", f"entries={len(infos)}"
+        names = [i.filename for i in infos]
+        if any(_bad_name(n) for n in names):
+            return "zip", "corrupt", "member path escapes the package"
+        total = 0
+        for info in infos:
+            total += info.file_size
+            if info.file_size > limits.max_member_bytes:
+                return "zip", "bomb", f"member size={info.file_size} limit={limits.max_member_bytes}"
+            if (info.file_size > limits.ratio_min_bytes
+                    and info.file_size > limits.max_ratio * max(info.compress_size, 1)):
+                return "zip", "bomb", f"member ratio={info.file_size // max(info.compress_size, 1)}"
+        if total > limits.max_total_bytes:
+            return "zip", "bomb", f"total size={total} limit={limits.max_total_bytes}"
+        lowered = [n.lower() for n in names]
+        if "[content_types].xml" not in lowered:
+            kind = "zip"
+        elif any(n.startswith("xl/") for n in lowered):
+            kind = "xlsx"
+        elif any(n.startswith("word/") for n in lowered):
+            kind = "docx"
+        else:
+            kind = "zip"
+        if ext in MACRO_EXTENSIONS or any(n.endswith("vbaproject.bin") or n.endswith("vbadata.xml")
+                                          for n in lowered):
+            return kind, "macros", "vbaProject.bin or macro extension"
+        try:
+            for info in infos:
+                if info.filename.lower().endswith((".xml", ".rels", ".vml")):
+                    if info.filename == "[Content_Types].xml":
+                        if b"macroenabled" in zf.read(info).lower():
+                            return kind, "macros", "macroEnabled content type"
+                    if _member_has_entities(zf, info):
+                        return kind, "xml_entities", f"DOCTYPE/ENTITY in {display_name(info.filename)}"
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+            # A lying size header ends here as "Bad CRC-32": zipfile stops at the declared size.
+            return kind, "corrupt", f"zip member: {type(exc).__name__}"
+    if kind == "zip":
+        return kind, ("extension_mismatch" if ext in OFFICE_EXTENSIONS else "unsupported"), "zip without OOXML parts"
+    if ext in OFFICE_EXTENSIONS and ext.lstrip(".")[0] != kind[0]:
+        # .docx holding a workbook, .xlsx holding a document
+        return kind, "extension_mismatch", f"extension {ext} holds {kind}"
+    return kind, "", ""
+
+
+def check_attachment(att: Attachment, limits: AttachmentLimits | None = None) -> Verdict:
+    """Judge one attachment. Images and unrelated files are ``ok`` but not ``parseable``."""
+    limits = limits or AttachmentLimits()
+    name = display_name(att.filename)
+    ext = _extension(att.filename)
+    if _bad_name(att.filename):
+        return Verdict(name, sniff(att.data[:16]), "bad_name", "filename with path parts or control characters")
+    if att.size > limits.max_bytes:
+        return Verdict(name, sniff(att.data[:16]), "too_large", f"size={att.size} limit={limits.max_bytes}")
+    real = sniff(att.data)
+    if real == "empty":
+        refusal = "unsupported" if ext in OFFICE_EXTENSIONS else ""
+        return Verdict(name, "empty", refusal, "0 bytes")
+    if real == "image":
+        return Verdict(name, "image")
+    if real == "pdf":
+        if ext in OFFICE_EXTENSIONS:
+            return Verdict(name, "pdf", "extension_mismatch", f"extension {ext} holds PDF")
+        return Verdict(name, "pdf")  # refused only if no form is found (see parsers.forms)
+    if real == "ole2":
+        if _ole2_encrypted(att.data):
+            return Verdict(name, "encrypted", "encrypted", "OLE2 container, encrypted")
+        if ext in MACRO_EXTENSIONS:
+            return Verdict(name, "legacy", "macros", f"OLE2 with extension {ext}")
+        return Verdict(name, "legacy", "unsupported", "OLE2 legacy Office file")
+    if real == "zip":
+        kind, refusal, detail = _check_zip(att.data, ext, limits)
+        return Verdict(name, kind, refusal, detail)
+    if ext in OFFICE_EXTENSIONS:
+        return Verdict(name, "unknown", "extension_mismatch", f"extension {ext} holds no Office file")
+    return Verdict(name, "unknown")

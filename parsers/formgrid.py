@@ -1,0 +1,391 @@
+"""Finding a form's fields by label in grids of cells: the layout logic shared by .xlsx and .docx.
+
+Both parsers turn a file into :class:`Grid` s (a worksheet; a Word table; a run of paragraphs as a
+one-column grid) and hand them to :func:`read_form`. Fields are found by their label or a synonym
+(any case, extra spaces, with or without a colon or a trailing "(hint)"), the value inline after a
+colon, to the right, or below. The users table is found by its header row. Pure and deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from rules.forms import FieldSpec, FormSchema
+
+
+@dataclass
+class Cell:
+    text: str
+    value: Any = None  # the typed value when the file had one (date, number, bool)
+    merge: object = None  # same object for every cell of one merged region
+    height: int = 1  # rows spanned by a merged region (on its top-left cell)
+
+
+@dataclass
+class Grid:
+    rows: list[list[Cell]] = field(default_factory=list)
+
+    def at(self, r: int, c: int) -> Cell | None:
+        if 0 <= r < len(self.rows) and 0 <= c < len(self.rows[r]):
+            return self.rows[r][c]
+        return None
+
+
+@dataclass
+class FormData:
+    kinds_checked: list[str]
+    fields: dict[str, object]
+    users: list[dict[str, object]]
+    labels_found: int
+
+
+# --- text normalisation ---------------------------------------------------------------------------
+
+_DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2212"), "-")
+_TRAILING_HINT = re.compile(r"\s*\([^()]*\)\s*$")
+
+
+def squash(text: str) -> str:
+    """Casefolded text with one space between words and one kind of dash."""
+    return " ".join(text.replace("\u00a0", " ").translate(_DASHES).split()).casefold()
+
+
+def label_key(text: str) -> str:
+    """How a label compares: squashed, without a trailing colon, asterisk or "(hint)"."""
+    s = squash(text)
+    for _ in range(3):
+        s = _TRAILING_HINT.sub("", s).rstrip(" :*").strip()
+    s = re.sub(r"\s*/\s*", "/", s)
+    return s
+
+
+CHECKED = {"x", "☒", "☑", "✓", "✔", "✗", "✘", "■", "☓", "ja", "yes", "[x]", "(x)", "true", "1", "sant"}
+UNCHECKED = {"☐", "□", "nej", "no", "[ ]", "( )", "false", "0", "falskt", "-"}
+_INLINE_CHECKED = re.compile(r"[☒☑✓✔✗✘■☓]|(?:^|[\s\[(:])x(?:$|[\s\])])|\bja\b")
+_INLINE_UNCHECKED = re.compile(r"[☐□]|\bnej\b|\[\s*\]")
+
+
+def _mark(cell: Cell | None) -> bool | None:
+    """True/False when ``cell`` is a checkbox mark (ticked/empty box); None when it is not one."""
+    if cell is None:
+        return None
+    if isinstance(cell.value, bool):
+        return cell.value
+    s = squash(cell.text)
+    if s in CHECKED:
+        return True
+    if s in UNCHECKED:
+        return False
+    if len(s) <= 6:  # "☐ x", "[ x ]": a box someone wrote in
+        return _inline_mark(s)
+    return None
+
+
+def _inline_mark(segment: str) -> bool | None:
+    if _INLINE_CHECKED.search(segment):
+        return True
+    if _INLINE_UNCHECKED.search(segment):
+        return False
+    return None
+
+
+# --- value conversion ------------------------------------------------------------------------------
+
+_MONTHS = {
+    "jan": 1, "januari": 1, "feb": 2, "februari": 2, "mar": 3, "mars": 3, "apr": 4, "april": 4, "maj": 5,
+    "jun": 6, "juni": 6, "jul": 7, "juli": 7, "aug": 8, "augusti": 8, "sep": 9, "sept": 9, "september": 9,
+    "okt": 10, "oktober": 10, "nov": 11, "november": 11, "dec": 12, "december": 12,
+    "may": 5, "oct": 10, "january": 1, "february": 2, "march": 3, "june": 6, "july": 7, "august": 8,
+    "october": 10,
+}
+_ISO = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?$")
+_COMPACT = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_DMY = re.compile(r"^(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})$")
+_TEXT_MONTH = re.compile(r"^(\d{1,2})\.?\s+([a-zåäö]+)\.?\s+(\d{4})$")
+
+
+def parse_date(value: object) -> date | None:
+    """A date from an Excel date, a serial number or text (2026-11-23, 23/11/2026, 20261123,
+    23 nov 2026); None when it cannot be read. Day before month, as written in Sweden."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        if float(value).is_integer() and 19000101 <= value <= 21001231:
+            value = str(int(value))
+        elif 20000 <= value <= 80000:  # an Excel serial left unformatted
+            return date(1899, 12, 30) + timedelta(days=int(value))
+        else:
+            return None
+    if not isinstance(value, str):
+        return None
+    s = squash(value)
+    try:
+        if m := _ISO.match(s):
+            return date(int(m[1]), int(m[2]), int(m[3]))
+        if m := _COMPACT.match(s):
+            return date(int(m[1]), int(m[2]), int(m[3]))
+        if m := _DMY.match(s):
+            return date(int(m[3]), int(m[2]), int(m[1]))
+        if (m := _TEXT_MONTH.match(s)) and m[2] in _MONTHS:
+            return date(int(m[3]), _MONTHS[m[2]], int(m[1]))
+    except ValueError:
+        return None
+    return None
+
+
+def cell_text(value: object) -> str:
+    """How a typed cell value reads as text (whole numbers without ".0", dates as ISO)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "X" if value else ""
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def convert(spec: FieldSpec, cell_or_text: Cell | str) -> object:
+    """The field value as the form holds it: a date for readable dates, else the stripped text."""
+    if isinstance(cell_or_text, Cell):
+        raw: object = cell_or_text.value if cell_or_text.value is not None else cell_or_text.text
+    else:
+        raw = cell_or_text
+    text = cell_text(raw) if not isinstance(raw, str) else " ".join(raw.replace("\u00a0", " ").split())
+    if spec.type == "date":
+        if not text:
+            return None
+        return parse_date(raw if not isinstance(raw, str) else text) or text
+    return text or None
+
+
+# --- the form reader ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Labels:
+    scalars: dict[str, list[FieldSpec]]  # label key -> fields using that label
+    columns: dict[str, FieldSpec]
+    headings: dict[str, str]  # label key -> section id ("users" for the users title)
+    options: list[tuple[re.Pattern[str], str]]  # option synonym pattern -> kind value
+    all_keys: set[str]
+
+
+def _labels(schema: FormSchema) -> _Labels:
+    scalars: dict[str, list[FieldSpec]] = {}
+    headings: dict[str, str] = {}
+    for sec in schema.sections:
+        for lab in sec.labels:
+            headings.setdefault(label_key(lab), sec.id)
+        for f in sec.fields:
+            for lab in f.labels:
+                scalars.setdefault(label_key(lab), []).append(f)
+    for lab in schema.users.labels:
+        headings.setdefault(label_key(lab), "users")
+    for lab in schema.kind.labels:
+        headings.setdefault(label_key(lab), "kind")
+    columns: dict[str, FieldSpec] = {}
+    for col in schema.users.columns:
+        for lab in col.labels:
+            columns.setdefault(label_key(lab), col)
+    pairs = [(squash(lab), o.value) for o in schema.kind.options for lab in o.labels]
+    pairs.sort(key=lambda p: -len(p[0]))
+    options = [(re.compile(r"(?<![\w])" + re.escape(lab).replace("/", r"\s*/\s*") + r"(?![\w])"), v)
+               for lab, v in pairs]
+    keys = set(scalars) | set(headings) | set(columns) | {label_key(lab) for o in schema.kind.options
+                                                           for lab in o.labels}
+    return _Labels(scalars, columns, headings, options, keys)
+
+
+def _right(grid: Grid, r: int, c: int) -> tuple[int, Cell] | None:
+    """The first non-empty cell right of (r, c), skipping the rest of (r, c)'s merged region."""
+    origin = grid.at(r, c)
+    for cc in range(c + 1, len(grid.rows[r])):
+        cell = grid.rows[r][cc]
+        if origin is not None and origin.merge is not None and cell.merge is origin.merge:
+            continue
+        if cell.text.strip() or cell.value not in (None, ""):
+            return cc, cell
+    return None
+
+
+def _neighbour(grid: Grid, r: int, c: int, step: int) -> Cell | None:
+    origin = grid.at(r, c)
+    cc = c + step
+    while 0 <= cc < len(grid.rows[r]):
+        cell = grid.rows[r][cc]
+        if origin is not None and origin.merge is not None and cell.merge is origin.merge:
+            cc += step
+            continue
+        return cell
+    return None
+
+
+def _find_users(grids: list[Grid], labels: _Labels, schema: FormSchema, max_rows: int):
+    """(grid index, header row, end row, {col index: column spec}) of the users table, or None."""
+    best = None
+    for g, grid in enumerate(grids):
+        for r, row in enumerate(grid.rows[:max_rows]):
+            mapping: dict[int, FieldSpec] = {}
+            for c, cell in enumerate(row):
+                col = labels.columns.get(label_key(cell.text)) if cell.text else None
+                if col is not None and col not in mapping.values():
+                    mapping[c] = col
+            need = min(3, len(schema.users.columns))
+            if len(mapping) >= need and (best is None or len(mapping) > len(best[3])):
+                best = (g, r, None, mapping)
+    if best is None:
+        return None
+    g, r, _, mapping = best
+    grid = grids[g]
+    end = len(grid.rows)
+    stop_keys = {k for k, sec in labels.headings.items() if sec != "users"}
+    stop_keys |= set(labels.scalars) - set(labels.columns)
+    for rr in range(r + 1, min(len(grid.rows), r + 1 + max_rows)):
+        if any(cell.text and label_key(cell.text) in stop_keys for cell in grid.rows[rr]):
+            end = rr
+            break
+    else:
+        end = min(len(grid.rows), r + 1 + max_rows)
+    return g, r, end, mapping
+
+
+def _read_users(grid: Grid, header: int, end: int, mapping: dict[int, FieldSpec]) -> list[dict[str, object]]:
+    users = []
+    for position, rr in enumerate(range(header + 1, end), start=1):
+        row = grid.rows[rr]
+        user: dict[str, object] = {}
+        for c, col in mapping.items():
+            cell = row[c] if c < len(row) else None
+            value = convert(col, cell) if cell is not None else None
+            user[col.id] = value
+        if any(v not in (None, "") for v in user.values()):
+            users.append({"row": position, **user})
+    return users
+
+
+def _find_value(grid: Grid, r: int, c: int, labels: _Labels) -> Cell | str | None:
+    cell = grid.rows[r][c]
+    if ":" in cell.text:
+        inline = cell.text.split(":", 1)[1].strip()
+        if inline:
+            return inline
+    right = _right(grid, r, c)
+    if right is not None and label_key(right[1].text) not in labels.all_keys:
+        return right[1]
+    # Nothing but another label to the right: the value may sit below (labels over values).
+    below = grid.at(r + max(cell.height, 1), c)
+    if below is not None and (below.text.strip() or below.value is not None):
+        if label_key(below.text) in labels.all_keys or _mark(below) is not None and below.value is None:
+            return None
+        return below
+    return None
+
+
+def read_form(grids: list[Grid], schema: FormSchema, max_rows: int = 2000) -> FormData:
+    """The form's request kinds ticked, its single fields and its user rows, found by label."""
+    labels = _labels(schema)
+    found_labels: set[str] = set()
+
+    users_at = _find_users(grids, labels, schema, max_rows)
+    users: list[dict[str, object]] = []
+    if users_at is not None:
+        g, header, end, mapping = users_at
+        users = _read_users(grids[g], header, end, mapping)
+        found_labels.update(f"column:{col.id}" for col in mapping.values())
+
+    def in_users(g: int, r: int) -> bool:
+        return users_at is not None and g == users_at[0] and users_at[1] <= r < users_at[2]
+
+    # Positions of section headings and label occurrences, in document order.
+    heading_pos: dict[str, tuple[int, int, int]] = {}
+    occurrences: dict[str, list[tuple[tuple[int, int, int], Cell | str | None]]] = {}
+    option_cells: list[tuple[int, int, int, list[tuple[str, bool | None]]]] = []
+    for g, grid in enumerate(grids):
+        for r, row in enumerate(grid.rows):
+            if in_users(g, r):
+                continue
+            for c, cell in enumerate(row):
+                if not cell.text:
+                    continue
+                key = label_key(cell.text)
+                head = key.split(":", 1)[0].strip() if ":" in cell.text else key
+                if key in labels.headings:
+                    heading_pos.setdefault(labels.headings[key], (g, r, c))
+                for fkey in {key, label_key(head)}:
+                    for spec in labels.scalars.get(fkey, []):
+                        occurrences.setdefault(spec.id, []).append(((g, r, c), None))
+                opts = _options_in(cell.text, labels)
+                if opts:
+                    option_cells.append((g, r, c, opts))
+
+    fields: dict[str, object] = {}
+    for sec in schema.sections:
+        start = heading_pos.get(sec.id)
+        for spec in sec.fields:
+            places = [p for p, _ in occurrences.get(spec.id, [])]
+            if not places:
+                continue
+            found_labels.add(f"field:{spec.id}")
+            after = [p for p in places if start is not None and p >= start]
+            g, r, c = (after or places)[0]
+            value = _find_value(grids[g], r, c, labels)
+            fields[spec.id] = convert(spec, value) if value is not None else None
+
+    checked: list[str] = []
+    seen_options: set[str] = set()
+    by_row: dict[tuple[int, int], list[tuple[int, list[tuple[str, bool | None]]]]] = {}
+    for g, r, c, opts in option_cells:
+        by_row.setdefault((g, r), []).append((c, opts))
+    for (g, r), cells in by_row.items():
+        grid = grids[g]
+        cells.sort()
+        leftmost = cells[0][0]
+        orientation = -1 if _mark(_neighbour(grid, r, leftmost, -1)) is not None else 1
+        for c, opts in cells:
+            for value, state in opts:
+                seen_options.add(value)
+                if state is None and len(opts) == 1:
+                    state = _mark(_neighbour(grid, r, c, orientation))
+                    if state is None and len(cells) == 1:
+                        state = _mark(_neighbour(grid, r, c, -orientation))
+                if state and value not in checked:
+                    checked.append(value)
+    found_labels.update(f"option:{v}" for v in seen_options)
+    order = [o.value for o in schema.kind.options]
+    checked.sort(key=order.index)
+    return FormData(kinds_checked=checked, fields=fields, users=users, labels_found=len(found_labels))
+
+
+def _options_in(text: str, labels: _Labels) -> list[tuple[str, bool | None]]:
+    """Kind options named in one cell's text, each with the tick written beside it (None: none)."""
+    s = squash(text)
+    if len(s) > 160:
+        return []  # instructions and prose are not checkboxes
+    spans: list[tuple[int, int, str]] = []
+    for pattern, value in labels.options:
+        for m in pattern.finditer(s):
+            if not any(a < m.end() and m.start() < b for a, b, _ in spans):
+                spans.append((m.start(), m.end(), value))
+    if not spans:
+        return []
+    spans.sort()
+    prefix_style = _inline_mark(s[: spans[0][0]]) is not None
+    result = []
+    for i, (a, b, value) in enumerate(spans):
+        if prefix_style:
+            seg = s[spans[i - 1][1] if i else 0 : a]
+        else:
+            seg = s[b : spans[i + 1][0] if i + 1 < len(spans) else len(s)]
+        result.append((value, _inline_mark(seg)))
+    return result

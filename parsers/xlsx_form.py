@@ -1,0 +1,51 @@
+"""A filled-in .xlsx form into facts: every sheet as a grid of cells, read by label (openpyxl).
+
+Only call this on bytes that passed :func:`parsers.attachments.check_attachment`, and in the
+sandbox (:mod:`parsers.sandbox`): openpyxl has no size limits of its own.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from parsers.formgrid import Cell, FormData, Grid, cell_text, read_form
+from rules.forms import FormSchema
+
+
+def xlsx_grids(data: bytes, max_rows: int = 2000, max_cols: int = 60) -> list[Grid]:
+    """Each worksheet as a :class:`Grid`, merged regions marked, at most ``max_rows`` x ``max_cols``."""
+    import openpyxl
+
+    with warnings.catch_warnings():
+        # Data validation and conditional formatting extensions are not ours to worry about.
+        warnings.simplefilter("ignore")
+        # Not read_only: merged cells are only known to a full worksheet; the sandbox bounds memory.
+        wb = openpyxl.load_workbook(io.BytesIO(data), data_only=True, read_only=False, keep_vba=False,
+                                    keep_links=False, rich_text=False)
+    grids = []
+    try:
+        for ws in wb.worksheets:
+            nrows = min(ws.max_row or 0, max_rows)
+            ncols = min(ws.max_column or 0, max_cols)
+            rows: list[list[Cell]] = []
+            for values in ws.iter_rows(min_row=1, max_row=nrows, max_col=ncols, values_only=True):
+                rows.append([Cell(text=cell_text(v), value=v if not isinstance(v, str) else None) for v in values])
+            for rng in ws.merged_cells.ranges:
+                marker = object()
+                for r in range(rng.min_row - 1, min(rng.max_row, nrows)):
+                    for c in range(rng.min_col - 1, min(rng.max_col, ncols)):
+                        if r < len(rows) and c < len(rows[r]):
+                            rows[r][c].merge = marker
+                top = rng.min_row - 1
+                if top < len(rows) and rng.min_col - 1 < len(rows[top]):
+                    rows[top][rng.min_col - 1].height = rng.max_row - rng.min_row + 1
+            grids.append(Grid(rows))
+    finally:
+        wb.close()
+    return grids
+
+
+def parse_xlsx_form(data: bytes, schema: FormSchema, max_rows: int = 2000, max_cols: int = 60) -> FormData:
+    """The form read from an .xlsx file's bytes."""
+    return read_form(xlsx_grids(data, max_rows, max_cols), schema, max_rows)

@@ -1,0 +1,187 @@
+"""Form parsers: real .xlsx/.docx files (generated blanks filled in, hand-made layouts, LibreOffice
+re-saves) read into the fields and user rows they were filled with."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import date
+from pathlib import Path
+
+import docx
+import openpyxl
+import pytest
+
+from parsers.formgrid import parse_date
+from parsers.forms import ParsedForm, extract_form
+from parsers.mail import Attachment
+from parsers.sandbox import parse_in_process
+from rules.forms import load_form_schema
+
+ROOT = Path(__file__).resolve().parents[2]
+FORMS = ROOT / "fixtures" / "forms"
+SCHEMA = load_form_schema(ROOT / "rules" / "packs" / "mittvaccin" / "form.toml")
+EXPECTED = json.loads((FORMS / "expected.json").read_text("utf-8"))
+
+
+def plain(value: object) -> object:
+    return value.isoformat() if isinstance(value, date) else value
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_fixture_reads_as_filled(name: str) -> None:
+    want = EXPECTED[name]
+    data = parse_in_process(want["format"], (FORMS / name).read_bytes(), SCHEMA)
+    assert data.kinds_checked == [want["kind"]]
+    got_fields = {k: plain(v) for k, v in data.fields.items() if v is not None}
+    assert got_fields == {k: v for k, v in want["fields"].items() if v is not None}
+    got_users = [{k: plain(v) for k, v in u.items() if v is not None} for u in data.users]
+    assert got_users == [{k: v for k, v in u.items() if v is not None} for u in want["users"]]
+    assert data.labels_found >= SCHEMA.min_labels
+
+
+@pytest.mark.parametrize("name", ["filled/blank_new_1user.xlsx", "libreoffice/paragraphs_change.docx"])
+def test_extract_form_uses_the_sandbox_and_gives_the_same_form(name: str) -> None:
+    att = Attachment(Path(name).name, "application/octet-stream", (FORMS / name).read_bytes())
+    outcome = extract_form([att], SCHEMA)
+    assert outcome.reasons == []
+    assert outcome.attachment is att
+    direct = extract_form([att], SCHEMA, sandbox=False)
+    assert outcome.form == direct.form
+    assert isinstance(outcome.form, ParsedForm)
+    json.dumps(outcome.form.to_dict())  # JSON-able, dates as text
+
+
+@pytest.mark.parametrize("name", ["blank/behorighet-it-system-mittvaccin-blankett-kommun.xlsx",
+                                  "blank/behorighet-it-system-mittvaccin-blankett-kommun.docx"])
+def test_blank_form_is_recognised_but_empty(name: str) -> None:
+    fmt = name.rsplit(".", 1)[1]
+    data = parse_in_process(fmt, (FORMS / name).read_bytes(), SCHEMA)
+    assert data.kinds_checked == []
+    assert data.users == []
+    assert all(v is None for v in data.fields.values())
+    assert data.labels_found >= SCHEMA.min_labels
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("2026-11-23", date(2026, 11, 23)),
+        ("23/11/2026", date(2026, 11, 23)),
+        ("23.11.2026", date(2026, 11, 23)),
+        ("20261123", date(2026, 11, 23)),
+        ("23 nov 2026", date(2026, 11, 23)),
+        ("23 november 2026", date(2026, 11, 23)),
+        ("1 maj 2027", date(2027, 5, 1)),
+        ("2026-11-23 00:00:00", date(2026, 11, 23)),
+        (20261123, date(2026, 11, 23)),
+        (46349, date(2026, 11, 23)),  # an Excel serial left unformatted
+        ("31/02/2026", None),
+        ("snart", None),
+        ("", None),
+    ],
+)
+def test_dates_in_the_ways_people_write_them(text: object, want: date | None) -> None:
+    assert parse_date(text) == want
+
+
+def _xlsx(rows: list[list[object]], merges: tuple[str, ...] = ()) -> bytes:
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    for row in rows:
+        ws.append(row)
+    for m in merges:
+        ws.merge_cells(m)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()
+
+
+ORG_ROWS = [["Kommun", "Hylte"], ["Förvaltning", "Omsorg"], ["Enhet", "Hemtjänst"]]
+HEADER = ["Förnamn", "Efternamn", "Personnummer", "E-post", "Roll"]
+
+
+@pytest.mark.parametrize(
+    ("kind_rows", "want"),
+    [
+        ([["Nyupplägg", "x"], ["Förändring", ""], ["Avslut", ""]], ["new"]),
+        ([["Nyupplägg", ""], ["Förändring", "Ja"], ["Avslut", "Nej"]], ["change"]),
+        ([["☐", "Nyupplägg"], ["☐", "Förändring"], ["☑", "Avslut"]], ["termination"]),
+        ([["X", "Nyupplägg", "", "Förändring", "", "Avslut"]], ["new"]),
+        ([["Nyupplägg", "", "Förändring", "", "Avslut", "X"]], ["termination"]),
+        ([["Nyupplägg: ja"], ["Förändring: nej"]], ["new"]),
+        ([["[x] Nyupplägg [ ] Förändring [ ] Avslut"]], ["new"]),
+        ([["Nyupplägg", True], ["Avslut", False]], ["new"]),
+        ([["Nyupplägg", "X"], ["Avslut", "X"]], ["new", "termination"]),
+        ([["Nyupplägg", ""], ["Avslut", ""]], []),
+    ],
+)
+def test_request_kind_ticks(kind_rows: list[list[object]], want: list[str]) -> None:
+    rows = [["Beställningen gäller"], *kind_rows, [], *ORG_ROWS, [], HEADER, ["Tolvan", "Tolvansson", "19121212-1212"]]
+    data = parse_in_process("xlsx", _xlsx(rows), SCHEMA)
+    assert data.kinds_checked == want
+    assert data.fields["kommun"] == "Hylte"
+
+
+def test_word_checkbox_content_control_and_sdt_text() -> None:
+    from intake.blankforms import checkbox_sdt
+
+    d = docx.Document()
+    p = d.add_paragraph()
+    box = checkbox_sdt("Avslut")
+    box.find(".//{http://schemas.microsoft.com/office/word/2010/wordml}checked").set(
+        "{http://schemas.microsoft.com/office/word/2010/wordml}val", "1")
+    p._p.append(box)
+    p.add_run(" Avslut")
+    d.add_paragraph("Kommun: Falkenberg")
+    d.add_paragraph("Förvaltning: Omsorg")
+    # A plain-text content control holding the value: invisible to Paragraph.text.
+    p = d.add_paragraph("Enhet: ")
+    p._p.append(docx.oxml.parse_xml(
+        '<w:sdt xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:sdtPr/>'
+        "<w:sdtContent><w:r><w:t>Boendet</w:t></w:r></w:sdtContent></w:sdt>"))
+    buf = io.BytesIO()
+    d.save(buf)
+    data = parse_in_process("docx", buf.getvalue(), SCHEMA)
+    assert data.kinds_checked == ["termination"]
+    assert data.fields["enhet"] == "Boendet"
+    assert data.fields["kommun"] == "Falkenberg"
+
+
+def test_docx_merged_cells_value_right_of_a_wide_label() -> None:
+    d = docx.Document()
+    t = d.add_table(rows=3, cols=4)
+    a = t.cell(0, 0).merge(t.cell(0, 1))
+    a.text = "Kommun:"
+    t.cell(0, 2).text = "Laholm"
+    t.cell(1, 0).text = "Förvaltning"
+    t.cell(1, 1).merge(t.cell(1, 3)).text = "Kultur"
+    t.cell(2, 0).text = "Enhet"
+    t.cell(2, 2).text = "Biblioteket"
+    buf = io.BytesIO()
+    d.save(buf)
+    data = parse_in_process("docx", buf.getvalue(), SCHEMA)
+    assert (data.fields["kommun"], data.fields["forvaltning"], data.fields["enhet"]) == ("Laholm", "Kultur",
+                                                                                         "Biblioteket")
+
+
+def test_identity_numbers_typed_as_numbers_and_any_sheet() -> None:
+    wb = openpyxl.Workbook()
+    wb.active.append(["Ingenting här"])
+    ws = wb.create_sheet("Blad2")
+    for row in [*ORG_ROWS, [], HEADER, ["Tolvan", "T", 191212121212, "t@example.se", "Vaccinatör"], [],
+                ["Anna", "A", "870521-2382", "a@example.se", "vaccinatör"]]:
+        ws.append(row)
+    buf = io.BytesIO()
+    wb.save(buf)
+    data = parse_in_process("xlsx", buf.getvalue(), SCHEMA)
+    assert [u["identitet"] for u in data.users] == ["191212121212", "870521-2382"]
+    assert [u["row"] for u in data.users] == [1, 3]
+
+
+def test_a_workbook_without_the_forms_labels_is_not_the_form() -> None:
+    att = Attachment("budget.xlsx", "application/vnd.ms-excel", _xlsx([["Budget 2027"], ["Konto", "Belopp"],
+                                                                        ["4010", 1200]]))
+    outcome = extract_form([att], SCHEMA, sandbox=False)
+    assert outcome.form is None
+    assert [r.code for r in outcome.reasons] == ["attachment.missing"]
