@@ -1,0 +1,83 @@
+"""Exactly-once effect: the poller is killed with SIGKILL at several points of a run against a real Dovecot,
+restarted, and every mail ends up exactly once in the store and out of the inbox."""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from intake.store import open_store
+from tests.intake.imapdesk import env_for, run_intake, write_config
+from tests.mailmaker import make_mail
+
+pytestmark = [pytest.mark.imap, pytest.mark.slow]
+
+SUBJECTS = ["MittVaccin – användarstöd", "MittVaccin – felsökning", "Fel ämne", "MittVaccin – användarstöd"]
+
+
+def fill(account, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        mid = f"<kill-{i}@halmstad.example.test>"
+        headers = {"Auto-Submitted": "auto-replied"} if i % 7 == 6 else None
+        # One sender per mail, so the per-sender reply limit does not enter into the counts.
+        sender = f"Handläggare {i} <person{i}@halmstad.example.test>"
+        account.append(make_mail(subject=SUBJECTS[i % len(SUBJECTS)], message_id=mid, headers=headers, sender=sender))
+        ids.append(mid)
+    return ids
+
+
+def assert_exactly_once(tmp_path, account, ids: list[str]) -> None:
+    store = open_store(tmp_path / "intake.db")
+    rows = list(store.db.query("select message_key, verdict, ticket_id from messages"))
+    assert sorted(r["message_key"] for r in rows) == sorted(f"mid:{i}" for i in ids)
+    accepted = [r for r in rows if r["verdict"] == "accepted"]
+    assert store.db["tickets"].count == len(accepted)
+    assert len({r["ticket_id"] for r in accepted}) == len(accepted)
+    # One queued reply per answered mail, never two.
+    per_message = list(store.db.query("select message_id, count(*) n from outbox group by message_id having n > 1"))
+    assert per_message == []
+    answered = [r for r in rows if r["verdict"] in ("accepted", "rejected")]
+    assert store.db["outbox"].count == len(answered)
+    # Out of the inbox, and each mail in exactly one folder.
+    assert account.uids("INBOX") == []
+    moved = sum(len(account.uids(f)) for f in account.folders() if f.startswith("Intake/"))
+    assert moved == len(ids)
+
+
+@pytest.mark.parametrize("fault", ["before-commit:3", "after-commit:1", "after-commit:4", "mid-batch:6"])
+def test_killed_at_a_point_then_restarted(imap_account, tmp_path, fault):
+    ids = fill(imap_account, 10)
+    conf = write_config(tmp_path, imap_account)
+    killed = run_intake(conf, imap_account, "poll", "--once", "--no-send", fault=fault)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert imap_account.uids("INBOX"), "the kill came before the end of the run"
+    done = run_intake(conf, imap_account, "poll", "--once", "--no-send")
+    assert done.returncode == 0, done.stderr
+    assert_exactly_once(tmp_path, imap_account, ids)
+
+
+def test_killed_at_random_moments_many_times(imap_account, tmp_path):
+    ids = fill(imap_account, 30)
+    conf = write_config(tmp_path, imap_account)
+    rng = random.Random(20261124)
+    kills = 0
+    for _ in range(8):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "intake.cli", "-c", str(conf), "poll", "--once", "--no-send"],
+            env=env_for(imap_account), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        time.sleep(rng.uniform(0.3, 1.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    done = run_intake(conf, imap_account, "poll", "--once", "--no-send")
+    assert done.returncode == 0, done.stderr
+    assert kills >= 1
+    assert_exactly_once(tmp_path, imap_account, ids)
