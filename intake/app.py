@@ -99,11 +99,23 @@ def open_app(config: Config) -> tuple[Store, list[Routine]]:
     return store, routines
 
 
+def where(exc: BaseException) -> str:
+    """Where an exception was raised (file:line of the innermost frame): enough to debug, no data."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?"
+    path = Path(tb.tb_frame.f_code.co_filename)
+    return f"{'/'.join(path.parts[-2:])}:{tb.tb_lineno}"
+
+
 class _NoTracebackData(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        # Exceptions may carry input text in their args; log their type, not their text.
+        # Exception messages and tracebacks may carry input text; log the type and place instead.
         if record.exc_info and record.exc_info[1] is not None:
-            record.msg = f"{record.msg} [{type(record.exc_info[1]).__name__}]"
+            exc = record.exc_info[1]
+            record.msg = f"{record.msg} [{type(exc).__name__} at {where(exc)}]"
             record.exc_info = None
             record.exc_text = None
         return True
@@ -116,3 +128,4 @@ def setup_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

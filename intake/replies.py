@@ -14,8 +14,6 @@ from typing import Any
 from intake.decision import Decision, Reply
 from rules.packs import RequestType, Routine
 
-#: Shown in a reply rendered before the ticket exists (``intake check``).
-PENDING_REF = "(ärendenummer ges vid registrering)"
 
 
 def _clean_header(text: str) -> str:
@@ -42,7 +40,8 @@ def render_reply(
     context = {
         "routine": routine,
         "request_type": rtype,
-        "ref": ref or PENDING_REF,
+        # Before the ticket exists (``intake check``) the reference is shown as its pattern.
+        "ref": ref or f"{routine.ref_prefix}-ÅÅÅÅ-NNNN",
         "user_count": user_count,
         "reasons": decision.reasons,
         "attach_form": attach_form,

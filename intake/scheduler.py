@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from intake.app import where
 from intake.config import Config
 from intake.lock import InstanceLock
 from intake.outbox import Outbox
@@ -18,7 +21,7 @@ from intake.sources.base import SourceError
 log = logging.getLogger("intake.run")
 
 
-def _guarded(name: str, fn) -> callable:
+def _guarded(name: str, fn: Callable[[], object]) -> Callable[[], None]:
     def job() -> None:
         try:
             fn()
@@ -26,7 +29,7 @@ def _guarded(name: str, fn) -> callable:
             # The mailbox is down or refused us: nothing was lost, the next run tries again.
             log.error("%s: mailbox unavailable: %s", name, exc)
         except Exception as exc:  # noqa: BLE001 - one bad run must not stop the service
-            log.error("%s failed: %s", name, type(exc).__name__)
+            log.error("%s failed: %s at %s", name, type(exc).__name__, where(exc))
 
     return job
 
@@ -35,10 +38,16 @@ def run_forever(config: Config, poller: Poller, outbox: Outbox, *, stop: threadi
     """Run the poll and outbox jobs on their intervals until a stop signal; holds the instance lock."""
     stop = stop or threading.Event()
     with InstanceLock(config.lock_path, str(config.db_path)):
-        scheduler = BackgroundScheduler(timezone=UTC)
+        # One worker: poll and outbox never run at once, so the store has a single writer.
+        scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(1)})
         # max_instances=1 and coalesce: a slow poll is never overlapped by the next one.
         now = datetime.now(UTC)
-        scheduler.add_job(_guarded("poll", poller.poll_once), "interval",
+        def poll_and_send() -> None:
+            # Replies go out right after the poll that queued them; the outbox job only retries.
+            poller.poll_once()
+            outbox.send_due()
+
+        scheduler.add_job(_guarded("poll", poll_and_send), "interval",
                           seconds=config["poll"]["interval_seconds"], next_run_time=now,
                           max_instances=1, coalesce=True, id="poll")
         scheduler.add_job(_guarded("outbox", outbox.send_due), "interval",

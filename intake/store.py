@@ -297,7 +297,8 @@ def open_store(path: str | Path) -> Store:
     """Open (creating when missing) the database at ``path``, in WAL mode, fully migrated."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), timeout=30)
+    # The scheduler runs jobs in one worker thread (never two at once), so sharing is safe.
+    conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
     db = sqlite_utils.Database(conn)
     db.execute("pragma busy_timeout = 30000")
     db.enable_wal()
