@@ -63,6 +63,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     },
     "senders": {
         "allowed_domains": (list, []),
+        "trusted_domains": (list, []),
     },
     "outbox": {
         "kind": (str, "file"),  # "file" (write .eml files to dir) or "smtp"

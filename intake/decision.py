@@ -53,6 +53,7 @@ class Decision:
     references: tuple[str, ...] = ()
     ticket_ref: str | None = None  # set only for a confirmed follow-up: the ticket it joins
     personal_data: bool = False  # True when rejected for personal data: store metadata only
+    bounce_of: tuple[str, ...] = ()  # Message-IDs a bounce names: which of our replies failed
 
     @property
     def codes(self) -> list[str]:

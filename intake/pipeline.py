@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -49,6 +50,7 @@ class Settings:
             from_address=replies["from_address"],
             own_addresses=frozenset(own),
             allowed_domains=frozenset(d.lower().lstrip("@") for d in config["senders"]["allowed_domains"]),
+            trusted_domains=frozenset(d.lower().lstrip("@") for d in config["senders"]["trusted_domains"]),
             max_age=timedelta(days=replies["max_age_days"]) if replies["max_age_days"] else None,
             personal_data=PersonalDataConfig.from_mapping(pd),
             max_message_bytes=config["mailbox"]["max_message_bytes"],
@@ -127,7 +129,8 @@ def _judge(
         return_path=(mail.headers.get("return-path") or [None])[0],
     )
     if block is not None:
-        return replace(base, verdict="ignored", reasons=(block,))
+        bounce_of = _named_message_ids(raw) if block.code == "mail.bounce" else ()
+        return replace(base, verdict="ignored", reasons=(block,), bounce_of=bounce_of)
 
     # 2. Which routine and request type the subject names (or a ticket it follows up).
     routine, rtype, match = _match(mail.subject, routines)
@@ -197,6 +200,19 @@ def _judge(
         personal_data=any(r.code.endswith(".personal_data") for r in hits.rejections),
     )
     return _with_reply(decision, routine or routines[0], rtype, now, received, settings)
+
+
+_MESSAGE_ID = re.compile(rb"<[^<>\s@]{1,250}@[^<>\s@]{1,250}>")
+
+
+def _named_message_ids(raw: bytes, limit: int = 50) -> tuple[str, ...]:
+    """Message-IDs anywhere in a bounce (its returned headers name the mail that failed)."""
+    seen: dict[str, None] = {}
+    for m in _MESSAGE_ID.finditer(raw[: 1024 * 1024]):
+        seen.setdefault(m.group().decode("ascii", "replace"), None)
+        if len(seen) >= limit:
+            break
+    return tuple(seen)
 
 
 def _match(subject: str, routines: list[Routine]) -> tuple[Routine | None, RequestType | None, Any]:

@@ -221,6 +221,9 @@ class Poller:
             elif decision.verdict == "accepted":
                 ticket_id, ref = self._create_ticket(decision, message_pk, now, now_iso)
 
+            if decision.bounce_of:
+                ticket_id = self._note_bounce(decision, message_pk, now_iso)
+
             outbox_id = None
             if decision.reply is not None and not decision.ticket_ref:
                 outbox_id = self._queue_reply(decision, message_pk, ticket_id, ref, now, now_iso)
@@ -270,6 +273,22 @@ class Poller:
         store.add_event("followup", ticket_id=ticket["id"], message_id=message_pk, at=now_iso,
                         data={"verdict": decision.verdict})
         return ticket["id"], ticket["ref"]
+
+    def _note_bounce(self, decision: Decision, message_pk: int, now_iso: str) -> int | None:
+        """A bounce of one of our replies: mark that reply bounced and show it on its ticket."""
+        store, db = self.store, self.store.db
+        marks = ",".join("?" * len(decision.bounce_of))
+        rows = list(db.query(f"select id, ticket_id, kind from outbox where rfc_message_id in ({marks})",
+                             list(decision.bounce_of)))
+        ticket_id = None
+        for row in rows:
+            db["outbox"].update(row["id"], {"status": "bounced", "last_error": "bounced"})
+            store.add_event("reply_bounced", ticket_id=row["ticket_id"], message_id=message_pk, at=now_iso,
+                            data={"outbox": row["id"], "kind": row["kind"]})
+            ticket_id = ticket_id or row["ticket_id"]
+        if ticket_id is not None:
+            db["messages"].update(message_pk, {"ticket_id": ticket_id})
+        return ticket_id
 
     def _queue_reply(self, decision: Decision, message_pk: int, ticket_id: int | None, ref: str | None,
                      now: datetime, now_iso: str) -> int | None:

@@ -238,3 +238,73 @@ def test_a_mail_that_breaks_the_parser_is_recorded_and_the_poll_goes_on(desk):
                 for m in desk.messages()]
     assert verdicts == [("rejected", "mail.unparseable"), ("accepted", None)]
     assert desk.inbox_left() == []
+
+
+def _bounce_for(message_id: str) -> bytes:
+    """A delivery status notification as Postfix writes it, returning the headers of our failed reply."""
+    return (
+        "From: MAILER-DAEMON@mx.halmstad.example.test (Mail Delivery System)\r\n"
+        "To: mittvaccin@region.example.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <dsn-1@mx.halmstad.example.test>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nThe mail system: <eva.berg@halmstad.example.test>: user unknown\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.halmstad.example.test\r\n\r\n"
+        "Final-Recipient: rfc822; eva.berg@halmstad.example.test\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: mittvaccin@region.example.test\r\nMessage-ID: {message_id}\r\nSubject: SV: x\r\n"
+        "--B--\r\n"
+    ).encode()
+
+
+def test_bounce_of_our_receipt_is_shown_on_the_ticket_and_never_answered(desk):
+    desk.drop(make_mail(subject="MittVaccin – användarstöd"))
+    desk.poll()
+    desk.send()
+    [receipt] = desk.sent_mail()
+    [ticket] = desk.store.tickets()
+    desk.drop(_bounce_for(receipt["Message-ID"]))
+    desk.poll()
+    desk.send()
+    bounce = desk.messages()[1]
+    assert (bounce["verdict"], json.loads(bounce["reasons"])[0]["code"]) == ("ignored", "mail.bounce")
+    assert bounce["ticket_id"] == ticket["id"]
+    assert "reply_bounced" in [e["kind"] for e in desk.store.events(ticket["id"])]
+    assert [r["status"] for r in desk.store.db.query("select status from outbox")] == ["bounced"]
+    assert len(desk.sent_mail()) == 1  # the bounce itself is never answered
+
+
+def test_followup_from_a_trusted_domain_joins_the_ticket(tmp_path):
+    desk = Desk(tmp_path, senders={"trusted_domains": ["halmstad.example.test"]})
+    desk.drop(make_mail(subject="MittVaccin – användarstöd"))
+    desk.poll()
+    [ticket] = desk.store.tickets()
+    desk.drop(make_mail(subject=f"SV: MittVaccin – användarstöd [{ticket['ref']}]",
+                        sender="Kollega <kollega@halmstad.example.test>"))
+    desk.poll()
+    assert len(desk.store.tickets()) == 1
+    assert desk.messages()[1]["ticket_id"] == ticket["id"]
+
+
+def test_personal_data_in_a_followup_is_rejected_not_attached(desk):
+    desk.drop(make_mail(subject="MittVaccin – användarstöd"))
+    desk.poll()
+    [ticket] = desk.store.tickets()
+    desk.drop(make_mail(subject=f"SV: MittVaccin – användarstöd [{ticket['ref']}]",
+                        body="Det gäller 19870521-2382.\n\nEva Berg"))
+    desk.poll()
+    followup = desk.messages()[1]
+    assert followup["verdict"] == "rejected" and "body.personal_data" in followup["reasons"]
+    assert followup["raw"] is None
+    assert "followup" not in [e["kind"] for e in desk.store.events(ticket["id"])]
+
+
+def test_closed_ticket_is_reopened_by_a_followup(desk):
+    desk.drop(make_mail(subject="MittVaccin – användarstöd"))
+    desk.poll()
+    [ticket] = desk.store.tickets()
+    with desk.store.transaction() as db:
+        db["tickets"].update(ticket["id"], {"status": "done", "closed_at": "2026-11-24T10:00:00+00:00"})
+    desk.drop(make_mail(subject=f"SV: MittVaccin – användarstöd [{ticket['ref']}]", body="Det fungerar inte igen."))
+    desk.poll()
+    reopened = desk.store.ticket(ticket["ref"])
+    assert (reopened["status"], reopened["closed_at"]) == ("new", None)
