@@ -49,7 +49,8 @@ def main() -> None:
         ("decide() on a form mail (whole decision)", timed(lambda: decide(raw, routines, settings=settings), 5)),
     ]
     support = (DEMO / "03-anvandarstod.eml").read_bytes()
-    rows.append(("decide() on a support mail (no form)", timed(lambda: decide(support, routines, settings=settings), n)))
+    rows.append(("decide() on a support mail (no form)",
+                 timed(lambda: decide(support, routines, settings=settings), n)))
     print(f"{'step':45} {'ms per mail':>12}")
     for name, seconds in rows:
         print(f"{name:45} {seconds * 1000:12.2f}")

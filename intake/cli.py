@@ -249,5 +249,10 @@ def send(ctx: click.Context) -> None:
     click.echo(f"outbox: {make_outbox(config, store, routines).send_due().summary()}")
 
 
+from intake.cli_staff import register  # noqa: E402
+
+register(main)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

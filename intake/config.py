@@ -94,6 +94,19 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "logging": {
         "level": (str, "INFO"),
     },
+    "web": {
+        "host": (str, "127.0.0.1"),
+        "port": (int, 8080),
+        "secret_key": (str, ""),
+        "secret_key_env": (str, "INTAKE_WEB_SECRET"),
+        "secure_cookies": (bool, False),  # set when served behind TLS
+        "trusted_proxy_header": (str, ""),  # e.g. "X-Remote-User"; empty: no SSO header
+        "trusted_proxies": (list, []),  # addresses the SSO header is honoured from
+        "session_hours": ((int, float), 8),
+    },
+    "retention": {
+        "days": (int, 90),
+    },
 }
 
 _CHOICES = {

@@ -16,14 +16,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from rules.loops import auto_reply_block
-from rules.personal_data import PersonalDataConfig, describe, scan
-from rules.subject import match_subject
-
 from intake.decision import Decision, Hits, message_key, verdict_of
 from parsers.mail import MailLimits, ParsedMail, UnparseableMail, parse_mail
+from rules.loops import auto_reply_block
 from rules.packs import RequestType, Routine
+from rules.personal_data import PersonalDataConfig, describe, scan
 from rules.reasons import Reason, reason
+from rules.subject import match_subject
 
 #: lookup(ticket_ref, in_reply_to_ids) -> {"ref", "requester", "routine", "request_type", "queue"} or None
 FollowupLookup = Callable[[str | None, list[str]], dict[str, Any] | None]

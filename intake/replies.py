@@ -15,7 +15,6 @@ from intake.decision import Decision, Reply
 from rules.packs import RequestType, Routine
 
 
-
 def _clean_header(text: str) -> str:
     # Incoming text must never inject headers into outgoing mail (FIELD-NOTES: =0D=0A in subjects).
     return " ".join(text.replace("\x00", " ").splitlines()).strip()

@@ -17,6 +17,7 @@ from intake.lock import InstanceLock
 from intake.outbox import Outbox
 from intake.poller import Poller
 from intake.sources.base import SourceError
+from intake.tickets import purge_job
 
 log = logging.getLogger("intake.run")
 
@@ -53,6 +54,10 @@ def run_forever(config: Config, poller: Poller, outbox: Outbox, *, stop: threadi
         scheduler.add_job(_guarded("outbox", outbox.send_due), "interval",
                           seconds=config["outbox"]["interval_seconds"], next_run_time=now,
                           max_instances=1, coalesce=True, id="outbox")
+
+        # Retention: personal data of long-closed tickets is purged once a day.
+        scheduler.add_job(_guarded("purge", purge_job(config)), "interval", hours=24, next_run_time=now,
+                          max_instances=1, coalesce=True, id="purge")
 
         def on_signal(signum: int, _frame: object) -> None:
             log.info("received %s, stopping after the running job", signal.Signals(signum).name)

@@ -137,9 +137,42 @@ def _m001_initial(db: sqlite_utils.Database) -> None:
     db["ref_counters"].create({"prefix": str, "year": int, "last": int}, pk=("prefix", "year"))
 
 
+def _m002_staff(db: sqlite_utils.Database) -> None:
+    """Staff side: local accounts, login attempts (rate limiting) and internal notes."""
+    db["users"].create(
+        {
+            "id": int,
+            "name": str,
+            "password_hash": str,  # werkzeug scrypt hash
+            "role": str,  # handler or admin
+            "active": int,
+            "created_at": str,
+            "password_changed_at": str,
+        },
+        pk="id",
+        not_null={"name", "password_hash", "role", "active", "created_at"},
+    )
+    db["users"].create_index(["name"], unique=True)
+    db["login_attempts"].create(
+        {"id": int, "at": str, "username": str, "ip": str, "success": int},
+        pk="id",
+        not_null={"at", "success"},
+    )
+    db["login_attempts"].create_index(["username", "at"])
+    db["login_attempts"].create_index(["ip", "at"])
+    db["notes"].create(
+        {"id": int, "ticket_id": int, "author": str, "text": str, "created_at": str},  # text NULL once purged
+        pk="id",
+        not_null={"ticket_id", "author", "created_at"},
+        foreign_keys=[("ticket_id", "tickets", "id")],
+    )
+    db["notes"].create_index(["ticket_id"])
+
+
 #: Ordered, append-only. Never edit an applied migration; add a new one.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
+    ("002_staff", _m002_staff),
 ]
 
 

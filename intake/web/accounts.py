@@ -1,0 +1,128 @@
+"""Local staff accounts: scrypt password hashes, roles, and login rate limiting (no Flask here)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from intake.store import NotFoundError, Store
+
+ROLES = ("handler", "admin")
+MIN_PASSWORD = 12
+#: Failed logins allowed per user name, and per client address, within WINDOW.
+MAX_FAILURES_PER_USER = 5
+MAX_FAILURES_PER_IP = 20
+WINDOW = timedelta(minutes=15)
+
+_NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
+# Checked against when the user does not exist, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = generate_password_hash("not a real password", method="scrypt")
+
+
+class AccountError(ValueError):
+    """A bad user name, role or password."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def add_user(store: Store, name: str, password: str, role: str = "handler", *, actor: str = "cli") -> None:
+    """Create an account; the password is stored as a scrypt hash only."""
+    if not _NAME.match(name):
+        raise AccountError("user name: letters, digits and . _ @ - only, at most 64")
+    if role not in ROLES:
+        raise AccountError(f"role: one of {', '.join(ROLES)}")
+    _check_password(password)
+    now = _now().isoformat(timespec="seconds")
+    with store.transaction() as db:
+        if list(db.query("select 1 from users where name = ?", [name])):
+            raise AccountError(f"user {name} exists")
+        db["users"].insert({"name": name, "password_hash": generate_password_hash(password, method="scrypt"),
+                            "role": role, "active": 1, "created_at": now, "password_changed_at": now})
+        store.add_event("user_added", actor=actor, at=now, data={"user": name, "role": role})
+
+
+def set_password(store: Store, name: str, password: str, *, actor: str = "cli") -> None:
+    """Change a password; sessions signed in with the old one stop working."""
+    _check_password(password)
+    now = _now().isoformat(timespec="seconds")
+    with store.transaction() as db:
+        row = _row(store, name)
+        db["users"].update(row["id"], {"password_hash": generate_password_hash(password, method="scrypt"),
+                                       "password_changed_at": now})
+        store.add_event("password_changed", actor=actor, at=now, data={"user": name})
+
+
+def set_active(store: Store, name: str, active: bool) -> None:
+    with store.transaction() as db:
+        db["users"].update(_row(store, name)["id"], {"active": int(active)})
+
+
+def list_users(store: Store) -> list[dict[str, Any]]:
+    return list(store.db.query("select name, role, active, created_at, password_changed_at from users order by name"))
+
+
+def get_user(store: Store, name: str) -> User | None:
+    rows = list(store.db.query("select name, role from users where name = ? and active = 1", [name]))
+    return User(rows[0]["name"], rows[0]["role"]) if rows else None
+
+
+def session_stamp(store: Store, name: str) -> str | None:
+    """A short fingerprint of the password hash, kept in the session: a password change ends old sessions."""
+    rows = list(store.db.query("select password_hash from users where name = ? and active = 1", [name]))
+    return hashlib.sha256(rows[0]["password_hash"].encode()).hexdigest()[:16] if rows else None
+
+
+def throttled(store: Store, name: str, ip: str, now: datetime | None = None) -> bool:
+    """True when too many logins failed recently for this user name or from this address."""
+    since = ((now or _now()) - WINDOW).isoformat(timespec="seconds")
+    (by_user,) = store.db.execute(
+        "select count(*) from login_attempts where username = ? and success = 0 and at >= ?", [name.lower(), since]
+    ).fetchone()
+    (by_ip,) = store.db.execute(
+        "select count(*) from login_attempts where ip = ? and success = 0 and at >= ?", [ip, since]
+    ).fetchone()
+    return by_user >= MAX_FAILURES_PER_USER or by_ip >= MAX_FAILURES_PER_IP
+
+
+def authenticate(store: Store, name: str, password: str, ip: str, now: datetime | None = None) -> User | None:
+    """The user when the password is right and the login is not throttled; every attempt is recorded."""
+    now = now or _now()
+    if throttled(store, name, ip, now):
+        return None
+    rows = list(store.db.query("select name, role, password_hash from users where name = ? and active = 1", [name]))
+    ok = check_password_hash(rows[0]["password_hash"] if rows else _DUMMY_HASH, password) and bool(rows)
+    with store.transaction() as db:
+        db["login_attempts"].insert({"at": now.isoformat(timespec="seconds"), "username": name.lower()[:64],
+                                     "ip": ip, "success": int(ok)})
+        # Old attempts are of no use to the limiter.
+        db.execute("delete from login_attempts where at < ?", [(now - 4 * WINDOW).isoformat(timespec="seconds")])
+    return User(rows[0]["name"], rows[0]["role"]) if ok else None
+
+
+def _row(store: Store, name: str) -> dict[str, Any]:
+    rows = list(store.db.query("select * from users where name = ?", [name]))
+    if not rows:
+        raise NotFoundError(f"no user {name}")
+    return rows[0]
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"password: at least {MIN_PASSWORD} characters")

@@ -1,0 +1,436 @@
+"""The staff web UI: a server-rendered Flask app over the queue store (``intake serve``).
+
+Every page but the login page and static files needs a signed-in user (local account, or a
+trusted reverse proxy's user header when configured). Every POST carries the session's CSRF token.
+Every look at a ticket's personal data is written to the audit trail.
+"""
+
+from __future__ import annotations
+
+import hmac
+import io
+import ipaddress
+import json
+import logging
+import re
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Flask, abort, flash, g, redirect, render_template, request, send_file, session, url_for
+from werkzeug.exceptions import HTTPException
+
+from intake.config import Config
+from intake.store import NotFoundError, Store, open_store
+from intake.tickets import (
+    CLOSED,
+    SORTABLE,
+    STATUSES,
+    TRANSITIONS,
+    Filters,
+    TicketDesk,
+    TicketError,
+    export_xlsx,
+    search,
+    stats,
+)
+from intake.web import accounts
+from intake.web.labels import label, labels
+from rules.reasons import catalogue
+
+log = logging.getLogger("intake.web")
+
+PER_PAGE = 50
+PUBLIC_ENDPOINTS = {"login", "static"}
+TZ = ZoneInfo("Europe/Stockholm")
+
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+
+
+def _secret_key(config: Config) -> str:
+    web = config["web"]
+    key = web["secret_key"] or config.env.get(web["secret_key_env"], "")
+    if not key:
+        log.warning("no web.secret_key and $%s is empty: using a random key, sessions end on restart",
+                    web["secret_key_env"])
+        key = secrets.token_hex(32)
+    return key
+
+
+def create_app(config: Config, *, routines: list[Any] | None = None, settings: Any = None) -> Flask:
+    """The app for ``config``'s store; ``routines``/``settings`` default to those the config names."""
+    if routines is None:
+        from intake.app import routines_for
+
+        routines = routines_for(config)
+    if settings is None:
+        from intake.pipeline import Settings
+
+        settings = Settings.from_config(config)
+    web = config["web"]
+    db_path = config.db_path
+    open_store(db_path).db.conn.close()  # create and migrate once, before the first request
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=_secret_key(config),
+        SESSION_COOKIE_NAME="intake_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(web["secure_cookies"]),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=web["session_hours"]),
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    app.jinja_env.autoescape = True  # every template, whatever its name
+    app.jinja_env.globals.update(label=label, labels=labels, csrf_token=_csrf_token, STATUSES=STATUSES)
+    app.jinja_env.filters.update(local=_local_time, event_summary=_event_summary, reason_text=_reason_text,
+                                 filesize=_filesize)
+    proxies = [ipaddress.ip_network(p, strict=False) for p in web["trusted_proxies"]]
+    by_id = {r.id: r for r in routines}
+
+    def store() -> Store:
+        if "store" not in g:
+            g.store = open_store(db_path)
+        return g.store
+
+    def desk() -> TicketDesk:
+        return TicketDesk(store(), routines, settings)
+
+    @app.teardown_appcontext
+    def close_store(_exc: BaseException | None) -> None:
+        st = g.pop("store", None)
+        if st is not None:
+            st.db.conn.close()
+
+    def from_proxy() -> bool:
+        try:
+            addr = ipaddress.ip_address(request.remote_addr or "")
+        except ValueError:
+            return False
+        return any(addr in net for net in proxies)
+
+    def current_user() -> accounts.User | None:
+        header = web["trusted_proxy_header"]
+        if header and proxies and from_proxy() and request.headers.get(header):
+            return accounts.get_user(store(), request.headers[header].strip())
+        name = session.get("user")
+        if not name:
+            return None
+        if session.get("stamp") != accounts.session_stamp(store(), name):
+            session.clear()  # password changed or account disabled since this session began
+            return None
+        return accounts.get_user(store(), name)
+
+    @app.before_request
+    def guard():
+        g.user = None
+        if request.endpoint in PUBLIC_ENDPOINTS:
+            if request.method == "POST":
+                _check_csrf()
+            return None
+        user = current_user()
+        if user is None:
+            nxt = request.full_path.rstrip("?") if request.method == "GET" else None
+            return redirect(url_for("login", next=nxt) if nxt and nxt != "/" else url_for("login"))
+        g.user = user
+        if request.method not in ("GET", "HEAD"):
+            _check_csrf()
+        return None
+
+    @app.after_request
+    def headers(resp):
+        resp.headers["Content-Security-Policy"] = CSP
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        if request.endpoint != "static":
+            resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    @app.errorhandler(NotFoundError)
+    def not_found(_exc):
+        return render_template("error.html", code=404), 404
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return render_template("error.html", code=exc.code), exc.code
+
+    # -- signing in -----------------------------------------------------------------------------
+
+    @app.route("/login", methods=["GET", "POST"])
+    def login():
+        error, status = None, 200
+        if request.method == "POST":
+            name = request.form.get("username", "").strip()[:64]
+            password = request.form.get("password", "")
+            ip = request.remote_addr or "?"
+            if accounts.throttled(store(), name, ip):
+                error, status = "throttled", 429
+            else:
+                user = accounts.authenticate(store(), name, password, ip)
+                if user is None:
+                    error, status = ("throttled", 429) if accounts.throttled(store(), name, ip) else ("bad", 401)
+                else:
+                    session.clear()
+                    session.permanent = True
+                    session["user"] = user.name
+                    session["stamp"] = accounts.session_stamp(store(), user.name)
+                    session["csrf"] = secrets.token_urlsafe(32)
+                    store().add_event("signed_in", actor=user.name, data={})
+                    return redirect(_safe_next(request.args.get("next")) or url_for("index"))
+        return render_template("login.html", error=error), status
+
+    @app.post("/logout")
+    def logout():
+        session.clear()
+        return redirect(url_for("login"))
+
+    # -- queues and tickets -----------------------------------------------------------------------
+
+    @app.get("/")
+    def index():
+        counts: dict[tuple[str, str, str], int] = {}
+        for r in store().db.query("select routine, queue, status, count(*) as n from tickets "
+                                  "group by routine, queue, status"):
+            counts[(r["routine"], r["queue"] or "", r["status"])] = r["n"]
+        queues = []
+        for routine in routines:
+            for qid, qname in routine.queues.items():
+                queues.append({"routine": routine.id, "id": qid, "name": qname,
+                               "counts": {s: counts.get((routine.id, qid, s), 0) for s in STATUSES}})
+        (held,) = store().db.execute("select count(*) from messages where verdict = 'held'").fetchone()
+        return render_template("queues.html", queues=queues, held=held)
+
+    def filters_from_args() -> Filters:
+        args = request.args
+
+        def day(key: str) -> str | None:
+            value = args.get(key, "").strip()
+            return value if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else None
+
+        return Filters(queue=args.get("queue") or None, status=args.get("status") or None,
+                       routine=args.get("routine") or None, request_type=args.get("request_type") or None,
+                       date_from=day("from"), date_to=day("to"), assignee=args.get("assignee") or None)
+
+    @app.get("/tickets")
+    def tickets():
+        f = filters_from_args()
+        sort = request.args.get("sort", "created_at")
+        sort = sort if sort in SORTABLE else "created_at"
+        descending = request.args.get("order", "desc") != "asc"
+        page = max(1, request.args.get("page", 1, type=int) or 1)
+        try:
+            rows, total = search(store(), f, sort=sort, descending=descending, page=page, per_page=PER_PAGE)
+        except ValueError:
+            abort(400)
+        pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
+        args = {k: v for k, v in request.args.items() if k not in ("page", "sort", "order") and v}
+        return render_template("tickets.html", rows=rows, total=total, page=page, pages=pages, sort=sort,
+                               descending=descending, args=args, filters=f, routines=routines,
+                               by_id=by_id, sortable=SORTABLE)
+
+    @app.get("/tickets/export.xlsx")
+    def export():
+        rows, _ = search(store(), filters_from_args(), per_page=None)
+        store().add_event("exported", actor=g.user.name, data={"tickets": len(rows)})
+        return send_file(io.BytesIO(export_xlsx(rows)), as_attachment=True, download_name="arenden.xlsx",
+                         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+
+    @app.get("/tickets/<ref>")
+    def ticket(ref: str):
+        t = desk().view(ref, g.user.name)
+        db = store().db
+        routine = by_id.get(t["routine"])
+        form = json.loads(t["form"]) if t["form"] else None
+        history = [dict(e, data=json.loads(e["data"] or "{}")) for e in store().events(t["id"])]
+        return render_template(
+            "ticket.html", t=t, routine=routine, rtype=_rtype(routine, t), form=form,
+            field_labels=_field_labels(routine), user_columns=_user_columns(routine, form),
+            attachments=list(db.query("select id, filename, content_type, size from attachments "
+                                      "where ticket_id = ? order by id", [t["id"]])),
+            messages=[dict(m, reasons=json.loads(m["reasons"] or "[]")) for m in db.query(
+                "select id, message_id, sender, subject, verdict, reasons, recorded_at, sent_at from messages "
+                "where ticket_id = ? order by id", [t["id"]])],
+            replies=list(db.query("select id, kind, to_addr, subject, body, status, created_at, sent_at, last_error "
+                                  "from outbox where ticket_id = ? order by id", [t["id"]])),
+            notes=list(db.query("select id, author, text, created_at from notes where ticket_id = ? order by id",
+                                [t["id"]])),
+            history=history, transitions=TRANSITIONS[t["status"]], closed=t["status"] in CLOSED,
+            users=[u["name"] for u in accounts.list_users(store()) if u["active"]],
+        )
+
+    @app.get("/tickets/<ref>/attachments/<int:att_id>")
+    def attachment(ref: str, att_id: int):
+        t = store().ticket(ref)
+        rows = list(store().db.query("select * from attachments where id = ? and ticket_id = ?", [att_id, t["id"]]))
+        if not rows:
+            abort(404)
+        desk().view(ref, g.user.name, what="attachment")
+        att = rows[0]
+        return send_file(io.BytesIO(att["data"]), as_attachment=True,
+                         download_name=att["filename"] or "bilaga", mimetype="application/octet-stream")
+
+    @app.post("/tickets/<ref>/<any(take, assign, status, note, reply, done):action>")
+    def ticket_action(ref: str, action: str):
+        d, user, form = desk(), g.user.name, request.form
+        try:
+            if action == "take":
+                d.take(ref, user)
+            elif action == "assign":
+                d.assign(ref, user, form.get("assignee", ""))
+            elif action == "status":
+                d.set_status(ref, user, form.get("status", ""))
+            elif action == "note":
+                d.add_note(ref, user, form.get("text", "")[:10000])
+            elif action == "reply":
+                d.reply(ref, user, form.get("text", "")[:20000])
+            elif action == "done":
+                d.mark_done(ref, user, form.get("note", "")[:5000])
+            flash(f"ok.{action}", "ok")
+        except TicketError:
+            flash(f"error.{action}", "error")
+        return redirect(url_for("ticket", ref=ref))
+
+    # -- mail that did not become a ticket ----------------------------------------------------------
+
+    @app.get("/mail")
+    def mail():
+        verdict = request.args.get("verdict")
+        verdicts = (verdict,) if verdict in ("rejected", "held", "ignored") else ("rejected", "held", "ignored")
+        rows = [dict(m, reasons=json.loads(m["reasons"] or "[]")) for m in store().messages(verdicts=verdicts)]
+        return render_template("mail.html", rows=rows, verdict=verdict)
+
+    @app.post("/mail/<int:pk>/<any(release, reject):action>")
+    def mail_action(pk: int, action: str):
+        try:
+            if action == "release":
+                ref = desk().release_held(pk, g.user.name)
+                flash("ok.release", "ok")
+                return redirect(url_for("ticket", ref=ref))
+            desk().reject_held(pk, g.user.name)
+            flash("ok.reject", "ok")
+        except TicketError:
+            flash(f"error.{action}", "error")
+        return redirect(url_for("mail", verdict="held"))
+
+    # -- overview ----------------------------------------------------------------------------------
+
+    @app.get("/overview")
+    def overview():
+        data = stats(store())
+        queue_names = {qid: name for r in routines for qid, name in r.queues.items()}
+        return render_template("overview.html", s=data, queue_names=queue_names)
+
+    # -- accounts (admin) ------------------------------------------------------------------------
+
+    @app.route("/admin/users", methods=["GET", "POST"])
+    def users():
+        if not g.user.is_admin:
+            abort(403)
+        if request.method == "POST":
+            try:
+                accounts.add_user(store(), request.form.get("name", "").strip(), request.form.get("password", ""),
+                                  request.form.get("role", "handler"), actor=g.user.name)
+                flash("ok.user_added", "ok")
+            except accounts.AccountError:
+                flash("error.user_added", "error")
+            return redirect(url_for("users"))
+        return render_template("users.html", users=accounts.list_users(store()), roles=accounts.ROLES)
+
+    return app
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return session["csrf"]
+
+
+def _check_csrf() -> None:
+    sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
+    expected = session.get("csrf") or ""
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        abort(400)
+
+
+def _safe_next(target: str | None) -> str | None:
+    # Only a path on this site: never "//evil.example" or "https://...".
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
+def _local_time(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def _filesize(n: int | None) -> str:
+    n = n or 0
+    return f"{n / 1024:.0f} kB" if n >= 1024 else f"{n} B"
+
+
+def _reason_text(code: str) -> str:
+    """The Swedish sentence of a reason code, with its placeholders shown as an ellipsis."""
+    return re.sub(r"\{\w+\}", "…", catalogue().get(code, ""))
+
+
+def _event_summary(event: dict[str, Any]) -> str:
+    data, kind = event["data"], event["kind"]
+    if kind == "status_changed":
+        return f"{label('status', data.get('from'))} → {label('status', data.get('to'))}"
+    if kind == "assigned":
+        return f"→ {data.get('to') or '–'}"
+    if kind in ("reply_queued", "reply_sent", "reply_failed"):
+        return label("reply_kind", data.get("kind"))
+    if kind == "received":
+        return label("verdict", data.get("verdict")) + (" (" + ", ".join(data.get("reasons") or []) + ")"
+                                                        if data.get("reasons") else "")
+    if kind == "viewed":
+        return data.get("what", "")
+    if kind == "ticket_created":
+        return data.get("ref", "")
+    return ""
+
+
+def _rtype(routine: Any, ticket: dict[str, Any]) -> Any:
+    if routine is None or not ticket["request_type"]:
+        return None
+    try:
+        return routine.request_type(ticket["request_type"])
+    except KeyError:
+        return None
+
+
+def _field_labels(routine: Any) -> dict[str, str]:
+    schema = getattr(routine, "form_schema", None)
+    if schema is None:
+        return {}
+    out = {f.id: f.label for section in schema.sections for f in section.fields}
+    out.update({c.id: c.label for c in schema.users.columns})
+    return out
+
+
+def _user_columns(routine: Any, form: dict[str, Any] | None) -> list[str]:
+    if not form:
+        return []
+    schema = getattr(routine, "form_schema", None)
+    columns = [c.id for c in schema.users.columns] if schema is not None else []
+    for user in form.get("users") or []:
+        for key in user:
+            if key not in columns and key != "row":
+                columns.append(key)
+    return columns
