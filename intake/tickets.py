@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from intake.decision import Decision
+from intake.recorder import Recorder
 from intake.replies import new_message_id, render_reply
 from intake.store import NotFoundError, Store
 from rules.packs import Routine
@@ -207,7 +208,7 @@ class TicketDesk:
 
         now = self.clock()
         now_iso = _iso(now)
-        poller = self._poller(now)
+        recorder = self._recorder()
         with self.store.transaction() as db:
             msg = _held(self.store, message_pk)
             if msg["ticket_id"]:
@@ -228,11 +229,11 @@ class TicketDesk:
             rtype = routine.request_type(decision.request_type)
             decision = replace(decision, verdict="accepted",
                                reply=render_reply("ack", routine, rtype, decision, ref=None, settings=self.settings))
-            ticket_id, ref = poller._create_ticket(decision, message_pk, now, now_iso)
+            ticket_id, ref = recorder.create_ticket(decision, message_pk, now, now_iso)
             db["messages"].update(message_pk, {"verdict": "accepted"})
             self.store.add_event("held_released", actor=user, message_id=message_pk, ticket_id=ticket_id,
                                  at=now_iso, data={"ref": ref, "reasons": [r["code"] for r in _reasons(msg)]})
-            poller._queue_reply(decision, message_pk, ticket_id, ref, now, now_iso)
+            recorder.queue_reply(decision, message_pk, ticket_id, ref, now, now_iso)
         return ref
 
     def reject_held(self, message_pk: int, user: str, *, reply: bool = True) -> int | None:
@@ -272,18 +273,12 @@ class TicketDesk:
                 rejected = replace(decision, verdict="rejected", reasons=tuple(reasons), ticket_ref=None)
                 rejected = replace(rejected, reply=render_reply("rejection", routine, rtype, rejected, ref=None,
                                                                 settings=self.settings))
-                outbox_id = self._poller(now)._queue_reply(rejected, message_pk, None, None, now, now_iso)
+                outbox_id = self._recorder().queue_reply(rejected, message_pk, None, None, now, now_iso)
         return outbox_id
 
-    def _poller(self, now: datetime):
-        # The poller's own helpers write tickets and replies exactly as a poll does; no mailbox is needed.
-        from intake.poller import Folders, Poller
-
-        def no_source():
-            raise TicketError("no mailbox here")
-
-        return Poller(self.store, self.routines, no_source, settings=self.settings, folders=Folders(),
-                      clock=lambda: now)
+    def _recorder(self) -> Recorder:
+        # Tickets and replies are written exactly as a poll writes them.
+        return Recorder(self.store, self.routines, self.settings)
 
 
 def _user_exists(store: Store, name: str) -> bool:
