@@ -1,0 +1,407 @@
+"""Tests for the personal-data guard (rules.personal_data).
+
+Identity numbers are Skatteverket's published test numbers only; look-alikes with a bad check
+digit are those numbers with the last digit changed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import re
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from rules.identity import parse_identity_number
+from rules.personal_data import CATEGORIES, Finding, PersonalDataConfig, describe, scan
+
+ROOT = Path(__file__).resolve().parents[2]
+TODAY = date(2026, 11, 24)
+SUBJECT = "MittVaccin – Behörighet"
+
+TEST_PNR = ["19121212-1212", "19870521-2382", "20000229-2381", "19440813-9089", "19571230-2842",
+            "19610729-3059", "19791230-9296", "20051231-2398", "19950424-2398", "20000104-2399"]
+TEST_SNR = "19701063-2391"
+
+
+def body_kinds(body: str, **kw) -> list[tuple[str, int | None]]:
+    return [(f.category, f.line) for f in scan(SUBJECT, body, today=TODAY, **kw)]
+
+
+def written_forms(number: str) -> list[str]:
+    d8, serial = number.split("-")
+    d6 = d8[2:]
+    return [f"{d8}-{serial}", f"{d8}{serial}", f"{d6}-{serial}", f"{d6}{serial}", f"{d8} {serial}",
+            f"{d6} {serial}", f"{d8}\u2013{serial}", f"{d8}\u00a0{serial}", f"{d6}\u2013{serial}",
+            f"{d8} - {serial}"]
+
+
+# --- identity numbers -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [v for n in TEST_PNR for v in written_forms(n)])
+def test_personnummer_in_every_written_form_is_found(value):
+    body = f"Hej!\nBehörigheten gäller {value}.\n\nMvh\nKarin"
+    assert body_kinds(body) == [("personnummer", 2)]
+
+
+@pytest.mark.parametrize("value", written_forms(TEST_SNR))
+def test_samordningsnummer_is_found(value):
+    assert body_kinds(f"Samordningsnumret är\n{value}") == [("samordningsnummer", 2)]
+
+
+def test_plus_separator_means_a_hundred_years_or_older():
+    assert body_kinds("Hon är 114 år, 121212+1212.") == [("personnummer", 1)]
+
+
+@pytest.mark.parametrize("subject", [
+    "MittVaccin – Behörighet 19121212-1212", "MittVaccin – Behörighet avslut 8705212382",
+    "VB: 000229-2381 MittVaccin",
+])
+def test_personnummer_in_subject_has_no_line(subject):
+    assert [(f.category, f.location, f.line) for f in scan(subject, "", today=TODAY)] == [
+        ("personnummer", "subject", None)]
+
+
+@pytest.mark.parametrize("value", [
+    "19121212-1213", "8705212383", "000229-2380", "19440813-9088", "701063-2392",  # bad check digit
+    "19121312-1212",  # month 13
+    "20000230-2381",  # 30 February
+])
+def test_numbers_that_fail_date_or_check_digit_are_not_flagged(value):
+    assert body_kinds(f"Nummer {value} i blanketten") == []
+
+
+def test_a_number_from_the_future_is_not_flagged():
+    assert body_kinds("20051231-2398", ) == [("personnummer", 1)]
+    assert [f.category for f in scan("", "20051231-2398", today=date(2005, 12, 30))] == []
+
+
+@pytest.mark.parametrize("value", [
+    "19121212-T123", "19870521-R001", "20000229-K123", "870521-T678", "19950424T123", "20000104-SK12",
+])
+def test_reserve_numbers_are_found(value):
+    assert body_kinds(f"Patienten har {value} i journalen.") == [("reservnummer", 1)]
+
+
+@pytest.mark.parametrize("text", [
+    "Vi började 20261101 med nya rutinen.",
+    "Kod 19121312-T123 (ingen riktig månad)",
+    "Produkt 2611231530AB",
+])
+def test_reserve_number_look_alikes_are_not_flagged(text):
+    assert body_kinds(text) == []
+
+
+# --- things that only look like identity numbers ----------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "Ring 035-13 10 00", "Mobil 070-123 45 67", "Växel +46 35 13 10 00", "Tel: +46701234567",
+    "Ordernummer VMU3000096", "Ärende MV-2026-0001", "Region Halland 232100-0131",
+    "Kungsbacka kommun, org.nr 212000-1355", "Org.nr: 121212-1212 (enskild firma)",
+    "Orgnr 8705212382", "Fakturanummer 8705212382", "Ärendenummer: 1912121212", "Order 19121212T123",
+    "Enhetens HSA-id SE2321000131-E000000011111", "SE2321000131-S000000012345", "SE2321000131-F000000054321",
+    "OID 1.2.752.129.2.1.3.1", "Bankgiro 5050-1055", "IBAN SE45 5000 0000 0583 9825 7466",
+    "IBAN SE4550000000058398257466", "Felet uppstod 202611231530", "Startdatum 2026-12-01 kl. 08:00",
+    "Den 23/11 2026", "Version 2.30.1", "Postnummer 434 80", "Belopp 1 212 121 kr",
+])
+def test_look_alikes_are_not_flagged(text):
+    assert body_kinds(f"Hej!\n{text}\nMvh Karin") == []
+
+
+def test_recent_timestamp_is_not_a_person_unless_context_says_so():
+    # 191212121212 read as a timestamp: 1912-12-12 12:12, seen from a day soon after.
+    soon_after = date(1913, 1, 1)
+    assert scan("", "Loggen: 191212121212", today=soon_after) == []
+    assert [f.category for f in scan("", "Pnr 191212121212", today=soon_after)] == ["personnummer"]
+    # Long after, the same digits are a person.
+    assert body_kinds("Loggen: 191212121212") == [("personnummer", 1)]
+
+
+def test_ten_digits_starting_with_zero_may_be_a_phone_number():
+    assert body_kinds("Mobil 0001042399") == []
+    [held] = scan("", "Hon har 0001042399", today=TODAY)  # no phone word: held, not let through
+    assert (held.category, 0.5 <= held.score < 0.8) == ("personnummer", True)
+    assert [f.score >= 0.8 for f in scan("", "Hon har 000104-2399", today=TODAY)] == [True]
+    assert [f.score >= 0.8 for f in scan("", "Pnr 0001042399", today=TODAY)] == [True]
+    assert body_kinds("Mobil 0001042399, pnr 000104-2399") == [("personnummer", 1)]
+
+
+def test_a_personnummer_after_a_ticket_word_is_held_not_silenced():
+    [held] = scan("", "Ärendenummer: 19121212-1212", today=TODAY)
+    assert (held.category, 0.5 <= held.score < 0.8) == ("personnummer", True)
+
+
+def test_hidden_or_look_alike_characters_do_not_hide_a_number():
+    assert body_kinds("１９１２１２１２－１２１２") == [("personnummer", 1)]  # full-width
+    assert body_kinds("19121212\u200b-1212") == [("personnummer", 1)]  # zero-width space
+    assert body_kinds("a\r\nb\r\n19121212-1212") == [("personnummer", 3)]  # CR LF counts once
+    assert body_kinds("a\rb\r19121212-1212") == [("personnummer", 3)]
+
+
+# --- HSA-ids ----------------------------------------------------------------------------------
+
+
+def test_person_hsa_id_is_found_and_unit_hsa_id_is_not():
+    body = "Enhet SE2321000131-E000000011111\nAnvändare SE2321000131-P000000245581"
+    assert body_kinds(body) == [("hsa_id", 2)]
+
+
+def test_person_hsa_suffixes_are_configurable():
+    body = "SE2321000131-P000000245581 och SE2321000131-T000000000001"
+    only_t = PersonalDataConfig(person_hsa_suffixes=(r"T\d+",))
+    assert [f.category for f in scan("", body, today=TODAY, config=only_t)] == ["hsa_id"]
+    none = PersonalDataConfig(person_hsa_suffixes=())
+    assert scan("", body, today=TODAY, config=none) == []
+
+
+# --- names ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "Behörigheten gäller Karin Lindqvist.", "Vi behöver behörighet för Anna Engelbrektsson.",
+    "användare: Per Nilsson", "ny användare Maria Svensson", "Ta bort behörighet för Erik Johansson.",
+    "Behörigheten avser Anna-Karin Larsson.", "Gäller: Maria Eriksson", "Namn: Lars Andersson",
+    "Det gäller vår nya undersköterska Sara Holm.", "Avsluta Johan Gustafsson i MittVaccin.",
+])
+def test_names_in_context_are_found(text):
+    assert body_kinds(f"Hej!\n{text}\n\nMvh\nSofia Olsson", sender_name="Sofia Olsson") == [("name", 2)]
+
+
+def test_names_listed_under_a_heading_are_found():
+    body = "Hej!\nFöljande användare ska avslutas:\n- Karin Lindqvist\n- Per Nilsson\n\nMvh Eva"
+    assert body_kinds(body) == [("name", 3), ("name", 4)]
+
+
+def test_names_in_a_numbered_list_and_after_a_wrapped_line_are_found():
+    body = "Hej! Följande ska ha behörighet:\n1. Karin Lindqvist, vaccinatör\n2. Lars Eriksson, admin"
+    assert body_kinds(body) == [("name", 2), ("name", 3)]
+    assert body_kinds("Vi behöver behörighet för\nKarin Lindqvist på Hemtjänst Öst.") == [("name", 2)]
+
+
+def test_names_joined_by_och_and_commas_are_all_found():
+    body = "Behörigheten gäller Karin Lindqvist och Per Nilsson, Maria Svensson samt Lars Eriksson."
+    assert body_kinds(body) == [("name", 1)] * 4
+
+
+def test_name_before_a_verb_is_found():
+    assert body_kinds("Hej!\nAnna Engelbrektsson har slutat hos oss.") == [("name", 2)]
+    assert body_kinds("Region Halland ska ha blanketten.\nHemtjänst Väst behöver hjälp.") == []
+
+
+def test_name_in_subject_is_found():
+    findings = scan("MittVaccin – Behörighet Anna Larsson", "", today=TODAY)
+    assert [(f.category, f.location) for f in findings] == [("name", "subject")]
+
+
+@pytest.mark.parametrize("text", [
+    "Jag har pratat med Karin på supporten.", "Behörigheten gäller Hemtjänst Väst.",
+    "Vi behöver behörighet för Kungsbacka kommun.", "Tack för hjälpen!", "Det gäller Anna på nattpatrullen.",
+    "Användare: se bifogad blankett.", "Behörighet för Särö Äldreboende.",
+])
+def test_text_that_is_not_a_persons_name_is_not_flagged(text):
+    assert body_kinds(f"Hej!\n{text}") == []
+
+
+def test_sender_own_name_and_signature_are_not_flagged():
+    body = ("Hej!\nBehörigheten gäller Eva Persson, alltså mig.\nSe bifogad blankett.\n\n"
+            "Med vänlig hälsning\nEva Persson\nVerksamhetschef för Äldreomsorgen\nTel 0345-180 00\n"
+            "eva.persson@hylte.se")
+    assert body_kinds(body, sender_name="Eva Persson", sender_address="eva.persson@hylte.se") == []
+    # The sender known only by address: the address's local part gives the name.
+    assert body_kinds(body, sender_address="eva.persson@hylte.se") == []
+    assert scan("Fråga från Eva Persson", "", sender_name="Persson Eva", today=TODAY) == []
+
+
+def test_signature_block_ends_after_a_few_lines():
+    body = "Mvh\nEva\n" + "\n" * 20 + "PS. Behörigheten gäller Karin Lindqvist."
+    assert body_kinds(body) == [("name", 23)]
+
+
+def test_forwarded_headers_are_skipped_but_the_forwarded_text_is_scanned():
+    body = ("Hej, skickar vidare.\n\nMvh\nPer Nilsson\n\n-----Ursprungligt meddelande-----\n"
+            "Från: Lena Karlsson <lena.karlsson@halmstad.se>\nSkickat: den 23 november 2026 15:30\n"
+            "Till: Läkemedelssupporten\nÄmne: MittVaccin – Behörighet\n\n"
+            "Hej! Behörigheten gäller Maria Svensson.\n\nMvh\nLena Karlsson")
+    assert body_kinds(body, sender_name="Per Nilsson") == [("name", 12)]
+
+
+def test_names_can_be_switched_off():
+    config = PersonalDataConfig(detect_names=False)
+    assert scan("", "Behörigheten gäller Karin Lindqvist.", today=TODAY, config=config) == []
+
+
+# --- birth dates ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [
+    "född 1987-05-21", "födelsedatum: 21/5 1987", "född den 21 maj 1987", "f. 1944-08-13", "född 19870521",
+    "Födelsedatum 2000-02-29", "född 29/2-2000", "född 30 dec. 1979", "Född: 21.5.1987",
+])
+def test_birth_dates_are_found(text):
+    assert body_kinds(f"Användaren är\n{text}.") == [("birth_date", 2)]
+
+
+@pytest.mark.parametrize("text", [
+    "Födelsedatum står i blanketten.", "född 2001-02-29", "född 2027-01-01", "Startdatum 1987-05-21",
+])
+def test_birth_date_look_alikes_are_not_flagged(text):
+    assert body_kinds(text) == []
+
+
+def test_birth_date_inside_a_personnummer_is_reported_once():
+    assert body_kinds("född 870521-2382") == [("personnummer", 1)]
+
+
+# --- scores and config ------------------------------------------------------------------------
+
+
+def test_findings_below_the_hold_threshold_are_dropped():
+    body = "Behörigheten gäller Jovana Nilsson."  # unknown first name: a hold, not a reject
+    [finding] = scan("", body, today=TODAY)
+    assert 0.5 <= finding.score < 0.8
+    assert scan("", body, today=TODAY, config=PersonalDataConfig(hold_threshold=0.7)) == []
+
+
+def test_config_from_mapping():
+    config = PersonalDataConfig.from_mapping(
+        {"reject_threshold": 0.9, "hold_threshold": 0.4, "person_hsa_suffixes": ["P\\w+", "T\\d+"],
+         "detect_names": False})
+    assert config == PersonalDataConfig(0.9, 0.4, ("P\\w+", "T\\d+"), False)
+    assert PersonalDataConfig.from_mapping({}) == PersonalDataConfig()
+
+
+@pytest.mark.parametrize(("data", "named"), [
+    ({"reject_treshold": 0.9}, "reject_treshold"),
+    ({"reject_threshold": 2}, "reject_threshold"),
+    ({"hold_threshold": "high"}, "hold_threshold"),
+    ({"person_hsa_suffixes": "P\\w+"}, "person_hsa_suffixes"),
+    ({"person_hsa_suffixes": ["P(\\w+"]}, "person_hsa_suffixes"),
+    ({"detect_names": "yes"}, "detect_names"),
+    ({"hold_threshold": 0.9, "reject_threshold": 0.8}, "hold_threshold"),
+])
+def test_config_from_mapping_rejects_bad_settings_by_name(data, named):
+    with pytest.raises(ValueError, match=named):
+        PersonalDataConfig.from_mapping(data)
+
+
+# --- describe ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("findings", "expected"), [
+    ([Finding("personnummer", "body", 3, 0.95), Finding("name", "subject", None, 0.9)],
+     "ett personnummer på rad 3 och ett namn i ämnesraden"),
+    ([Finding("personnummer", "body", 2, 0.95), Finding("personnummer", "body", 5, 0.95)],
+     "två personnummer (rad 2 och 5)"),
+    ([Finding("hsa_id", "subject", None, 0.95), Finding("hsa_id", "body", 4, 0.95)],
+     "två HSA-id för personer (ämnesraden och rad 4)"),
+    ([Finding("birth_date", "body", 1, 0.85)] * 3, "tre födelsedatum på rad 1"),
+    ([Finding("samordningsnummer", "body", n, 0.95) for n in range(1, 8)],
+     "sju samordningsnummer (rad 1, 2, 3, 4, 5 m.fl.)"),
+    ([], "inga personuppgifter"),
+])
+def test_describe(findings, expected):
+    assert describe(findings) == expected
+
+
+def test_every_category_has_swedish_wording():
+    for category in CATEGORIES:
+        assert describe([Finding(category, "body", 1, 0.9)]).endswith("på rad 1")
+
+
+# --- values never leak ------------------------------------------------------------------------
+
+_NAME_WORDS = re.compile(r"[A-ZÅÄÖ][a-zåäöé]+")
+
+
+def _corpus() -> list[dict]:
+    path = ROOT / "fixtures" / "personal_data" / "corpus.jsonl"
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("record", [r for r in _corpus() if r["category"]], ids=lambda r: r["id"])
+def test_findings_and_description_never_carry_the_value(record):
+    findings = scan(record["text"], record["text"], today=TODAY)
+    assert findings
+    shown = repr(findings) + describe(findings)
+    for run in re.findall(r"\d{3,}", record["text"]):
+        assert run not in shown
+    names = set(_NAME_WORDS.findall(record["text"])) - {"HSA"}
+    assert not [w for w in names if re.search(rf"\b{w}\b", shown)]
+
+
+# --- robustness -------------------------------------------------------------------------------
+
+
+def _random_strings(n: int) -> list[str]:
+    rng = random.Random(7)
+    pool = "0123456789-+ \u00a0\u2013\n\r\t.,:/TPSEabcåäöKLAM@#>\x00\ufeff\u200b\ud800\uffff１"
+    return ["".join(rng.choice(pool) for _ in range(rng.randint(0, 400))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("text", [
+    "", " ", "\n" * 1000, "\x00" * 100, "\ud800\udfff", bytes(range(256)).decode("latin-1"),
+    b"\xff\xfe\x00\x19\x12\x12".decode("utf-8", "surrogateescape"), "1" * 100_000, "a" * 100_000,
+    "SE" + "1" * 50_000, "1." * 50_000, "gäller " * 20_000, "Anna Svensson " * 10_000, "a@" * 50_000,
+    "användare:\n" + "- Anna Svensson\n" * 5_000, "född " * 20_000, "\u0130" * 1000 + " gäller Karin Lindqvist",
+    *_random_strings(300),
+])
+def test_scan_never_raises_and_findings_are_well_formed(text):
+    findings = scan(text, text, sender_name=text[:20], sender_address=text[:30], today=TODAY)
+    body_lines = text.replace("\r\n", "\n").replace("\r", "\n").count("\n") + 1
+    for f in findings:
+        assert f.category in CATEGORIES
+        assert 0 <= f.score <= 1
+        assert (f.location, f.line is None) in (("subject", True), ("body", False))
+        assert f.line is None or 1 <= f.line <= body_lines
+    describe(findings)
+
+
+def test_huge_body_with_many_numbers():
+    body = "Rad med 19121212-1212 och Tel 070-123 45 67\n" * 20_000  # about 1 MB
+    findings = scan("", body, today=TODAY)
+    assert len(findings) == 20_000
+    assert findings[-1].line == 20_000
+
+
+def test_default_today_is_the_real_today():
+    assert [f.category for f in scan("", "19121212-1212")] == ["personnummer"]
+
+
+# --- the labelled corpus ----------------------------------------------------------------------
+
+
+def _pd_corpus_module():
+    spec = importlib.util.spec_from_file_location("pd_corpus", ROOT / "scripts" / "pd_corpus.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("pd_corpus", module)  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_corpus_meets_its_goals():
+    pd_corpus = _pd_corpus_module()
+    records = pd_corpus.load()
+    assert sum(1 for r in records if r["category"]) >= 200
+    assert sum(1 for r in records if not r["category"]) >= 200
+    fig = pd_corpus.measure(records)
+    for category in pd_corpus.IDENTITY:
+        assert fig.positives[category] > 0
+        assert fig.caught[category] == fig.positives[category], fig.misses
+    assert fig.flagged_neg == 0, fig.fp_ids
+    assert fig.caught["name"] >= 0.9 * fig.positives["name"]
+
+
+def test_corpus_holds_no_identity_numbers_but_the_published_test_numbers():
+    allowed = {n.replace("-", "")[2:] for n in [*TEST_PNR, TEST_SNR]}
+    for record in _corpus():
+        text = record["text"].replace("\u00a0", " ").replace("\u2013", "-").replace(" - ", "-")
+        for m in re.finditer(r"(?<!\d)(\d{2})?(\d{6})[-+ ]?(\d{4})(?!\d)", text):
+            for sep in ("", "-"):
+                ident = parse_identity_number(f"{m[1] or ''}{m[2]}{sep}{m[3]}", TODAY)
+                assert ident is None or m[2] + m[3] in allowed, record["id"]
