@@ -10,8 +10,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from intake.config import ConfigError
-from intake.sources.imap import TlsMode, check_transport, password_from, typed
+from intake.config import ConfigError, TlsMode, check_transport, password_from, typed
 
 
 class SendError(Exception):

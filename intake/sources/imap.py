@@ -3,65 +3,19 @@
 from __future__ import annotations
 
 import imaplib
-import ipaddress
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from imapclient import IMAPClient
 
-from intake.config import ConfigError, _check_type
+from intake.config import ConfigError, TlsMode, check_transport, password_from, typed
 from intake.sources.base import FetchedMail, SourceError
 
 T = TypeVar("T")
-TlsMode = Literal["ssl", "starttls", "none"]
-TLS_MODES = ("ssl", "starttls", "none")
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is this machine by name or address (no DNS lookup: decided before connecting)."""
-    if host.lower().rstrip(".") in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_transport(section: str, host: str, tls: str, allow_plaintext: bool) -> None:
-    """Refuse an unknown TLS mode, and plain text to another machine unless explicitly allowed.
-
-    Shared by the IMAP and SMTP settings; ``section`` names the config section in the error.
-    """
-    if tls not in TLS_MODES:
-        raise ConfigError(f"{section}.tls: must be one of {', '.join(TLS_MODES)}, not {tls!r}")
-    if tls == "none" and not allow_plaintext and not is_loopback(host):
-        raise ConfigError(
-            f'{section}.allow_plaintext: {section}.tls = "none" would send the password in plain text '
-            f'to {host}; use tls = "ssl" or "starttls", or set {section}.allow_plaintext = true'
-        )
-
-
-def password_from(section: str, data: Mapping[str, Any], env: Mapping[str, str], default_env: str) -> str:
-    """The password from ``data["password"]``, else from the environment variable ``password_env`` names."""
-    if data.get("password"):
-        return str(data["password"])
-    env_name = data.get("password_env") or default_env
-    if env.get(env_name):
-        return env[env_name]
-    raise ConfigError(f"{section}.password: missing (set it, or the environment variable {env_name})")
-
-
-def typed(section: str, data: Mapping[str, Any], key: str, kind: type, default: Any = ...) -> Any:
-    """``data[key]`` type-checked as intake.config does; a missing key without a default fails."""
-    if key not in data or data[key] in ("", None):
-        if default is ...:
-            raise ConfigError(f"{section}.{key}: missing")
-        return default
-    return _check_type(f"{section}.{key}", data[key], kind)
 
 
 @dataclass(frozen=True)
