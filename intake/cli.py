@@ -242,11 +242,14 @@ def send(ctx: click.Context) -> None:
     Example: intake send
     """
     from intake.app import make_outbox, open_app, setup_logging
+    from intake.lock import InstanceLock
 
     config = _load(ctx)
     setup_logging(config["logging"]["level"])
-    store, routines = open_app(config)
-    click.echo(f"outbox: {make_outbox(config, store, routines).send_due().summary()}")
+    # Two senders at once would each send the same due rows: one sender per database, like polling.
+    with InstanceLock(config.lock_path, str(config.db_path)):
+        store, routines = open_app(config)
+        click.echo(f"outbox: {make_outbox(config, store, routines).send_due().summary()}")
 
 
 from intake.cli_staff import register  # noqa: E402

@@ -88,13 +88,7 @@ class SmtpTestServer:
             self.port = sock.getsockname()[1]
         self.username, self.password = "intake-bot", "hemligt-lösen"  # non-ASCII on purpose
         self.handler = _Handler(self.username, self.password)
-        self.controller = Controller(
-            self.handler,
-            hostname=self.host,
-            port=self.port,
-            authenticator=self.handler.authenticate,
-            auth_require_tls=False,
-        )
+        self.controller: Controller | None = None
         self.running = False
 
     @property
@@ -113,12 +107,23 @@ class SmtpTestServer:
         return SmtpConfig(**values)  # type: ignore[arg-type]
 
     def start(self) -> None:
+        """Start, or start again after :meth:`stop` on the same port, keeping what was received.
+
+        aiosmtpd closes a controller's event loop on stop, so each start gets a new controller.
+        """
+        self.controller = Controller(
+            self.handler,
+            hostname=self.host,
+            port=self.port,
+            authenticator=self.handler.authenticate,
+            auth_require_tls=False,
+        )
         self.controller.start()
         self.running = True
 
     def stop(self) -> None:
         """The server goes away: later connections are refused."""
-        if self.running:
+        if self.running and self.controller is not None:
             self.controller.stop()
             self.running = False
 

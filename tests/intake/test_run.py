@@ -100,3 +100,17 @@ def test_forms_command_writes_the_blank_forms(tmp_path):
     result = CliRunner().invoke(main, ["forms", "mittvaccin", "--out", str(tmp_path)])
     assert result.exit_code == 0
     assert sorted(p.suffix for p in tmp_path.iterdir()) == [".docx", ".xlsx"]
+
+
+def test_send_refuses_while_another_process_owns_the_database(tmp_path):
+    """Two senders at once would send the same due replies twice; the second one is refused."""
+    from intake.config import load
+    from intake.lock import InstanceLock
+
+    conf = write_conf(tmp_path)
+    config = load(conf)
+    with InstanceLock(config.lock_path, str(config.db_path)):
+        result = CliRunner().invoke(main, ["-c", str(conf), "send"])
+    assert result.exit_code == 1
+    assert "already running on" in result.output
+    assert CliRunner().invoke(main, ["-c", str(conf), "send"]).exit_code == 0
