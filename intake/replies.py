@@ -15,6 +15,10 @@ from intake.decision import Decision, Reply
 from rules.packs import RequestType, Routine
 
 
+# Lines up to 200 characters before folding: a folded Message-ID is valid but some clients mishandle it.
+_POLICY = email.policy.SMTP.clone(max_line_length=200)
+
+
 def _clean_header(text: str) -> str:
     # Incoming text must never inject headers into outgoing mail (FIELD-NOTES: =0D=0A in subjects).
     return " ".join(text.replace("\x00", " ").splitlines()).strip()
@@ -75,7 +79,7 @@ def build_message(
     attachments: list[tuple[str, bytes, str]] | None = None,
 ) -> EmailMessage:
     """The outgoing mail for a reply: plain text, threaded, marked as automatic (RFC 3834)."""
-    msg = EmailMessage(policy=email.policy.SMTP)
+    msg = EmailMessage(policy=_POLICY)
     msg["From"] = email.utils.formataddr((from_name, from_address)) if from_name else from_address
     msg["To"] = _clean_header(to)
     msg["Subject"] = _clean_header(subject)
