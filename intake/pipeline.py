@@ -173,7 +173,9 @@ def _judge(
 
     # 5. Sender policy.
     if settings.allowed_domains and mail.sender.rsplit("@", 1)[-1] not in settings.allowed_domains:
-        hits.rejections.append(reason("sender.not_allowed", overrides=policy, detail="domain not in senders.allowed_domains"))
+        hits.rejections.append(
+            reason("sender.not_allowed", overrides=policy, detail="domain not in senders.allowed_domains")
+        )
 
     # 6. Subject convention.
     if rtype is None:

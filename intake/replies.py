@@ -14,7 +14,6 @@ from typing import Any
 from intake.decision import Decision, Reply
 from rules.packs import RequestType, Routine
 
-
 # Lines up to 200 characters before folding: a folded Message-ID is valid but some clients mishandle it.
 _POLICY = email.policy.SMTP.clone(max_line_length=200)
 

@@ -16,7 +16,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from intake.app import blank_form_attachments, make_poller
 from intake.outbox import Outbox, smtp_transport
