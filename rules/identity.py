@@ -43,7 +43,7 @@ def parse_identity_number(text: str, today: date | None = None) -> IdentityNumbe
     """Parse ``text`` as a personnummer or samordningsnummer; ``None`` when it is not a valid one.
 
     Accepts 12 or 10 digits with or without a separator. A 10-digit number's century comes from
-    ``today`` (``+`` means 100 years or older). The date must exist (day + 60 for samordningsnummer),
+    ``today`` (``+`` means 100 years or older); with 12 digits any separator, ``+`` included, is accepted. The date must exist (day + 60 for samordningsnummer),
     must not be in the future, and the check digit must hold.
     """
     today = today or date.today()
@@ -58,8 +58,7 @@ def parse_identity_number(text: str, today: date | None = None) -> IdentityNumbe
     if dd > 60:
         kind, dd = "samordningsnummer", dd - 60
     if century is not None:
-        if sep == "+":
-            return None  # "+" only has meaning in the 10-digit form
+        # With the century written out, "+" is just a separator (people write 19121212+1212 too).
         year = int(century) * 100 + yy
     else:
         year = (today.year // 100) * 100 + yy
