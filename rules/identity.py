@@ -44,7 +44,7 @@ def parse_identity_number(text: str, today: date | None = None) -> IdentityNumbe
 
     Accepts 12 or 10 digits with or without a separator. A 10-digit number's century comes from
     ``today`` (``+`` means 100 years or older); with 12 digits any separator, ``+`` included, is accepted. The date must exist (day + 60 for samordningsnummer),
-    must not be in the future, and the check digit must hold.
+    must not be in the future nor more than 130 years back, and the check digit must hold.
     """
     today = today or date.today()
     m = _SHAPE.match(text.strip())
@@ -70,8 +70,8 @@ def parse_identity_number(text: str, today: date | None = None) -> IdentityNumbe
         born = date(year, mm, dd)
     except ValueError:
         return None
-    if born > today:
-        return None
+    if born > today or born.year < today.year - 130:
+        return None  # not born yet, or older than anyone alive
     prefix = f"{born:%Y%m}{int(yymmdd[4:6]):02d}"
     return IdentityNumber(kind=kind, birth_date=born, normalised=f"{prefix}-{serial}")
 
