@@ -8,7 +8,9 @@ reasons ``subject.personal_data`` and ``body.personal_data``.
 Everything is regex-driven over the whole text; Python only looks at the (few) candidates. Name
 detection uses the Swedish first-name and surname lists that ship with Faker (read at import
 time from the installed package) and looks only at names written in context ("gäller Karin
-Lindqvist", "användare: Per Nilsson"), never at the sender's own name or signature block.
+Lindqvist", "användare: Per Nilsson", "Lindqvist, Karin", "kontot för karin lindqvist", a work
+address "karin.lindqvist@…" of someone else, names answering a quoted "Vem gäller det?"), never at
+the sender's own name, a signature block or the Från:/Till: lines of a forwarded mail.
 """
 
 from __future__ import annotations
@@ -268,15 +270,24 @@ _MONTHS = {
     )
     for name in names
 }
+# English month names that differ from the Swedish ones ("born 21 May 1987", "DOB: May 21, 1987").
+_MONTHS |= {"january": 1, "february": 2, "march": 3, "may": 5, "june": 6, "july": 7, "october": 10, "oct": 10}
 _MONTH_ALT = "|".join(sorted(_MONTHS, key=len, reverse=True))
+# A label, then a date. Swedish labels ("född", "födelsedatum", "fdat", "f."), English ones ("DOB",
+# "date of birth", "born"), and the bare "f" of "Karin f 870521" (weaker: see _scan_birth_dates).
 _BIRTH = re.compile(
-    r"(?i:\b(?:född|födda|föddes|födelsedatum|födelsedag|födelsedata|f\.(?=\s?\d)))"
+    # A plain first character lets the regex engine skip ahead fast; the look-behind is "\b".
+    r"[fFdDbB](?<![^\W][fFdDbB])"
+    r"(?i:(?<=f)(?:ödd|ödda|öddes|ödelsedatum|ödelsedag|ödelsedata|ödelsedat\.?|öd\.|dat\.?|\.dat\.?|"
+    r"\.(?=\s?\d)|(?P<weak>)(?=[ \t:]\s*\d))|(?<=d)(?:ob|\.o\.b\.?|ate\s+of\s+birth)|"
+    r"(?<=b)(?:irth\s?date|orn(?:\s+on)?))"
     r"(?:\s*[:,]\s*|\s+)(?:(?i:den|år)\s+)?"
     r"(?:"
     r"(?P<y1>\d{4})[-/.](?P<m1>\d{1,2})[-/.](?P<d1>\d{1,2})"
     r"|(?P<y2>\d{4}|\d{2})(?P<m2>\d{2})(?P<d2>\d{2})"
     r"|(?P<d3>\d{1,2})[/.](?P<m3>\d{1,2})(?:[ /.-]|\s?-\s?|, ?)'?(?P<y3>\d{4}|\d{2})"
-    rf"|(?P<d4>\d{{1,2}})(?::?[ae])?\s+(?P<m4>(?i:{_MONTH_ALT}))\.?,?\s+(?:-|')?(?P<y4>\d{{4}}|\d{{2}})"
+    rf"|(?P<d4>\d{{1,2}})(?::?[ae]|st|nd|rd|th)?\s+(?P<m4>(?i:{_MONTH_ALT}))\.?,?\s+(?:-|')?(?P<y4>\d{{4}}|\d{{2}})"
+    rf"|(?P<m5>(?i:{_MONTH_ALT}))\.?\s+(?P<d5>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y5>\d{{4}})"
     r")(?![0-9])"
 )
 
@@ -291,11 +302,21 @@ def _scan_birth_dates(text: str, today: date) -> list[tuple[str, int, float, int
             y, mo, d = g["y2"], g["m2"], g["d2"]
         elif g["y3"]:
             y, mo, d = g["y3"], g["m3"], g["d3"]
-        else:
+        elif g["y4"]:
             y, mo, d = g["y4"], str(_MONTHS[g["m4"].lower()]), g["d4"]
+        else:
+            y, mo, d = g["y5"], str(_MONTHS[g["m5"].lower()]), g["d5"]
         cent = y[:2] if len(y) == 4 else None
         yymmdd = f"{y[-2:]}{int(mo):02d}{int(d):02d}" if int(mo) < 100 and int(d) < 100 else "000000"
-        if _plain_date(cent, yymmdd, False, today) is None:
+        born = _plain_date(cent, yymmdd, False, today)
+        if born is None:
+            continue
+        if g["weak"] is not None:
+            # A bare "f" before a date is a lesser sign: it counts for someone old enough to be a user
+            # (14 or more); "f 261101" or "ringde f 2025-01-01" is some other date.
+            if born > today - timedelta(days=14 * 365):
+                continue
+            hits.append(("birth_date", m.start(), 0.8, m.start(), m.end()))
             continue
         hits.append(("birth_date", m.start(), 0.85, m.start(), m.end()))
     return hits
@@ -309,12 +330,26 @@ def _name_set(values) -> frozenset[str]:
 
 
 _FIRST_NAMES = _name_set([*_SvNames.first_names_female, *_SvNames.first_names_male])
-_LAST_NAMES = _name_set(_SvNames.last_names)
+# Short Swedish surnames that Faker's list lacks; a name after a first name ("Karin Ås").
+_EXTRA_LAST_NAMES = frozenset(
+    {"ås", "wik", "sund", "dal", "sjö", "hed", "hök", "rapp", "lööf", "stål", "bruhn", "vall", "eek", "åhs"}
+)
+_LAST_NAMES = _name_set(_SvNames.last_names) | _EXTRA_LAST_NAMES
+# Names that are also ordinary Swedish words. A name written in lower case ("gäller karin lindqvist")
+# counts only when both words are in the name lists (a first name, then a surname); with one or two
+# of these words ("per holm") it is held for staff rather than rejected.
+_COMMON_WORDS = frozenset(
+    "per maj bo sten klara rosa rose lo dag tor rut ester vera iris liv love mark may my juni mina saga tom ben "
+    "del edit uno vide ida gun siv kim tim linnea viktoria signe juli april alma lisa ask vår sol storm "
+    "berg ek lund holm dahl dal björk falk frisk modig hall said lind malm palm blom kvist frank green hägg asp "
+    "alm nord lilja ljung rask brink blixt hjort frid gren hammar fors strand borg li lönn ferm flink roos wall "
+    "ås sund sjö hed hök rapp stål vall sand ström hjelm kling grahn roth hult lantz levin".split()
+)
 # Capitalised words after a trigger that are places, units or systems, not surnames.
 _NOT_SURNAME = re.compile(
     r"(?i:.*(?:kommun|kommunen|region|regionen|boende|boendet|tjänst|tjänsten|central|centralen|"
     r"vård|vården|enhet|enheten|gården|hemmet|avdelning|avdelningen|mottagning|mottagningen|sjukhus|"
-    r"sjukhuset|skola|skolan|förvaltning|förvaltningen|support|supporten|teamet|gruppen|vaccin|"
+    r"sjukhuset|huset|skola|skolan|förvaltning|förvaltningen|support|supporten|teamet|gruppen|vaccin|"
     r"halland|sverige)$)"
 )
 _SURNAME_ENDING = re.compile(
@@ -325,37 +360,62 @@ _SURNAME_ENDING = re.compile(
 _TOKEN = r"(?:[A-ZÅÄÖÉÜ][a-zåäöéèüáíóúøæ]+|[A-ZÅÄÖÉÜ]{2,})(?:-(?:[A-ZÅÄÖÉÜ][a-zåäöéèüáíóúøæ]+|[A-ZÅÄÖÉÜ]{2,}))?"
 _PARTICLE = r"(?:von|af|de|van|der|da|di|el|al)"
 _NAME_RUN = rf"{_TOKEN}(?:[ \t\u00a0]+(?:{_PARTICLE}[ \t\u00a0]+)?{_TOKEN}){{1,3}}\b"
+# "Lindqvist, Karin": surname, comma, first name (only with both in the name lists).
+_REVERSED = rf"{_TOKEN},[ \t\u00a0]+{_TOKEN}(?![\w-])"
+# "karin lindqvist", "anna-karin svensson": exactly a first name and a surname in lower case.
+_LOWER_RUN = r"[a-zåäöéü]+(?:-[a-zåäöéü]+)?[ \t\u00a0]+[a-zåäöéü]+(?![\w-])"
+# "karin.lindqvist@halmstad.se": a work address names its owner.
+_MAIL_WORD = r"[A-Za-zåäöÅÄÖéü]+(?:-[A-Za-zåäöÅÄÖéü]+)?"
+_MAIL = rf"{_MAIL_WORD}(?:[._]{_MAIL_WORD}){{1,2}}@[\w-]+(?:\.[\w-]+)+"
 _TRIGGER = (
     r"(?i:\b(?:gäller|gälla|avser|angående|ang\.?|beträffande|rörande|för|åt|användare|användaren|"
     r"användarna|namn|namnet|medarbetare|medarbetaren|medarbetarna|anställd|anställde|nyanställd|"
     r"nyanställda|kollega|kollegan|kollegor|vikarie|vikarien|sjuksköterska|sjuksköterskan|"
-    r"undersköterska|undersköterskan|läkare|läkaren|patient|patienten|personen|avsluta|avslut|"
+    r"undersköterska|undersköterskan|läkare|läkaren|patient|patienten|personen|avsluta|avslut|hjälpa|"
     r"avsluta\s+behörigheten\s+för|ta\s+bort|lägg\s+upp|lägga\s+upp|upplägg|upplägg\s+av|"
     r"behörighet\s+till|behörighet\s+åt)\b)"
 )
 # A trigger, at most "ny"/"den" and similar before the name, then a run of capitalised words.
 _TRIGGER_LOWER = re.compile(_TRIGGER.replace("(?i:", "(?:"))
-_NAME_AFTER_TRIGGER = re.compile(  # the name may wrap to the next line: "behörighet för\nKarin Lindqvist"
-    rf"[ \t\u00a0]*[:\-–]?[ \t\u00a0]*(?:\n[ \t\u00a0>]*)?"
-    rf"(?:(?i:ny|nya|den|dem|vår|våra|min|mina|vår\s+nya|användaren|medarbetaren)[ \t\u00a0]+)?"
-    rf"(?P<name>{_NAME_RUN})"
+# The name may wrap to the next line ("behörighet för\nKarin Lindqvist") or stand in apposition
+# after a comma or a dash ("vår nya medarbetare, Karin Lindqvist, ska").
+_AFTER_TRIGGER = (
+    r"[ \t\u00a0]*[:\-–,(]?[ \t\u00a0]*(?:\n[ \t\u00a0>]*)?"
+    r"(?:(?i:vår\s+nya|ny|nya|den|dem|vår|våra|min|mina|användaren|medarbetaren|kontot|kontot\s+för)[ \t\u00a0]+)?"
 )
+_NAME_AFTER_TRIGGER = re.compile(rf"{_AFTER_TRIGGER}(?:(?P<name>{_NAME_RUN})|(?P<rev>{_REVERSED}))")
+_LOWER_AFTER_TRIGGER = re.compile(rf"{_AFTER_TRIGGER}(?P<name>{_LOWER_RUN})")
+_MAIL_AFTER_TRIGGER = re.compile(rf"{_AFTER_TRIGGER}<?(?P<name>{_MAIL})")
+_COLLEAGUE = re.compile(r"(?i:kolleg)")
+_REVERSED_ANYWHERE = re.compile(rf"(?<![\w-])(?P<name>{_REVERSED})")
 _NAME_ANYWHERE = re.compile(rf"(?<![\w-])(?P<name>{_NAME_RUN})")
 # "Karin Lindqvist ska ha behörighet": a name right before one of these verbs, found from the verb.
 _VERB_AFTER_NAME = re.compile(
     r"[ \t\u00a0](?:ska|skall|behöver|har\s+slutat|slutar|slutade|börjar|började|saknar|kan\s+inte|"
     r"är\s+ny|har\s+fått|har\s+bytt|har\s+inte|har\s+gått|går\s+i\s+pension)\b"
 )
-_NAME_BEFORE_VERB = re.compile(rf"(?<![\w-])(?P<name>{_NAME_RUN})$")
+# A role in brackets or between commas, or the closing dash of "– Karin Lindqvist –", may stand
+# between: "Lindqvist Karin (usk) ska ha", "den som slutat – Karin Lindqvist – ska avslutas".
+_BETWEEN_NAME_AND_VERB = r"(?:[ \t\u00a0]*\([^()\n]{1,40}\)|,[ \t\u00a0]*[^,\n]{1,30},|[ \t\u00a0]+[–—-])?"
+_NAME_BEFORE_VERB = re.compile(rf"(?<![\w-])(?P<name>{_NAME_RUN}){_BETWEEN_NAME_AND_VERB}$")
+_LOWER_BEFORE_VERB = re.compile(rf"(?<![\w-])(?P<name>{_LOWER_RUN}){_BETWEEN_NAME_AND_VERB}$")
 # "gäller Karin Lindqvist och Per Nilsson": a name right after a name found in context.
 _NAME_CHAIN = re.compile(rf"[ \t\u00a0]*(?:,|och|samt|&|/)[ \t\u00a0]*(?P<name>{_NAME_RUN})")
+_LOWER_CHAIN = re.compile(rf"[ \t\u00a0]*(?:,|och|samt|&|/)[ \t\u00a0]*(?P<name>{_LOWER_RUN})")
 # After a line like "Följande användare:" names stand alone on the next lines (bullets allowed).
-_LIST_HEAD = re.compile(r"^[^\n]*:[ \t]*$", re.MULTILINE)
+# A heading ends in a colon; a question ("> Vem gäller det?") is answered by names on the next lines.
+_LIST_HEAD = re.compile(r"^[^\n]*[:?][ \t]*$", re.MULTILINE)
+_QUESTION_WORDS = re.compile(
+    r"(?i:\b(?:namn|namnet|heter)\b|\b(?:vem|vilka|vilken|vilket)\b[^\n]*\b(?:gäller|avser|användar\w*|"
+    r"person\w*|behörighet\w*|avslut\w*|ska\s+ha|konto\w*|medarbetar\w*)\b)"
+)
 _LIST_TRIGGER = re.compile(_TRIGGER)
 _LIST_HEAD_WORDS = re.compile(
     rf"{_TRIGGER}|(?i:\b(?:följande|nedanstående|behörighet|behörigheter|personer|personerna)\b)"
 )
-_LIST_ITEM = re.compile(rf"\n[ >\t]*(?:[-•*·]|\d{{1,2}}[.)])?[ \t]*(?P<name>{_NAME_RUN})[^\n]*")
+_LIST_ITEM = re.compile(  # one blank line may stand before an item
+    rf"\n(?:[ >\t]*\n)?[ >\t]*(?:[-•*·]|\d{{1,2}}[.)])?[ \t]*(?P<name>{_NAME_RUN})[^\n]*"
+)
 
 _SIGN_OFF = re.compile(
     r"^[ >\t]*(?i:med\s+vänlig(?:a)?\s+hälsning(?:ar)?|vänlig(?:a)?\s+hälsning(?:ar)?|hälsningar|"
@@ -423,6 +483,38 @@ def _name_score(name: str, anywhere: bool) -> tuple[float, int]:
     return best, name.find(tokens[best_i]) if best else 0
 
 
+def _lower_score(name: str) -> float:
+    """A name written in lower case: a known first name and a known surname, and not two ordinary words."""
+    tokens = name.split()
+    if len(tokens) != 2 or not (_is_first(tokens[0]) and _is_last(tokens[1])):
+        return 0.0
+    common = sum(t in _COMMON_WORDS for t in tokens)  # a hyphenated first name is never a common word
+    return (0.85, 0.6, 0.55)[common]  # "per holm": still held for staff
+
+
+def _reversed_score(name: str) -> float:
+    """"Lindqvist, Karin": a known surname, then a known first name."""
+    last, _, first = name.partition(",")
+    last, first = last.strip(), first.strip()
+    if not (_is_last(last) and _is_first(first)) or _NOT_SURNAME.fullmatch(last):
+        return 0.0
+    return 0.6 if _is_first(last) else 0.85  # "Said, Anna" may be two first names
+
+
+def _mail_score(address: str) -> float:
+    """A work address "karin.lindqvist@…" of someone else: the person it names."""
+    parts = re.split(r"[._]", address.partition("@")[0].casefold())
+    first, last = parts[0], parts[-1]
+    if not _is_last(last):
+        return 0.6 if _is_first(first) and _SURNAME_ENDING.fullmatch(last) and len(last) > 4 else 0.0
+    if _is_first(first):
+        return 0.85
+    return 0.6 if len(first) == 1 else 0.0  # "k.lindqvist@…"
+
+
+_SCORERS = {"lower": _lower_score, "rev": _reversed_score, "mail": _mail_score}
+
+
 class _LineIndex:
     """Offsets of line starts, for 1-based line numbers and same-line context windows."""
 
@@ -458,29 +550,44 @@ def _in_signature(text: str, offset: int, sig_starts: list[int], bounds: list[in
 def _scan_names(
     text: str, is_subject: bool, own_words: set[str]
 ) -> list[tuple[str, int, float, int, int]]:
-    candidates: list[tuple[int, str, bool]] = []
+    # (start, name, mode, cap): mode says how to score ("trigger": capitalised words after a trigger,
+    # "anywhere": a known first name anywhere in the run, "lower", "rev", "mail"); cap bounds the score.
+    candidates: list[tuple[int, str, str, float]] = []
     if is_subject:
-        candidates += [(m.start("name"), m.group("name"), True) for m in _NAME_ANYWHERE.finditer(text)]
+        candidates += [(m.start("name"), m.group("name"), "anywhere", 1.0) for m in _NAME_ANYWHERE.finditer(text)]
+        candidates += [(m.start("name"), m.group("name"), "rev", 1.0) for m in _REVERSED_ANYWHERE.finditer(text)]
     lower = text.lower()
-    if len(lower) == len(text):
-        ends = [m.end() for m in _TRIGGER_LOWER.finditer(lower)]
+    same_length = len(lower) == len(text)
+    if same_length:
+        triggers = [m.span() for m in _TRIGGER_LOWER.finditer(lower)]
     else:  # a few characters (e.g. "İ") grow when lower-cased: offsets would not match
-        ends = [m.end() for m in _LIST_TRIGGER.finditer(text)]
-    for end in ends:
+        triggers = [m.span() for m in _LIST_TRIGGER.finditer(text)]
+    for t_start, end in triggers:
         if (m := _NAME_AFTER_TRIGGER.match(text, end)) is not None:
-            candidates.append((m.start("name"), m.group("name"), False))
-    if len(lower) == len(text):
+            if m.group("name") is not None:
+                candidates.append((m.start("name"), m.group("name"), "trigger", 1.0))
+            else:
+                candidates.append((m.start("rev"), m.group("rev"), "rev", 1.0))
+            continue
+        if (m := _LOWER_AFTER_TRIGGER.match(text, end)) is not None:
+            candidates.append((m.start("name"), m.group("name"), "lower", 1.0))
+        if (m := _MAIL_AFTER_TRIGGER.match(text, end)) is not None and not _COLLEAGUE.match(text, t_start):
+            # "svara till min kollega anna.berg@…" is a contact, not the person concerned
+            candidates.append((m.start("name"), m.group("name"), "mail", 1.0))
+    if same_length:
         for verb in _VERB_AFTER_NAME.finditer(lower):
             window_start = max(text.rfind("\n", 0, verb.start()) + 1, verb.start() - 80)
-            m = _NAME_BEFORE_VERB.search(text, window_start, verb.start())
-            if m is not None:
-                candidates.append((m.start("name"), m.group("name"), True))
+            if (m := _NAME_BEFORE_VERB.search(text, window_start, verb.start())) is not None:
+                candidates.append((m.start("name"), m.group("name"), "anywhere", 1.0))
+            elif (m := _LOWER_BEFORE_VERB.search(text, window_start, verb.start())) is not None:
+                candidates.append((m.start("name"), m.group("name"), "lower", 1.0))
     for head in _LIST_HEAD.finditer(text):
-        if not _LIST_HEAD_WORDS.search(head.group()):
+        words = _LIST_HEAD_WORDS if head.group().rstrip().endswith(":") else _QUESTION_WORDS
+        if not words.search(head.group()):
             continue
         pos = head.end()
         while (item := _LIST_ITEM.match(text, pos)) is not None:
-            candidates.append((item.start("name"), item.group("name"), False))
+            candidates.append((item.start("name"), item.group("name"), "trigger", 1.0))
             pos = item.end()
     if not candidates:
         return []
@@ -499,19 +606,29 @@ def _scan_names(
 
     hits: list[tuple[str, int, float, int, int]] = []
     seen: set[int] = set()
-    todo = sorted(candidates, key=lambda c: (c[0], c[2]), reverse=True)
+    # At one offset the strongest reading is tried first (a trigger before a bare "anywhere").
+    order = {"trigger": 0, "rev": 1, "mail": 2, "lower": 3, "anywhere": 4}
+    todo = sorted(candidates, key=lambda c: (c[0], order[c[2]], -c[3]), reverse=True)
     while todo:
-        start, name, anywhere = todo.pop()
+        start, name, mode, cap = todo.pop()
         if start in seen:
             continue
-        seen.add(start)
-        score, shift = _name_score(name, anywhere)
+        if mode in _SCORERS:
+            score, shift = _SCORERS[mode](name), 0
+        else:
+            score, shift = _name_score(name, mode == "anywhere")
+        score = min(score, cap)
         if score <= 0:
-            continue
+            continue  # another reading of the same words may still count
+        seen.add(start)
         start, name = start + shift, name[shift:]
-        if (more := _NAME_CHAIN.match(text, start + len(name))) is not None:
-            todo.append((more.start("name"), more.group("name"), False))
-        if own_words and _words(name) <= own_words:
+        if mode == "lower":
+            if (more := _LOWER_CHAIN.match(text, start + len(name))) is not None:
+                todo.append((more.start("name"), more.group("name"), "lower", cap))
+        elif mode != "mail" and (more := _NAME_CHAIN.match(text, start + len(name))) is not None:
+            todo.append((more.start("name"), more.group("name"), "trigger", cap))
+        checked = name.partition("@")[0] if mode == "mail" else name
+        if own_words and _words(checked) <= own_words:
             continue  # the sender's own name
         if _in_spans(start, hdr_starts, hdr_ends):
             continue  # Från:/Till: lines of a quoted or forwarded mail

@@ -231,6 +231,57 @@ def test_forwarded_headers_are_skipped_but_the_forwarded_text_is_scanned():
     assert body_kinds(body, sender_name="Per Nilsson") == [("name", 12)]
 
 
+@pytest.mark.parametrize("text", [
+    "Behörigheten gäller Lindqvist, Karin.",  # surname first, with a comma
+    "Lindqvist Karin (undersköterska) ska ha behörighet.",  # Outlook order, a role in brackets
+    "Kan ni öppna kontot för karin lindqvist?",  # lower case
+    "behörigheten gäller anna-karin svensson",
+    "Ny användare: Per-Olof Ek",  # hyphenated first name, short surname
+    "Behörigheten gäller Karin Ås.",  # a short surname Faker's list lacks
+    "Vår nya medarbetare, Karin Lindqvist, ska ha behörighet.",  # apposition
+    "Hon som slutade i fredags – Karin Lindqvist – ska avslutas.",  # between dashes
+    "Det gäller karin.lindqvist@halmstad.se",  # someone else's work address
+    "Avsluta kontot emma.persson@varberg.se, hon har slutat.",
+])
+def test_weak_name_shapes_are_found_at_reject_level(text):
+    findings = scan(SUBJECT, f"Hej!\n{text}\n\nMvh\nSofia Olsson", sender_name="Sofia Olsson", today=TODAY)
+    assert [(f.category, f.line) for f in findings] == [("name", 2)]
+    assert findings[0].score >= 0.8
+
+
+def test_names_answering_a_quoted_question_or_after_a_blank_line_are_found():
+    assert body_kinds("> Vem gäller det?\nKarin Lindqvist\n\nMvh Eva") == [("name", 2)]
+    assert body_kinds("> Vilka ska avslutas?\n\nKarin Lindqvist och Per Nilsson") == [("name", 3)] * 2
+    body = "Följande användare har slutat:\n\nKarin Lindqvist\n\nPer Nilsson\n\nMvh\nEva"
+    assert body_kinds(body) == [("name", 3), ("name", 5)]
+
+
+def test_lower_case_name_made_of_ordinary_words_is_held_not_rejected():
+    [held] = scan("", "ta bort per holm ur mittvaccin", today=TODAY)
+    assert (held.category, 0.5 <= held.score < 0.8) == ("name", True)
+
+
+def test_reversed_name_in_subject_is_found():
+    findings = scan("MittVaccin – Behörighet Lindqvist, Karin", "", today=TODAY)
+    assert [(f.category, f.location) for f in findings] == [("name", "subject")]
+
+
+@pytest.mark.parametrize("text", [
+    "Hej Karin!", "Hej Anna-Karin,", "hej karin!", "God morgon Eva Ek,", "Tack Karin Lindqvist för hjälpen igår!",
+    "Blanketten är rosa och ligger i pärmen.", "Behörighet per enhet, inte per person.",
+    "Vi beställer för maj och juni på en gång.", "Vi bor på landet mellan berg och dal.",
+    "viktoria är namnet på vår nya gruppbostad.", "Behörigheten ska avslutas per automatik vid årsskiftet.",
+    "Jag har satt anna.berg@halmstad.se på kopia.", "Svara gärna till min kollega lena.holm@hylte.se.",
+    "Kontakta per.ek@varberg.se vid frågor.", "> Vem ska vi kontakta vid frågor?\nKarin Lindqvist, enhetschef",
+    "> Vilken enhet gäller det?\nHemtjänst Väst", "Gäller Lund, Malmö och Helsingborg.",
+    "Kontaktperson – Karin Lindqvist – nås på 035-13 10 00", "Behörighet för Rosa Huset (daglig verksamhet).",
+    "Från: Lindqvist Karin <karin.lindqvist@halmstad.se>\nTill: Ek Per-Olof; Berg Anna\nKopia: maria.lund@halmstad.se",
+    "Mvh\nLindqvist Karin (enhetschef)\nkarin.lindqvist@halmstad.se",
+])
+def test_name_shape_look_alikes_are_not_flagged(text):
+    assert body_kinds(f"Hej!\n{text}", sender_name="Sofia Olsson") == []
+
+
 def test_names_can_be_switched_off():
     config = PersonalDataConfig(detect_names=False)
     assert scan("", "Behörigheten gäller Karin Lindqvist.", today=TODAY, config=config) == []
@@ -242,6 +293,8 @@ def test_names_can_be_switched_off():
 @pytest.mark.parametrize("text", [
     "född 1987-05-21", "födelsedatum: 21/5 1987", "född den 21 maj 1987", "f. 1944-08-13", "född 19870521",
     "Födelsedatum 2000-02-29", "född 29/2-2000", "född 30 dec. 1979", "Född: 21.5.1987",
+    "f 870521", "f. 21/5-87", "fdat 1987-05-21", "Födelsedatum: 870521", "DOB 1987-05-21", "born 21 May 1987",
+    "Date of birth: May 21, 1987", "d.o.b. 24/4/1995",
 ])
 def test_birth_dates_are_found(text):
     assert body_kinds(f"Användaren är\n{text}.") == [("birth_date", 2)]
@@ -249,6 +302,8 @@ def test_birth_dates_are_found(text):
 
 @pytest.mark.parametrize("text", [
     "Födelsedatum står i blanketten.", "född 2001-02-29", "född 2027-01-01", "Startdatum 1987-05-21",
+    "f.o.m. 2026-12-01", "Ordern skickades f 261101.", "Vi ringde f 2025-01-01.", "Ref 870521", "Sida f 12",
+    "Fältet fdat ska fyllas i.",
 ])
 def test_birth_date_look_alikes_are_not_flagged(text):
     assert body_kinds(text) == []
@@ -348,7 +403,9 @@ def _random_strings(n: int) -> list[str]:
     "", " ", "\n" * 1000, "\x00" * 100, "\ud800\udfff", bytes(range(256)).decode("latin-1"),
     b"\xff\xfe\x00\x19\x12\x12".decode("utf-8", "surrogateescape"), "1" * 100_000, "a" * 100_000,
     "SE" + "1" * 50_000, "1." * 50_000, "gäller " * 20_000, "Anna Svensson " * 10_000, "a@" * 50_000,
-    "användare:\n" + "- Anna Svensson\n" * 5_000, "född " * 20_000, "\u0130" * 1000 + " gäller Karin Lindqvist",
+    "användare:\n" + "- Anna Svensson\n" * 5_000, "född " * 20_000, "gäller karin lindqvist och " * 5_000,
+    "gäller a.b.c.d@" * 5_000, "> Vem gäller det?\n\nKarin Lindqvist\n" * 3_000, "f 870521 f " * 5_000,
+    "\u0130" * 1000 + " gäller Karin Lindqvist",
     *_random_strings(300),
 ])
 def test_scan_never_raises_and_findings_are_well_formed(text):
@@ -407,12 +464,14 @@ def test_corpus_holds_no_identity_numbers_but_the_published_test_numbers():
                 assert ident is None or m[2] + m[3] in allowed, record["id"]
 
 
-def test_held_out_corpus_identity_numbers_all_caught_and_no_false_alarm():
-    """The held-out corpus was written blind to the detector. Identity numbers and look-alikes are a regression
+@pytest.mark.parametrize("which", ["HOLDOUT", "HOLDOUT2"])
+def test_held_out_corpus_identity_numbers_all_caught_and_no_false_alarm(which):
+    """The held-out corpora were written blind to the detector. Identity numbers and look-alikes are a regression
     guard here; names and birth dates are only reported (scripts/pd_corpus.py), so nobody tunes on them."""
-    from scripts.pd_corpus import HOLDOUT, IDENTITY, load, measure
+    import scripts.pd_corpus as pd
 
-    fig = measure(load(HOLDOUT))
+    fig = pd.measure(pd.load(getattr(pd, which)))
+    IDENTITY = pd.IDENTITY
     for category in IDENTITY:
         assert fig.caught[category] == fig.positives[category], category
     assert fig.flagged_neg == 0, fig.fp_ids
