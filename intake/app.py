@@ -30,7 +30,9 @@ def source_factory(config: Config):
 
     imap_config = ImapConfig.from_mapping(
         {k: mailbox[k] for k in ("host", "port", "username", "password", "password_env", "tls",
-                                 "allow_plaintext", "folder", "batch_size", "timeout")},
+                                 "allow_plaintext", "folder", "batch_size", "timeout")}
+        # A relative ca_file is relative to the config file's folder, like every other path.
+        | {"ca_file": str(config.path("mailbox", "ca_file")) if mailbox["ca_file"] else ""},
         config.env,
     )
 

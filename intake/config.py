@@ -87,6 +87,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "password_env": (str, "INTAKE_IMAP_PASSWORD"),
         "tls": (str, "ssl"),
         "allow_plaintext": (bool, False),
+        "ca_file": (str, ""),  # PEM CA file trusted instead of the system store; relative to the config file
         "folder": (str, "INBOX"),
         "batch_size": (int, 50),
         "timeout": ((int, float), 30),
@@ -129,6 +130,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "password_env": (str, "INTAKE_SMTP_PASSWORD"),
         "tls": (str, "starttls"),
         "allow_plaintext": (bool, False),
+        "ca_file": (str, ""),  # PEM CA file trusted instead of the system store; relative to the config file
         "timeout": ((int, float), 30),
     },
     "poll": {

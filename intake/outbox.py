@@ -57,8 +57,11 @@ def smtp_transport(config: Any) -> Transport:
     """Hand each mail to the configured SMTP server with the null envelope sender (RFC 3834)."""
     from intake.smtp import PermanentSendError, SmtpConfig, TemporarySendError, send
 
+    smtp = config["smtp"]
+    # A relative ca_file is relative to the config file's folder, like every other path.
+    ca_file = str(config.path("smtp", "ca_file")) if smtp.get("ca_file") else ""
     smtp_config = SmtpConfig.from_mapping(
-        {**config["smtp"], "from_address": config["replies"]["from_address"]}, config.env
+        {**smtp, "from_address": config["replies"]["from_address"], "ca_file": ca_file}, config.env
     )
 
     def deliver(msg: EmailMessage) -> None:

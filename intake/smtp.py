@@ -37,9 +37,12 @@ class SmtpConfig:
     allow_plaintext: bool = False
     timeout: float = 30
     from_address: str = ""
+    ca_file: str = ""  # PEM CA certificate(s) to trust instead of the system store; "" = system store
 
     def __post_init__(self) -> None:
         check_transport("smtp", self.host, self.tls, self.allow_plaintext)
+        if self.ca_file:
+            self.tls_context()  # a missing or broken ca_file is a config error now, not at the first send
         if self.timeout <= 0:
             raise ConfigError("smtp.timeout: must be more than 0 seconds")
 
@@ -60,10 +63,39 @@ class SmtpConfig:
             allow_plaintext=typed(s, data, "allow_plaintext", bool, False),
             timeout=typed(s, data, "timeout", float, 30.0),
             from_address=typed(s, data, "from_address", str, ""),
+            ca_file=str(typed(s, data, "ca_file", str, "")),
         )
+
+    def tls_context(self) -> ssl.SSLContext:
+        """A verifying TLS context (hostname checked): ``ca_file`` if set, else the system trust store.
+
+        Raises :class:`ConfigError` when ``ca_file`` cannot be loaded.
+        """
+        try:
+            context = ssl.create_default_context(cafile=self.ca_file or None)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            raise ConfigError(f"smtp.ca_file: cannot load CA certificates from {self.ca_file} ({reason})") from None
+        if self.ca_file and not context.cert_store_stats()["x509"]:
+            raise ConfigError(f"smtp.ca_file: no CA certificate found in {self.ca_file}")
+        context.check_hostname = True
+        context.verify_mode = ssl.CERT_REQUIRED
+        return context
 
     def __repr__(self) -> str:  # keep the password out of logs and tracebacks
         return f"SmtpConfig({self.host!r}, {self.port}, {self.username!r}, tls={self.tls!r})"
+
+
+def _tls_failure(exc: ssl.SSLCertVerificationError, ca_file: str) -> str:
+    """Why the server's certificate was not accepted, and which key to look at (one line)."""
+    reason = " ".join((exc.verify_message or str(exc)).split())
+    if exc.verify_code in (62, 64):  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+        hint = "smtp.host must be a name (or address) the server's certificate is issued for"
+    elif ca_file:
+        hint = f"smtp.ca_file ({ca_file}) does not hold the CA that signed the server's certificate"
+    else:
+        hint = "if the server's certificate is issued by a private CA, set smtp.ca_file to that CA's certificate"
+    return f"TLS certificate verification failed ({reason}); {hint}"
 
 
 def _reply(code: int, text: bytes | str) -> str:
@@ -72,8 +104,14 @@ def _reply(code: int, text: bytes | str) -> str:
     return f"{code} {' '.join(text.split())}"[:300]
 
 
+#: 5xx replies that say our own setup is wrong (530 STARTTLS or login required, 534/535/538 login
+#: refused or too weak): an operator fixes the configuration, and the reply must still go out then.
+SETUP_CODES = frozenset({530, 534, 535, 538})
+
+
 def _by_code(command: str, code: int, text: bytes | str) -> SendError:
-    kind = PermanentSendError if 500 <= code < 600 else TemporarySendError
+    permanent = 500 <= code < 600 and code not in SETUP_CODES
+    kind = PermanentSendError if permanent else TemporarySendError
     return kind(f"SMTP {command} refused: {_reply(code, text)}")
 
 
@@ -98,7 +136,10 @@ def send(msg: EmailMessage, config: SmtpConfig, *, envelope_from: str = "") -> N
     where = f"{config.host}:{config.port}"
     step = "CONNECT"
     try:
-        context = ssl.create_default_context()
+        context = config.tls_context() if config.tls != "none" else None
+    except ConfigError as exc:  # e.g. ca_file removed since the config was checked: keep the reply
+        raise TemporarySendError(f"SMTP {step} failed on {where}: {exc}") from None
+    try:
         if config.tls == "ssl":
             server: smtplib.SMTP = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=context)
         else:
@@ -139,6 +180,9 @@ def send(msg: EmailMessage, config: SmtpConfig, *, envelope_from: str = "") -> N
         raise TemporarySendError(f"SMTP {step} failed on {where}: {_reply(exc.smtp_code, exc.smtp_error)}") from None
     except smtplib.SMTPResponseException as exc:
         raise _by_code(step, exc.smtp_code, exc.smtp_error) from None
+    except ssl.SSLCertVerificationError as exc:
+        # Our trust setup (ca_file, host name), not this message: keep the reply queued for a retry.
+        raise TemporarySendError(f"SMTP {step} failed on {where}: {_tls_failure(exc, config.ca_file)}") from None
     except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out, TLS failure
         reason = "timed out" if isinstance(exc, TimeoutError) else (getattr(exc, "strerror", None) or str(exc))
         raise TemporarySendError(f"SMTP {step} failed on {where}: {reason or type(exc).__name__}") from None

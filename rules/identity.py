@@ -43,8 +43,9 @@ def parse_identity_number(text: str, today: date | None = None) -> IdentityNumbe
     """Parse ``text`` as a personnummer or samordningsnummer; ``None`` when it is not a valid one.
 
     Accepts 12 or 10 digits with or without a separator. A 10-digit number's century comes from
-    ``today`` (``+`` means 100 years or older); with 12 digits any separator, ``+`` included, is accepted. The date must exist (day + 60 for samordningsnummer),
-    must not be in the future nor more than 130 years back, and the check digit must hold.
+    ``today`` (``+`` means 100 years or older); with 12 digits any separator, ``+`` included, is
+    accepted. The date must exist (day + 60 for samordningsnummer), must not be in the future nor
+    more than 130 years back, and the check digit must hold.
     """
     today = today or date.today()
     m = _SHAPE.match(text.strip())

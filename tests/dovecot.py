@@ -6,7 +6,9 @@ Fixtures:
 - ``imap_account`` (function): a fresh user on ``dovecot`` with helpers to put mail in and look at it.
 - ``dovecot_factory`` (function): ``dovecot_factory(capability=...)`` starts another Dovecot that the
   test may stop, kill or freeze; it is stopped when the test ends. :data:`CAPABILITY_WITHOUT_MOVE`
-  gives a server that lacks MOVE, for the COPY + UID EXPUNGE fallback.
+  gives a server that lacks MOVE, for the COPY + UID EXPUNGE fallback. ``dovecot_factory(tls=certs)``
+  (certificates from :func:`tests.tlscerts.make_certs`) gives a TLS-only server: STARTTLS on ``.port``,
+  implicit TLS on ``.ssl_port``.
 
 Follows /work/shared/testing/dovecot.conf: loopback only, plain-text login, passwd-file users,
 Maildir in a throwaway folder that Dovecot's users can traverse.
@@ -32,6 +34,7 @@ import pytest
 from imapclient import IMAPClient
 
 from intake.sources.imap import ImapConfig
+from tests.tlscerts import TlsCerts
 
 #: What Dovecot 2.3 announces after login, minus MOVE (UIDPLUS stays: the fallback needs it).
 CAPABILITY_WITHOUT_MOVE = (
@@ -45,13 +48,13 @@ CAPABILITY_WITHOUT_MOVE_OR_UIDPLUS = CAPABILITY_WITHOUT_MOVE.replace("UIDPLUS ",
 
 _CONFIG = """\
 protocols = imap
-listen = 127.0.0.1
+listen = {host}
 base_dir = {dir}/run
 state_dir = {dir}/state
 instance_name = {name}
 log_path = {dir}/dovecot.log
 info_log_path = {dir}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -74,11 +77,11 @@ protocol imap {{
 }}
 service imap-login {{
   inet_listener imap {{
-    address = 127.0.0.1
+    address = {host}
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+{imaps}
   }}
 {chroot}
 }}
@@ -99,9 +102,9 @@ _instances = itertools.count(1)
 _users = itertools.count(1)
 
 
-def _free_port() -> int:
+def _free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]
 
 
@@ -119,9 +122,15 @@ def _dovecot_binary() -> str:
 class DovecotServer:
     """One Dovecot master in its own temporary folder; can be stopped, killed, frozen and restarted."""
 
-    def __init__(self, capability: str | None = None) -> None:
-        self.host = "127.0.0.1"
-        self.port = _free_port()
+    def __init__(self, capability: str | None = None, tls: TlsCerts | None = None) -> None:
+        #: With ``tls``: STARTTLS on :attr:`port`, implicit TLS on :attr:`ssl_port`, no login before TLS.
+        #: Dovecot counts a connection whose two ends have the same address as secure and lets it log in
+        #: without TLS whatever ``ssl = required`` says, so a TLS server listens on 127.0.0.2: clients
+        #: connect from 127.0.0.1 and must really use TLS.
+        self.tls = tls
+        self.host = "127.0.0.2" if tls else "127.0.0.1"
+        self.port = _free_port(self.host)
+        self.ssl_port = _free_port(self.host) if tls else None
         self.dir = Path(tempfile.mkdtemp(prefix="intake-dovecot-"))
         self.dir.chmod(0o755)  # Dovecot's auth and mail users must traverse it
         for sub in ("run", "state", "mail", "passwd.d"):
@@ -140,6 +149,7 @@ class DovecotServer:
         self.config_path.write_text(
             _CONFIG.format(
                 dir=self.dir,
+                host=self.host,
                 name=f"intake-test-{os.getpid()}-{next(_instances)}",
                 port=self.port,
                 uid=uid,
@@ -147,6 +157,8 @@ class DovecotServer:
                 internal_users=internal,
                 chroot=chroot,
                 capability=f"  imap_capability = {capability}" if capability else "",
+                ssl=(f"ssl = required\nssl_cert = <{tls.cert_file}\nssl_key = <{tls.key_file}" if tls else "ssl = no"),
+                imaps=f"    address = {self.host}\n    port = {self.ssl_port}" if tls else "    port = 0",
             )
         )
         self.process: subprocess.Popen[bytes] | None = None
@@ -263,6 +275,7 @@ class ImapAccount:
         return self.make_config()
 
     def make_config(self, **changes: object) -> ImapConfig:
+        """Plain text on a plain server; on a TLS server implicit TLS trusting the test CA (``ca_file``)."""
         values: dict[str, object] = {
             "host": self.server.host,
             "port": self.server.port,
@@ -271,11 +284,17 @@ class ImapAccount:
             "tls": "none",
             "timeout": 5,
         }
+        if self.server.tls is not None:
+            values.update(port=self.server.ssl_port, tls="ssl", ca_file=str(self.server.tls.ca_file))
         values.update(changes)
         return ImapConfig(**values)  # type: ignore[arg-type]
 
     def client(self) -> IMAPClient:
-        client = IMAPClient(self.server.host, self.server.port, ssl=False, timeout=10)
+        if self.server.tls is not None:  # no login before TLS there
+            context = self.server.tls.client_context()
+            client = IMAPClient(self.server.host, self.server.ssl_port, ssl=True, ssl_context=context, timeout=10)
+        else:
+            client = IMAPClient(self.server.host, self.server.port, ssl=False, timeout=10)
         if self.password.isascii():
             client.login(self.username, self.password)
         else:  # imaplib sends LOGIN as ASCII
@@ -354,11 +373,15 @@ def imap_account(dovecot: DovecotServer) -> ImapAccount:
 
 @pytest.fixture
 def dovecot_factory() -> Iterator:
-    """``dovecot_factory(capability=None)`` starts a Dovecot of the test's own, stopped after the test."""
+    """``dovecot_factory(capability=None, tls=None)`` starts a Dovecot of the test's own, stopped after the test.
+
+    With ``tls`` (a :class:`tests.tlscerts.TlsCerts`) it presents that certificate, offers STARTTLS on
+    ``.port`` and implicit TLS on ``.ssl_port``, and refuses to log in before TLS (``ssl = required``).
+    """
     servers: list[DovecotServer] = []
 
-    def start(capability: str | None = None) -> DovecotServer:
-        server = DovecotServer(capability)
+    def start(capability: str | None = None, tls: TlsCerts | None = None) -> DovecotServer:
+        server = DovecotServer(capability, tls)
         servers.append(server)
         server.start()
         return server

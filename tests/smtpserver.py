@@ -3,6 +3,10 @@
 Fixture ``smtp_server``: records every message it accepts in ``smtp_server.messages`` and can be told
 to refuse the next ones with ``smtp_server.refuse_next(code, at="RCPT" | "DATA", count=1)``.
 It accepts AUTH (over plain text, loopback only) for ``smtp_server.username`` / ``.password``.
+
+Fixture ``smtp_server_factory``: ``smtp_server_factory(tls="starttls" | "ssl", certs=...)`` starts a server
+of the test's own that presents ``certs`` (:func:`tests.tlscerts.make_certs`): with ``"starttls"`` it
+requires STARTTLS before anything else, with ``"ssl"`` it speaks implicit TLS. Stopped after the test.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from intake.smtp import SmtpConfig
+from tests.tlscerts import TlsCerts
 
 _REPLIES = {
     421: "421 4.3.0 Service not available, try later",
@@ -81,7 +86,10 @@ class _Handler:
 class SmtpTestServer:
     """aiosmtpd on 127.0.0.1 at a free port (``port=0`` does not work in aiosmtpd, see its #276)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: str | None = None, certs: TlsCerts | None = None) -> None:
+        assert tls in (None, "starttls", "ssl"), tls
+        assert (tls is None) == (certs is None), "a TLS server needs certs, and certs need a TLS mode"
+        self.tls, self.certs = tls, certs
         self.host = "127.0.0.1"
         with socket.socket() as sock:
             sock.bind((self.host, 0))
@@ -101,8 +109,11 @@ class SmtpTestServer:
         self.handler.refusals.extend([(at, code)] * count)
 
     def config(self, **changes: object) -> SmtpConfig:
-        """An :class:`SmtpConfig` for this server: plain text on loopback, no login, short timeout."""
+        """An :class:`SmtpConfig` for this server: no login, short timeout; plain text on loopback, or on a
+        TLS server its TLS mode trusting the test CA (``ca_file``)."""
         values: dict[str, object] = {"host": self.host, "port": self.port, "tls": "none", "timeout": 5}
+        if self.tls is not None and self.certs is not None:
+            values.update(tls=self.tls, ca_file=str(self.certs.ca_file))
         values.update(changes)
         return SmtpConfig(**values)  # type: ignore[arg-type]
 
@@ -111,12 +122,18 @@ class SmtpTestServer:
 
         aiosmtpd closes a controller's event loop on stop, so each start gets a new controller.
         """
+        tls_options: dict[str, object] = {}
+        if self.tls == "starttls" and self.certs is not None:
+            tls_options = {"tls_context": self.certs.server_context(), "require_starttls": True}
+        elif self.tls == "ssl" and self.certs is not None:
+            tls_options = {"ssl_context": self.certs.server_context()}
         self.controller = Controller(
             self.handler,
             hostname=self.host,
             port=self.port,
             authenticator=self.handler.authenticate,
             auth_require_tls=False,
+            **tls_options,  # type: ignore[arg-type]
         )
         self.controller.start()
         self.running = True
@@ -134,3 +151,19 @@ def smtp_server() -> Iterator[SmtpTestServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def smtp_server_factory() -> Iterator:
+    """``smtp_server_factory(tls=None, certs=None)`` starts an SMTP server of the test's own (see the module doc)."""
+    servers: list[SmtpTestServer] = []
+
+    def start(tls: str | None = None, certs: TlsCerts | None = None) -> SmtpTestServer:
+        server = SmtpTestServer(tls, certs)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

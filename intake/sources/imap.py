@@ -31,9 +31,12 @@ class ImapConfig:
     folder: str = "INBOX"
     timeout: float = 30
     batch_size: int = 50
+    ca_file: str = ""  # PEM CA certificate(s) to trust instead of the system store; "" = system store
 
     def __post_init__(self) -> None:
         check_transport("mailbox", self.host, self.tls, self.allow_plaintext)
+        if self.ca_file:
+            self.tls_context()  # a missing or broken ca_file is a config error now, not at the first poll
         if self.batch_size < 1:
             raise ConfigError("mailbox.batch_size: must be at least 1")
         if self.timeout <= 0:
@@ -53,10 +56,44 @@ class ImapConfig:
             folder=typed(s, data, "folder", str, "INBOX"),
             timeout=typed(s, data, "timeout", float, 30.0),
             batch_size=typed(s, data, "batch_size", int, 50),
+            ca_file=str(typed(s, data, "ca_file", str, "")),
         )
+
+    def tls_context(self) -> ssl.SSLContext:
+        """A verifying TLS context (hostname checked): ``ca_file`` if set, else the system trust store."""
+        return tls_context("mailbox", self.ca_file)
 
     def __repr__(self) -> str:  # keep the password out of logs and tracebacks
         return f"ImapConfig({self.host!r}, {self.port}, {self.username!r}, tls={self.tls!r})"
+
+
+def tls_context(section: str, ca_file: str) -> ssl.SSLContext:
+    """``ssl.create_default_context`` trusting ``ca_file`` (or the system store); raises :class:`ConfigError`.
+
+    Verification and hostname checking are always on: a private CA is trusted only through ``ca_file``.
+    """
+    try:
+        context = ssl.create_default_context(cafile=ca_file or None)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        raise ConfigError(f"{section}.ca_file: cannot load CA certificates from {ca_file} ({reason})") from None
+    if ca_file and not context.cert_store_stats()["x509"]:
+        raise ConfigError(f"{section}.ca_file: no CA certificate found in {ca_file}")
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def describe_tls_failure(section: str, exc: ssl.SSLCertVerificationError, ca_file: str) -> str:
+    """Why the server's certificate was not accepted, and which key to look at (one line)."""
+    reason = " ".join((exc.verify_message or str(exc)).split())
+    if exc.verify_code in (62, 64):  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+        hint = f"{section}.host must be a name (or address) the server's certificate is issued for"
+    elif ca_file:
+        hint = f"{section}.ca_file ({ca_file}) does not hold the CA that signed the server's certificate"
+    else:
+        hint = f"if the server's certificate is issued by a private CA, set {section}.ca_file to that CA's certificate"
+    return f"TLS certificate verification failed ({reason}); {hint}"
 
 
 def _describe(exc: BaseException) -> str:
@@ -89,7 +126,10 @@ class ImapSource:
     def __enter__(self) -> ImapSource:
         self._drop()  # a connection left from an earlier failure is never reused
         cfg = self.config
-        context = ssl.create_default_context() if cfg.tls != "none" else None
+        try:
+            context = cfg.tls_context() if cfg.tls != "none" else None
+        except ConfigError as exc:  # e.g. ca_file removed since the config was checked
+            raise SourceError(f"IMAP CONNECT failed on {self.name}: {exc}") from None
         client = self._run(
             "CONNECT",
             lambda: IMAPClient(cfg.host, cfg.port, ssl=cfg.tls == "ssl", ssl_context=context, timeout=cfg.timeout),
@@ -144,6 +184,10 @@ class ImapSource:
         """Run one IMAP command; every failure becomes a :class:`SourceError` naming ``command``."""
         try:
             return action()
+        except ssl.SSLCertVerificationError as exc:
+            self._drop()
+            reason = describe_tls_failure("mailbox", exc, self.config.ca_file)
+            raise SourceError(f"IMAP {command} failed on {self.name}: {reason}") from None
         except (imaplib.IMAP4.abort, OSError) as exc:
             self._drop()  # the connection is dead or in an unknown state: the next ``with`` reconnects
             raise SourceError(f"IMAP {command} failed on {self.name}: {_describe(exc)}") from None

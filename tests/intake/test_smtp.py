@@ -76,6 +76,17 @@ def test_5xx_is_permanent(smtp_server, at, code):
     assert smtp_server.messages == []
 
 
+@pytest.mark.parametrize("code", [530, 535])
+def test_setup_refusals_are_temporary_so_the_reply_waits_for_the_fix(smtp_server, code):
+    """530 (STARTTLS or login required) and 535 (login refused) mean our configuration is wrong, not the
+    recipient: the reply must stay queued until an operator fixes it, not be failed for good."""
+    smtp_server.refuse_next(code, at="DATA")
+    with pytest.raises(TemporarySendError, match=str(code)):
+        send(make_reply(), smtp_server.config())
+    send(make_reply(), smtp_server.config())
+    assert len(smtp_server.messages) == 1
+
+
 def test_server_down_is_temporary(smtp_server):
     config = smtp_server.config()
     smtp_server.stop()
