@@ -32,6 +32,12 @@ class TemporaryFailure(Exception):
     """Try again later (4xx, connection refused, timeout)."""
 
 
+class SetupFailure(TemporaryFailure):
+    """Our own sending setup is wrong (TLS trust, login): retried without using up the reply's attempts,
+    and the rest of the run is skipped, since every reply would fail the same way (and repeated bad
+    logins can lock the service account)."""
+
+
 class PermanentFailure(Exception):
     """Will never work (5xx: the recipient does not exist, the message is refused)."""
 
@@ -55,7 +61,7 @@ def file_transport(folder: Path) -> Transport:
 
 def smtp_transport(config: Any) -> Transport:
     """Hand each mail to the configured SMTP server with the null envelope sender (RFC 3834)."""
-    from intake.smtp import PermanentSendError, SmtpConfig, TemporarySendError, send
+    from intake.smtp import PermanentSendError, SetupSendError, SmtpConfig, TemporarySendError, send
 
     smtp = config["smtp"]
     # A relative ca_file is relative to the config file's folder, like every other path.
@@ -67,6 +73,8 @@ def smtp_transport(config: Any) -> Transport:
     def deliver(msg: EmailMessage) -> None:
         try:
             send(msg, smtp_config)
+        except SetupSendError as exc:
+            raise SetupFailure(str(exc)) from None
         except TemporarySendError as exc:
             raise TemporaryFailure(str(exc)) from None
         except PermanentSendError as exc:
@@ -129,12 +137,14 @@ class Outbox:
     def send_due(self) -> SendResult:
         result = SendResult()
         for row in self.due():
-            self._send_one(row, result)
+            if not self._send_one(row, result):
+                break
         if result.sent or result.retried or result.failed:
             log.info("outbox: %s", result.summary())
         return result
 
-    def _send_one(self, row: dict[str, Any], result: SendResult) -> None:
+    def _send_one(self, row: dict[str, Any], result: SendResult) -> bool:
+        """Send one row; ``False`` when the setup is broken and the rest of the run should wait."""
         store, now = self.store, self.clock()
         now_iso = now.isoformat(timespec="seconds")
         try:
@@ -144,29 +154,34 @@ class Outbox:
             faults.point("after-send")
         except TemporaryFailure as exc:
             attempts = row["attempts"] + 1
-            if attempts >= self.max_attempts:
+            setup = isinstance(exc, SetupFailure)
+            if attempts >= self.max_attempts and not setup:
                 self._fail(row, f"gave up after {attempts} attempts: {exc}", now_iso)
                 result.failed += 1
-                return
+                return True
             wait = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
             with store.transaction() as db:
                 db["outbox"].update(row["id"], {
                     "attempts": attempts, "last_error": str(exc)[:500],
                     "next_attempt_at": (now + timedelta(seconds=wait)).isoformat(timespec="seconds"),
                 })
-            log.warning("outbox id=%s: temporary failure, retry in %ss: %s", row["id"], wait, exc)
+            if setup:
+                log.error("outbox: sending is misconfigured, replies wait until it is fixed: %s", exc)
+            else:
+                log.warning("outbox id=%s: temporary failure, retry in %ss: %s", row["id"], wait, exc)
             result.retried += 1
-            return
+            return not setup
         except PermanentFailure as exc:
             self._fail(row, str(exc), now_iso)
             result.failed += 1
-            return
+            return True
         with store.transaction() as db:
             db["outbox"].update(row["id"], {"status": "sent", "sent_at": now_iso, "attempts": row["attempts"] + 1})
             store.add_event("reply_sent", ticket_id=row["ticket_id"], message_id=row["message_id"], at=now_iso,
                             data={"kind": row["kind"], "outbox": row["id"]})
         log.info("outbox id=%s sent (%s)", row["id"], row["kind"])
         result.sent += 1
+        return True
 
     def _fail(self, row: dict[str, Any], error: str, now_iso: str) -> None:
         with self.store.transaction() as db:

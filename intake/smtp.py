@@ -21,6 +21,11 @@ class TemporarySendError(SendError):
     """Worth retrying later: 4xx replies, refused or lost connections, timeouts, our own setup (TLS, login)."""
 
 
+class SetupSendError(TemporarySendError):
+    """Our own configuration is wrong (TLS trust, STARTTLS missing, login refused): every message would fail
+    the same way until an operator fixes it, so nothing is the message's fault and nothing is given up."""
+
+
 class PermanentSendError(SendError):
     """Retrying will not help: the server refused this message, its sender or recipients (5xx)."""
 
@@ -110,8 +115,9 @@ SETUP_CODES = frozenset({530, 534, 535, 538})
 
 
 def _by_code(command: str, code: int, text: bytes | str) -> SendError:
-    permanent = 500 <= code < 600 and code not in SETUP_CODES
-    kind = PermanentSendError if permanent else TemporarySendError
+    if code in SETUP_CODES:
+        return SetupSendError(f"SMTP {command} refused: {_reply(code, text)}")
+    kind = PermanentSendError if 500 <= code < 600 else TemporarySendError
     return kind(f"SMTP {command} refused: {_reply(code, text)}")
 
 
@@ -138,7 +144,7 @@ def send(msg: EmailMessage, config: SmtpConfig, *, envelope_from: str = "") -> N
     try:
         context = config.tls_context() if config.tls != "none" else None
     except ConfigError as exc:  # e.g. ca_file removed since the config was checked: keep the reply
-        raise TemporarySendError(f"SMTP {step} failed on {where}: {exc}") from None
+        raise SetupSendError(f"SMTP {step} failed on {where}: {exc}") from None
     try:
         if config.tls == "ssl":
             server: smtplib.SMTP = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout, context=context)
@@ -150,7 +156,7 @@ def send(msg: EmailMessage, config: SmtpConfig, *, envelope_from: str = "") -> N
             if config.tls == "starttls":
                 step = "STARTTLS"
                 if not server.has_extn("starttls"):
-                    raise TemporarySendError(
+                    raise SetupSendError(
                         f"SMTP STARTTLS failed on {where}: the server does not offer STARTTLS "
                         "(refusing to send without TLS)"
                     )
@@ -175,14 +181,16 @@ def send(msg: EmailMessage, config: SmtpConfig, *, envelope_from: str = "") -> N
     except smtplib.SMTPNotSupportedError as exc:
         # e.g. non-ASCII addresses to a server without SMTPUTF8: this message will never go.
         raise PermanentSendError(f"SMTP {step} not possible on {where}: {exc}") from None
-    except (smtplib.SMTPAuthenticationError, smtplib.SMTPConnectError, smtplib.SMTPHeloError) as exc:
-        # Our login or the server's greeting: not this message's fault, so keep it for a retry.
+    except smtplib.SMTPAuthenticationError as exc:
+        raise SetupSendError(f"SMTP {step} failed on {where}: {_reply(exc.smtp_code, exc.smtp_error)}") from None
+    except (smtplib.SMTPConnectError, smtplib.SMTPHeloError) as exc:
+        # The server's greeting: not this message's fault, so keep it for a retry.
         raise TemporarySendError(f"SMTP {step} failed on {where}: {_reply(exc.smtp_code, exc.smtp_error)}") from None
     except smtplib.SMTPResponseException as exc:
         raise _by_code(step, exc.smtp_code, exc.smtp_error) from None
     except ssl.SSLCertVerificationError as exc:
         # Our trust setup (ca_file, host name), not this message: keep the reply queued for a retry.
-        raise TemporarySendError(f"SMTP {step} failed on {where}: {_tls_failure(exc, config.ca_file)}") from None
+        raise SetupSendError(f"SMTP {step} failed on {where}: {_tls_failure(exc, config.ca_file)}") from None
     except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out, TLS failure
         reason = "timed out" if isinstance(exc, TimeoutError) else (getattr(exc, "strerror", None) or str(exc))
         raise TemporarySendError(f"SMTP {step} failed on {where}: {reason or type(exc).__name__}") from None

@@ -255,3 +255,28 @@ def test_form_rejection_carries_the_blank_form_as_xlsx_and_docx(bot):
     assert "bifogad" in form_reply.get_body(("plain",)).get_content()
 
     assert _attachments(by_to["bo@laholm.example.test"]) == {}
+
+
+def test_misconfigured_sending_waits_for_the_fix_without_giving_up_or_hammering(tmp_path, smtp_server):
+    """STARTTLS configured against a server that offers none: an operator's mistake, not the replies'. No reply
+    uses up its attempts, each run tries only one (a wrong password tried once per reply can lock the account),
+    and once the setup is fixed every reply goes out exactly once."""
+    broken = SmtpBot(tmp_path, smtp_server, max_attempts=2, smtp={"tls": "starttls"})
+    for i in range(3):
+        broken.drop(make_mail(subject="MittVaccin – användarstöd", sender=f"P {i} <p{i}@halmstad.example.test>"))
+    broken.poll()
+    for _ in range(5):
+        result = broken.send()
+        assert (result.sent, result.failed, result.retried) == (0, 0, 1)
+        broken.clock.step(3600)
+    rows = broken.outbox_rows()
+    assert {r["status"] for r in rows} == {"pending"}
+    assert sum(r["attempts"] for r in rows) == 5
+    assert "STARTTLS" in rows[0]["last_error"]
+    assert smtp_server.messages == []
+
+    fixed = SmtpBot(tmp_path / "fixed", smtp_server)  # same server, tls = "none" on loopback
+    fixed.outbox.store = broken.store
+    fixed.outbox.clock = broken.clock
+    assert fixed.send().sent == 3
+    assert sorted(broken.per_recipient().values()) == [1, 1, 1]
