@@ -50,7 +50,8 @@ def run(ctx: click.Context) -> None:
 
     Example: intake -c /etc/intake/intake.toml run
     """
-    from intake.app import make_outbox, make_poller, open_app, setup_logging
+    from intake.app import make_outbox, make_poller, open_app
+    from intake.logs import setup_logging
     from intake.scheduler import run_forever
 
     config = _load(ctx)
@@ -68,8 +69,9 @@ def poll(ctx: click.Context, once: bool, no_send: bool) -> None:
 
     Example: intake poll --once
     """
-    from intake.app import make_outbox, make_poller, open_app, setup_logging
+    from intake.app import make_outbox, make_poller, open_app
     from intake.lock import InstanceLock
+    from intake.logs import setup_logging
 
     config = _load(ctx)
     setup_logging(config["logging"]["level"])
@@ -241,8 +243,9 @@ def send(ctx: click.Context) -> None:
 
     Example: intake send
     """
-    from intake.app import make_outbox, open_app, setup_logging
+    from intake.app import make_outbox, open_app
     from intake.lock import InstanceLock
+    from intake.logs import setup_logging
 
     config = _load(ctx)
     setup_logging(config["logging"]["level"])

@@ -73,7 +73,7 @@ def register(main: click.Group) -> None:
         """
         from waitress import serve as wsgi_serve
 
-        from intake.app import setup_logging
+        from intake.logs import setup_logging
         from intake.web.app import create_app
 
         config = _config(ctx)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -264,7 +265,60 @@ def from_mapping(
         raise ConfigError('smtp.host: missing (needed when outbox.kind = "smtp")')
     if "@" not in sections["replies"]["from_address"]:
         raise ConfigError("replies.from_address: not an email address")
+    _check_values(sections)
     return Config(sections=sections, base_dir=base_dir or Path.cwd(), env=dict(env or os.environ))
+
+
+#: (section, key) -> (smallest, largest) allowed value.
+_RANGES: dict[tuple[str, str], tuple[float, float]] = {
+    ("mailbox", "port"): (1, 65535),
+    ("smtp", "port"): (1, 65535),
+    ("web", "port"): (1, 65535),
+    ("mailbox", "batch_size"): (1, 10_000),
+    ("mailbox", "timeout"): (1, 3600),
+    ("smtp", "timeout"): (1, 3600),
+    ("mailbox", "max_message_bytes"): (1024, 1024**3),
+    ("replies", "max_age_days"): (0, 3650),
+    ("replies", "rate_limit_per_hour"): (0, 10_000),
+    ("outbox", "interval_seconds"): (1, 86_400),
+    ("outbox", "max_attempts"): (1, 1000),
+    ("poll", "interval_seconds"): (1, 86_400),
+    ("personal_data", "reject_threshold"): (0, 1),
+    ("personal_data", "hold_threshold"): (0, 1),
+    ("web", "session_hours"): (0.1, 24 * 30),
+    ("retention", "days"): (1, 36_500),
+}
+
+
+def _check_values(sections: dict[str, dict[str, Any]]) -> None:
+    """Values of the right type that would still fail later: out of range, bad list items, bad patterns."""
+    for (section, key), (low, high) in _RANGES.items():
+        value = sections.get(section, {}).get(key)
+        if value is not None and not low <= value <= high:
+            raise ConfigError(f"{section}.{key}: must be between {low:g} and {high:g}, not {value!r}")
+    for section, keys in SCHEMA.items():
+        for key, (kind, _default) in keys.items():
+            if kind is list:
+                for item in sections[section][key]:
+                    if not isinstance(item, str) or not item.strip():
+                        raise ConfigError(f"{section}.{key}: every item must be a non-empty string, not {item!r}")
+    if not sections["store"]["path"].strip():
+        raise ConfigError("store.path: must not be empty")
+    pd = sections["personal_data"]
+    if pd["hold_threshold"] > pd["reject_threshold"]:
+        raise ConfigError("personal_data.hold_threshold: must not be above personal_data.reject_threshold")
+    for pattern in pd["person_hsa_suffixes"]:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(
+                f"personal_data.person_hsa_suffixes: {pattern!r} is not a regular expression ({exc})"
+            ) from None
+    for proxy in sections.get("web", {}).get("trusted_proxies", []):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(f"web.trusted_proxies: {proxy!r} is not an address or network") from None
 
 
 def load(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:

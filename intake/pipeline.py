@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from intake.decision import Decision, Hits, message_key, verdict_of
-from parsers.mail import MailLimits, ParsedMail, UnparseableMail, parse_mail
+from parsers.mail import MailLimits, ParsedMail, UnparseableMail, _storable, parse_mail
 from rules.loops import auto_reply_block
 from rules.packs import RequestType, Routine
 from rules.personal_data import PersonalDataConfig, describe, scan
@@ -56,16 +56,26 @@ class Settings:
         )
 
 
+#: How much of a refused mail's header block we read to find whom (and whether) to answer.
+HEADER_READ_LIMIT = 256 * 1024
+
+
+def _header_block(raw: bytes) -> bytes | None:
+    """The header block of ``raw``, or ``None`` when it is longer than we read (then we never answer)."""
+    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    return head if len(head) <= HEADER_READ_LIMIT else None
+
+
 def _headers_only(raw: bytes) -> tuple[str, str]:
     """Sender and Message-ID from the header block alone, for mail the full parser refused."""
     try:
-        head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0][:65536]
+        head = _header_block(raw) or raw[:65536]
         msg = email.message_from_bytes(head, policy=email.policy.default)
         sender = ""
         if msg["From"] is not None and msg["From"].addresses:
             sender = msg["From"].addresses[0].addr_spec.lower()
         mid = str(msg["Message-ID"] or "").strip()
-        return sender, mid
+        return _storable(sender), _storable(mid)
     except Exception:  # noqa: BLE001 - a header we cannot read leaves us with nothing, not a crash
         return "", ""
 
@@ -142,6 +152,12 @@ def _judge(
         mail.subject, mail.body_text, sender_name=mail.sender_name, sender_address=mail.sender,
         today=(now or datetime.now()).date(), config=settings.personal_data,
     )
+    if mail.html_text:
+        # What an Outlook reader sees is the HTML part: a finding only there counts as well.
+        seen = {f.category for f in findings if f.location == "body"}
+        html_findings = scan("", mail.html_text, sender_name=mail.sender_name, sender_address=mail.sender,
+                             today=(now or datetime.now()).date(), config=settings.personal_data)
+        findings += [f for f in html_findings if f.location == "body" and f.category not in seen]
     base = replace(base, findings=tuple(findings))
     pd = settings.personal_data
     for location, code in (("subject", "subject.personal_data"), ("body", "body.personal_data")):
@@ -323,10 +339,11 @@ def _maybe_reply_from_headers(raw: bytes, decision: Decision, routine: Routine, 
     """Answer mail we could not read, but only when its headers show it is safe to answer."""
     from intake.replies import render_reply
 
-    if not decision.sender:
+    head = _header_block(raw)
+    if not decision.sender or head is None:
+        # Without the whole header block we cannot know it is not an auto-reply: stay silent.
         return decision
     try:
-        head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0][:65536]
         msg = email.message_from_bytes(head, policy=email.policy.default)
         headers: dict[str, list[str]] = {}
         for k, v in msg.items():

@@ -18,12 +18,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from intake import faults
-from intake.decision import Decision
+from intake.decision import Decision, message_key
+from intake.logs import where
 from intake.pipeline import Settings, decide
 from intake.recorder import Recorder
 from intake.sources.base import FetchedMail, MailSource, SourceError
 from intake.store import Store
 from rules.packs import Routine
+from rules.reasons import reason
 
 log = logging.getLogger("intake.poll")
 
@@ -104,7 +106,14 @@ class Poller:
             for fetched in source.fetch(uids, self.settings.max_message_bytes):
                 result.seen += 1
                 faults.point("mid-batch")
-                self._handle(source, fetched, result)
+                try:
+                    self._handle(source, fetched, result)
+                except SourceError:
+                    raise  # the mailbox itself is gone: stop here, the next poll goes on
+                except Exception as exc:  # noqa: BLE001 - one mail must never stop the others
+                    result.errors.append(f"uid {fetched.uid}: {type(exc).__name__}")
+                    log.error("uid=%s could not be handled, left in the inbox: %s at %s",
+                              fetched.uid, type(exc).__name__, where(exc))
         log.info("poll done: %s", result.summary())
         return result
 
@@ -133,7 +142,13 @@ class Poller:
             self._move(source, fetched.uid, existing["id"], folder, result)
             return
         faults.point("before-commit")
-        recorded = self.recorder.record(decision, fetched, source.name, source.uidvalidity(), self.clock())
+        try:
+            recorded = self.recorder.record(decision, fetched, source.name, source.uidvalidity(), self.clock())
+        except Exception as exc:  # noqa: BLE001 - a mail the store cannot take is still recorded, minimally
+            log.error("uid=%s could not be recorded (%s at %s); recording it as unparseable",
+                      fetched.uid, type(exc).__name__, where(exc))
+            decision = _fallback(fetched, exc)
+            recorded = self.recorder.record(decision, fetched, source.name, source.uidvalidity(), self.clock())
         faults.point("after-commit")
         result.recorded += 1
         result.verdicts[decision.verdict] += 1
@@ -180,6 +195,16 @@ class Poller:
                 "order by o.id desc limit 1", message_ids,
             ))
         return rows[0] if rows else None
+
+def _fallback(fetched: FetchedMail, exc: Exception) -> Decision:
+    """A metadata-only, unanswered record for a mail whose decision could not be stored."""
+    raw = fetched.raw if fetched.raw is not None else fetched.header
+    return Decision(
+        verdict="rejected",
+        message_key=message_key("", raw),
+        reasons=(reason("mail.unparseable", detail=f"record error: {type(exc).__name__}"),),
+    )  # kept as metadata only (the recorder keeps no bytes of unread mail); moved, never deleted
+
 
 def _personal(row: dict[str, Any]) -> bool:
     codes = {r["code"] for r in json.loads(row["reasons"] or "[]")}

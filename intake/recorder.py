@@ -55,8 +55,9 @@ class Recorder:
                 "request_type": decision.request_type,
                 "size": fetched.size,
                 "recorded_at": now_iso,
-                # Mail rejected for personal data is kept as metadata only.
-                "raw": None if decision.personal_data else (fetched.raw if fetched.raw is not None else None),
+                # Mail rejected for personal data is kept as metadata only, and so is mail we could not
+                # read: its content was never scanned (the mail itself stays in its folder on the server).
+                "raw": None if decision.personal_data or _unread(decision) else fetched.raw,
             }).last_pk
             store.add_event("received", message_id=message_pk, at=now_iso,
                             data={"verdict": decision.verdict, "reasons": decision.codes})
@@ -171,3 +172,7 @@ class Recorder:
         store.add_event("reply_queued", message_id=message_pk, ticket_id=ticket_id, at=now_iso,
                         data={"kind": reply.kind, "outbox": outbox_id})
         return outbox_id
+
+
+def _unread(decision: Decision) -> bool:
+    return bool({"mail.unparseable", "mail.too_large"} & set(decision.codes))

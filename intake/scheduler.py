@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from intake.app import where
 from intake.config import Config
 from intake.lock import InstanceLock
+from intake.logs import where
 from intake.outbox import Outbox
 from intake.poller import Poller
 from intake.sources.base import SourceError

@@ -196,9 +196,24 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """One atomic unit of work; nested calls become savepoints."""
-        with self.db.atomic():
+        """One atomic unit of work; nested calls become savepoints.
+
+        The outer transaction is ``BEGIN IMMEDIATE``: it takes the write lock at once (waiting up to the
+        busy timeout), so a poll and a handler's action never collide halfway through a transaction.
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield self.db
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             yield self.db
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def migrate(self) -> list[str]:
         """Apply pending migrations, each in its own transaction; returns the names applied."""

@@ -73,7 +73,7 @@ class Verdict:
     ``detail`` is for staff and never holds content from the file.
     """
 
-    filename: str  # display-safe name (see display_name)
+    filename: str  # how a reply may name it (see reply_name): its type, never the sender's file name
     kind: str
     refusal: str = ""
     detail: str = ""
@@ -99,6 +99,16 @@ class Verdict:
 
 _PNR_LIKE = re.compile(r"\d{6,8}\s*[-+]?\s*\d{4}")
 _CTRL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+_SAFE_EXT = re.compile(r"^\.[a-z0-9]{1,5}$")
+
+
+def reply_name(filename: str) -> str:
+    """How a reply names an attachment: by its type only ("av typen .xls"), never by the name the sender
+    gave it, which may hold a name, a personnummer in any spelling, or anything else."""
+    ext = _extension(filename)
+    return f"av typen {ext}" if _SAFE_EXT.match(ext) else "utan känd filändelse"
 
 
 def display_name(filename: str) -> str:
@@ -237,7 +247,7 @@ def _check_zip(data: bytes, ext: str, limits: AttachmentLimits) -> tuple[str, st
 def check_attachment(att: Attachment, limits: AttachmentLimits | None = None) -> Verdict:
     """Judge one attachment. Images and unrelated files are ``ok`` but not ``parseable``."""
     limits = limits or AttachmentLimits()
-    name = display_name(att.filename)
+    name = reply_name(att.filename)
     ext = _extension(att.filename)
     if _bad_name(att.filename):
         return Verdict(name, sniff(att.data[:16]), "bad_name", "filename with path parts or control characters")

@@ -123,7 +123,7 @@ def extract_form(
     pdfs = [v for _, v in verdicts if v.kind == "pdf"]
     if pdfs:
         return FormOutcome(None, None, [reason("attachment.unsupported", "PDF instead of the form",
-                                               filename=pdfs[0].filename, kind="PDF")])
+                                               filename=pdfs[0].filename, kind="PDF")])  # a reply_name
     others = sum(1 for _, v in verdicts if v.parseable)
     return FormOutcome(None, None, [reason("attachment.missing", f"office files without the form's labels={others}",
                                            form_name=schema.name)])

@@ -57,6 +57,7 @@ class ParsedMail:
     references: list[str] = field(default_factory=list)
     content_type: str = "text/plain"
     defects: list[str] = field(default_factory=list)
+    html_text: str = ""  # the HTML part as text when the mail also has a text part ("" otherwise)
 
 
 @dataclass(frozen=True)
@@ -110,14 +111,11 @@ def parse_mail(raw: bytes, limits: MailLimits = MailLimits()) -> ParsedMail:  # 
         # MUAs show the first Subject; so do we, and we say the mail had more than one.
         defects.append("DuplicateSubject")
 
-    sender, sender_name = _first_address(head, "from")
-    to = [addr for addr, _ in _addresses(head, "to")]
-    if plain:
-        body = "\n".join(plain)
-    elif html:
-        body = "\n".join(html_to_text(h) for h in html)
-    else:
-        body = ""
+    headers = {name: [_storable(v) for v in values] for name, values in headers.items()}
+    sender, sender_name = (_storable(x) for x in _first_address(head, "from"))
+    to = [_storable(addr) for addr, _ in _addresses(head, "to")]
+    html_text = "\n".join(html_to_text(h) for h in html)
+    body = "\n".join(plain) if plain else html_text
     return ParsedMail(
         message_id=_first(headers, "message-id"),
         subject=_first(headers, "subject"),
@@ -125,14 +123,25 @@ def parse_mail(raw: bytes, limits: MailLimits = MailLimits()) -> ParsedMail:  # 
         sender_name=sender_name,
         to=to,
         date=_date(_first(headers, "date")),
-        body_text=body.replace("\r\n", "\n").replace("\r", "\n"),
+        body_text=_lines(body),
         headers=headers,
         attachments=[_attachment(a) for a in found],
         in_reply_to=(_MSGID.findall(_first(headers, "in-reply-to")) or [_first(headers, "in-reply-to")])[0],
         references=_MSGID.findall(" ".join(headers.get("references", []))),
         content_type=head.get_content_type(),
         defects=defects,
+        # What an HTML reader sees, even when a text part exists: the personal-data scan reads both.
+        html_text=_lines(html_text) if plain else "",
     )
+
+
+def _storable(text: str) -> str:
+    """Text that can be stored and sent: lone surrogates (from undecodable bytes or odd charsets) become U+FFFD."""
+    return text.encode("utf-8", "replace").decode("utf-8") if isinstance(text, str) else ""
+
+
+def _lines(text: str) -> str:
+    return _storable(text).replace("\r\n", "\n").replace("\r", "\n")
 
 
 # --- limits -------------------------------------------------------------------------------------
@@ -341,8 +350,8 @@ def _attachment(found: dict) -> Attachment:
     else:
         data = payload.encode("utf-8", "surrogateescape")
     return Attachment(
-        filename=_given_filename(found),
-        content_type=(found.get("mail_content_type") or "application/octet-stream").lower(),
+        filename=_storable(_given_filename(found)),
+        content_type=_storable((found.get("mail_content_type") or "application/octet-stream").lower()),
         data=data,
     )
 

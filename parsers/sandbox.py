@@ -90,6 +90,9 @@ def parse_bounded(
     try:
         answer = json.loads(proc.stdout.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
+        # Out of memory can strike where the child cannot answer any more (even while reporting it).
+        if b"MemoryError" in proc.stderr[-4096:]:
+            raise SandboxError("memory", "MemoryError") from None
         raise SandboxError("crash", f"exit status {proc.returncode}") from None
     if not answer.get("ok"):
         error = str(answer.get("error", "error"))
@@ -103,6 +106,8 @@ def child_main() -> None:
     """The child: limit itself, read the header line and bytes from stdin, print JSON."""
     import resource
 
+    # Freed on MemoryError, so that the child can still write its answer.
+    reserve = bytearray(8 * 1024 * 1024)
     raw = sys.stdin.buffer.read()
     head, _, data = raw.partition(b"\n")
     header = json.loads(head)
@@ -115,6 +120,7 @@ def child_main() -> None:
         out = {"ok": True, "form": _encode({"kinds_checked": result.kinds_checked, "fields": result.fields,
                                             "users": result.users, "labels_found": result.labels_found})}
     except MemoryError:
+        del reserve
         out = {"ok": False, "error": "MemoryError"}
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a clean answer
         out = {"ok": False, "error": type(exc).__name__}

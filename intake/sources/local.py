@@ -45,7 +45,9 @@ class LocalSource:
         if self._maildir is not None:
             # Maildir unique names start with the delivery time in seconds: sorting them is arrival order.
             return sorted(self._maildir.keys())
-        files = [p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() == ".eml"]
+        # Hidden files (editor locks such as ".~lock.x.eml", partial copies) are not mail.
+        files = [p for p in self.path.iterdir()
+                 if p.is_file() and p.suffix.lower() == ".eml" and not p.name.startswith(".")]
         return [p.name for p in sorted(files, key=lambda p: (p.stat().st_mtime, p.name))]
 
     def _file(self, uid: int | str) -> Path:

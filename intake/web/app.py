@@ -16,6 +16,7 @@ import re
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from flask import Flask, abort, flash, g, redirect, render_template, request, send_file, session, url_for
@@ -360,10 +361,14 @@ def _check_csrf() -> None:
 
 
 def _safe_next(target: str | None) -> str | None:
-    # Only a path on this site: never "//evil.example" or "https://...".
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+    """Only a path on this site: never "//evil.example", "https://…", or a path that becomes one once a
+    browser or Werkzeug drops the whitespace and control characters in it ("/\t/evil.example")."""
+    if not target or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 or ch == "\\" for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
+        return None
+    return target
 
 
 def _local_time(value: str | None) -> str:

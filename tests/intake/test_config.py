@@ -70,3 +70,28 @@ def test_cli_missing_config_file(tmp_path):
     result = CliRunner().invoke(main, ["-c", str(tmp_path / "nope.toml"), "queue", "list"])
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: {Path(tmp_path / 'nope.toml')}: cannot read (No such file or directory)"
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"replies": {"own_addresses": [1]}}, "replies.own_addresses: every item must be a non-empty string, not 1"),
+        ({"routines": {"extra_dirs": [3]}}, "routines.extra_dirs: every item must be a non-empty string, not 3"),
+        ({"web": {"trusted_proxies": ["nope"]}}, "web.trusted_proxies: 'nope' is not an address or network"),
+        ({"personal_data": {"reject_threshold": 0.4}},
+         "personal_data.hold_threshold: must not be above personal_data.reject_threshold"),
+        ({"replies": {"max_age_days": 1e12}}, "replies.max_age_days: must be between 0 and 3650, not 1000000000000.0"),
+        ({"store": {"path": ""}}, "store.path: must not be empty"),
+        ({"poll": {"interval_seconds": 0}}, "poll.interval_seconds: must be between 1 and 86400, not 0"),
+        ({"mailbox": {"port": 70000}}, "mailbox.port: must be between 1 and 65535, not 70000"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused_up_front(data, message):
+    with pytest.raises(config.ConfigError) as err:
+        config.from_mapping(data)
+    assert str(err.value) == message
+
+
+def test_bad_pattern_is_refused_up_front():
+    with pytest.raises(config.ConfigError, match="person_hsa_suffixes: '\\(' is not a regular expression"):
+        config.from_mapping({"personal_data": {"person_hsa_suffixes": ["("]}})

@@ -266,3 +266,12 @@ def test_trusted_proxy_header_only_from_the_proxy(tmp_path, routines, settings):
     # A user the proxy vouches for still needs an account here.
     assert c.get("/tickets", headers={"X-Remote-User": "mallory"},
                  environ_base={"REMOTE_ADDR": "10.0.0.1"}).status_code == 302
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example/", "/\n/evil.example/", "//evil.example", "https://evil.example",
+                                    "/\\evil.example", "javascript:alert(1)"])
+def test_login_never_redirects_off_site(target):
+    from intake.web.app import _safe_next
+
+    assert _safe_next(target) is None
+    assert _safe_next("/arenden?status=new") == "/arenden?status=new"

@@ -237,3 +237,14 @@ def test_size_cap() -> None:
     att = Attachment("blankett.xlsx", "", GOOD_XLSX)
     assert check_attachment(att, AttachmentLimits(max_bytes=1000)).refusal == "too_large"
     assert check_attachment(att).parseable
+
+
+@pytest.mark.parametrize("name", ["Behörighet_19121212_1212.xls", "Behörighet 19121212–1212.xls",
+                                  "Karin Lindqvist 121212.1212.xls", "SE2321000131-P000000245581.xls"])
+def test_a_reply_never_names_the_attachment_by_what_the_sender_called_it(name: str) -> None:
+    ole2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 504
+    verdict = check_attachment(Attachment(name, "application/vnd.ms-excel", ole2))
+    message = verdict.reason().message
+    assert "av typen .xls" in message
+    for part in ("1212", "Karin", "Lindqvist", "P000000245581", "Behörighet_"):
+        assert part not in message
