@@ -86,6 +86,16 @@ def message_key(message_id: str, raw: bytes) -> str:
     return "sha256:" + hashlib.sha256(raw).hexdigest()
 
 
+def content_hash(raw: bytes) -> str:
+    """A hash of the mail's body (everything after the header block, line endings normalised).
+
+    Tells a re-delivery of one mail (same body; Received headers may differ) from a different mail that
+    reuses a Message-ID (some scan-to-mail devices do): the first is a duplicate, the second is not.
+    """
+    body = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)
+    return hashlib.sha256(body[1].rstrip() if len(body) > 1 else b"").hexdigest()
+
+
 def verdict_of(reasons: list[Reason], held: bool, ignored: bool) -> str:
     """One place decides the verdict from the rules' hits (Mailman's chain, as a table)."""
     if ignored:

@@ -13,12 +13,12 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from intake import faults
-from intake.decision import Decision, message_key
+from intake.decision import Decision, content_hash, message_key
 from intake.logs import where
 from intake.pipeline import Settings, decide
 from intake.recorder import Recorder
@@ -131,6 +131,12 @@ class Poller:
     def _handle(self, source: MailSource, fetched: FetchedMail, result: PollResult) -> None:
         decision = self.decide(fetched)
         existing = self.store.find_message(decision.message_key)
+        raw = fetched.raw if fetched.raw is not None else fetched.header
+        digest = content_hash(raw)
+        if existing is not None and existing["content_hash"] not in (None, digest):
+            # Same Message-ID, different mail: record it under a key of its own instead of dropping it.
+            decision = replace(decision, message_key=f"{decision.message_key}#{digest[:16]}")
+            existing = self.store.find_message(decision.message_key)
         if existing is not None:
             result.already_recorded += 1
             # Recorded by an earlier poll that died before moving it, or the same message sent twice.

@@ -11,7 +11,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from intake.decision import Decision
+from intake.decision import Decision, content_hash
 from intake.pipeline import Settings
 from intake.replies import new_message_id, render_reply
 from intake.sources.base import FetchedMail
@@ -40,6 +40,7 @@ class Recorder:
             subject_pd = "subject.personal_data" in decision.codes
             message_pk = db["messages"].insert({
                 "message_key": decision.message_key,
+                "content_hash": content_hash(fetched.raw if fetched.raw is not None else fetched.header),
                 "message_id": decision.message_id,
                 "source": source_name,
                 "uidvalidity": uidvalidity,

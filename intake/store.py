@@ -169,10 +169,16 @@ def _m002_staff(db: sqlite_utils.Database) -> None:
     db["notes"].create_index(["ticket_id"])
 
 
+def _m003_content_hash(db: sqlite_utils.Database) -> None:
+    """Messages remember a hash of their body, to tell a reused Message-ID from a re-delivery."""
+    db["messages"].add_column("content_hash", str)
+
+
 #: Ordered, append-only. Never edit an applied migration; add a new one.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_staff", _m002_staff),
+    ("003_content_hash", _m003_content_hash),
 ]
 
 

@@ -308,3 +308,23 @@ def test_closed_ticket_is_reopened_by_a_followup(desk):
     desk.poll()
     reopened = desk.store.ticket(ticket["ref"])
     assert (reopened["status"], reopened["closed_at"]) == ("new", None)
+
+
+def test_a_different_mail_reusing_a_message_id_is_not_lost(desk):
+    """Some scan-to-mail devices reuse Message-IDs: a different body is a different mail."""
+    desk.drop(make_mail(subject="MittVaccin – användarstöd", body="Första frågan.", message_id="<reused@printer>"))
+    desk.drop(make_mail(subject="MittVaccin – felsökning", body="En helt annan fråga.", message_id="<reused@printer>"))
+    desk.poll()
+    assert len(desk.messages()) == 2
+    assert [t["request_type"] for t in desk.store.tickets()] == ["anvandarstod", "felsokning"]
+
+
+def test_a_redelivery_with_other_transport_headers_is_still_the_same_mail(desk):
+    raw = make_mail(subject="MittVaccin – användarstöd", message_id="<once@halmstad.example.test>")
+    desk.drop(raw)
+    desk.poll()
+    desk.drop(b"Received: from mx2.example.test by mx.example.test; Tue, 24 Nov 2026 09:00:00 +0100\r\n"
+              + raw.replace(b"\r\n", b"\n"))  # another route, other line endings
+    result = desk.poll()
+    assert (result.recorded, result.already_recorded) == (0, 1)
+    assert len(desk.store.tickets()) == 1
