@@ -66,20 +66,6 @@ def _header_block(raw: bytes) -> bytes | None:
     return head if len(head) <= HEADER_READ_LIMIT else None
 
 
-def _headers_only(raw: bytes) -> tuple[str, str]:
-    """Sender and Message-ID from the header block alone, for mail the full parser refused."""
-    try:
-        head = _header_block(raw) or raw[:65536]
-        msg = email.message_from_bytes(head, policy=email.policy.default)
-        sender = ""
-        if msg["From"] is not None and msg["From"].addresses:
-            sender = msg["From"].addresses[0].addr_spec.lower()
-        mid = str(msg["Message-ID"] or "").strip()
-        return _storable(sender), _storable(mid)
-    except Exception:  # noqa: BLE001 - a header we cannot read leaves us with nothing, not a crash
-        return "", ""
-
-
 def decide(
     raw: bytes,
     routines: list[Routine],
@@ -305,52 +291,44 @@ def _with_reply(
 
 
 def _unparseable(raw: bytes, routine: Routine, settings: Settings, detail: str) -> Decision:
-    sender, mid = _headers_only(raw)
-    decision = Decision(
-        verdict="rejected",
-        message_key=message_key(mid, raw),
-        message_id=mid,
-        sender=sender,
-        routine=None,
-        reasons=(reason("mail.unparseable", detail=detail, overrides=routine.reason_overrides),),
-    )
-    return _maybe_reply_from_headers(raw, decision, routine, settings)
+    why = reason("mail.unparseable", detail=detail, overrides=routine.reason_overrides)
+    return _from_headers(raw, why, routine, settings)
 
 
 def _too_large(raw: bytes, size: int, routine: Routine, settings: Settings) -> Decision:
-    sender, mid = _headers_only(raw)
     limit = settings.max_message_bytes
-    decision = Decision(
-        verdict="rejected",
-        message_key=message_key(mid, raw),
-        message_id=mid,
-        sender=sender,
-        reasons=(
-            reason(
-                "mail.too_large", detail=f"{size} bytes > {limit}",
-                size_mb=f"{size / 1e6:.1f}", limit_mb=f"{limit / 1e6:.0f}",
-            ),
-        ),
-    )
-    return _maybe_reply_from_headers(raw, decision, routine, settings)
+    why = reason("mail.too_large", detail=f"{size} bytes > {limit}", overrides=routine.reason_overrides,
+                 size_mb=f"{size / 1e6:.1f}", limit_mb=f"{limit / 1e6:.0f}")
+    return _from_headers(raw, why, routine, settings)
 
 
-def _maybe_reply_from_headers(raw: bytes, decision: Decision, routine: Routine, settings: Settings) -> Decision:
-    """Answer mail we could not read, but only when its headers show it is safe to answer."""
+def _from_headers(raw: bytes, why: Reason, routine: Routine, settings: Settings) -> Decision:
+    """A rejection of mail we could not read, judged from its header block alone.
+
+    It is answered only when the whole header block was read and shows no auto-reply, list or bounce.
+    """
     from intake.replies import render_reply
 
     head = _header_block(raw)
-    if not decision.sender or head is None:
-        # Without the whole header block we cannot know it is not an auto-reply: stay silent.
-        return decision
+    sender = mid = ""
+    block = None
     try:
-        msg = email.message_from_bytes(head, policy=email.policy.default)
+        msg = email.message_from_bytes(head if head is not None else raw[:65536], policy=email.policy.default)
+        if msg["From"] is not None and msg["From"].addresses:
+            sender = _storable(msg["From"].addresses[0].addr_spec.lower())
+        mid = _storable(str(msg["Message-ID"] or "").strip())
         headers: dict[str, list[str]] = {}
         for k, v in msg.items():
             headers.setdefault(k.lower(), []).append(str(v))
-        block = auto_reply_block(headers, decision.sender, msg.get_content_type(), settings.own_addresses)
-    except Exception:  # noqa: BLE001 - when in doubt, do not answer
-        return decision
+        block = auto_reply_block(headers, sender, msg.get_content_type(), settings.own_addresses)
+        readable = head is not None
+    except Exception:  # noqa: BLE001 - a header we cannot read: record it, and when in doubt, do not answer
+        readable = False
+    decision = Decision(verdict="rejected", message_key=message_key(mid, raw), message_id=mid, sender=sender,
+                        reasons=(why,))
     if block is not None:
-        return replace(decision, verdict="ignored", reasons=(*decision.reasons, block))
+        return replace(decision, verdict="ignored", reasons=(why, block))
+    if not sender or not readable:
+        # Without the whole header block we cannot know it is not an auto-reply: stay silent.
+        return decision
     return replace(decision, reply=render_reply("rejection", routine, None, decision, ref=None, settings=settings))
