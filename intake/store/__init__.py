@@ -1,0 +1,52 @@
+"""The SQLite queue store: messages, tickets, events, outbox and mailbox state.
+
+One writer (the poller, or a handler's action), many readers; WAL mode so the web UI can read
+while a poll writes. Schema changes are recorded migrations (:mod:`intake.store.migrations`), each
+applied in a transaction. Every SQL statement of the application lives in this package: the core
+(:mod:`intake.store.base`) and one module of queries per area, combined in :class:`Store`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from intake.store.base import NotFoundError, StoreBase, utcnow
+from intake.store.messages import MessageQueries
+from intake.store.migrations import MIGRATIONS
+from intake.store.outbox import OutboxQueries
+from intake.store.tickets import TicketQueries
+
+__all__ = ["MIGRATIONS", "NotFoundError", "Recorded", "Store", "StoreBase", "open_store", "utcnow"]
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """The outcome of recording one message."""
+
+    message_pk: int
+    new: bool  # False when the message was already recorded (only the move is left to do)
+    ticket_ref: str | None
+    outbox_id: int | None
+
+
+class Store(MessageQueries, TicketQueries, OutboxQueries, StoreBase):
+    """The queue database. Open with :func:`open_store`."""
+
+
+def open_store(path: str | Path) -> Store:
+    """Open (creating when missing) the database at ``path``, in WAL mode, fully migrated."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The scheduler runs jobs in one worker thread (never two at once), so sharing is safe.
+    conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+    db = sqlite_utils.Database(conn)
+    db.execute("pragma busy_timeout = 30000")
+    db.enable_wal()
+    db.execute("pragma foreign_keys = on")
+    store = Store(db)
+    store.migrate()
+    return store
