@@ -259,6 +259,10 @@ from intake.cli_staff import register  # noqa: E402
 
 register(main)
 
+from intake.cli_register import register as register_group  # noqa: E402
+
+main.add_command(register_group)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

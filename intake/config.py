@@ -160,6 +160,11 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "retention": {
         "days": (int, 90),
     },
+    "register": {  # the access register (README: "The access register")
+        "enabled": (bool, True),
+        "key_file": (str, "var/register.key"),  # relative to the config file; keep it out of database backups
+        "retention_days": (int, 365),  # ended entries are deleted this long after they ended
+    },
 }
 
 _CHOICES = {
@@ -287,6 +292,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("personal_data", "hold_threshold"): (0, 1),
     ("web", "session_hours"): (0.1, 24 * 30),
     ("retention", "days"): (1, 36_500),
+    ("register", "retention_days"): (1, 36_500),
 }
 
 

@@ -156,9 +156,79 @@ def _m003_content_hash(db: sqlite_utils.Database) -> None:
     db["messages"].add_column("content_hash", str)
 
 
+def _m009_register(db: sqlite_utils.Database) -> None:
+    """The access register: persons (identifier as keyed hash + ciphertext), entries and their history."""
+    db["register_meta"].create({"key": str, "value": str}, pk="key")  # key_check: detects a wrong key file
+    db["register_persons"].create(
+        {
+            "id": int,
+            "id_hash": str,  # HMAC-SHA256 of the normalised identifier (key outside the database)
+            "id_kind": str,  # personnummer, samordningsnummer, hsa_id, other
+            "id_enc": str,  # Fernet ciphertext of the identifier
+            "name_enc": str,  # Fernet ciphertext of the name, if known
+            "created_at": str,
+        },
+        pk="id",
+        not_null={"id_hash", "id_kind", "id_enc", "created_at"},
+    )
+    db["register_persons"].create_index(["id_hash"], unique=True)
+    db["register_entries"].create(
+        {
+            "id": int,
+            "person_id": int,
+            "routine": str,
+            "system": str,
+            "role": str,
+            "unit": str,
+            "unit_hsa_id": str,
+            "municipality": str,
+            "valid_from": str,  # ISO day
+            "valid_to": str,  # end of a fixed period as ordered, if any
+            "state": str,  # active, ended
+            "ended_on": str,  # the day access ends or ended (termination or correction)
+            "orderer_email": str,
+            "orderer_name": str,
+            "attestant_email": str,
+            "attestant_name": str,
+            "source": str,  # ticket, manual
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"person_id", "system", "state", "source", "created_at"},
+        foreign_keys=[("person_id", "register_persons", "id")],
+    )
+    db["register_entries"].create_index(["person_id", "system", "state"])
+    db["register_entries"].create_index(["unit", "state"])
+    db["register_entries"].create_index(["unit_hsa_id", "state"])
+    db["register_entries"].create_index(["municipality", "state"])
+    db["register_entries"].create_index(["system", "role", "state"])
+    db["register_entries"].create_index(["state", "valid_to"])
+    db["register_entries"].create_index(["state", "ended_on"])
+    db["register_history"].create(
+        {
+            "id": int,
+            "entry_id": int,
+            "at": str,
+            "op": str,  # granted, renewed, updated, ended, added_manually, corrected, ended_manually
+            "ticket_id": int,  # the ticket that made the change (none for manual corrections)
+            "ticket_ref": str,
+            "actor": str,
+            "reason": str,  # required for manual corrections
+            "changes": str,  # JSON: which columns changed (names only)
+        },
+        pk="id",
+        not_null={"entry_id", "at", "op", "actor"},
+        foreign_keys=[("entry_id", "register_entries", "id")],
+    )
+    db["register_history"].create_index(["entry_id"])
+    db["register_history"].create_index(["ticket_id"])
+
+
 #: Ordered, append-only. Never edit an applied migration; add a new one.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_staff", _m002_staff),
     ("003_content_hash", _m003_content_hash),
+    ("009_register", _m009_register),
 ]

@@ -325,6 +325,10 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
         queue_names = {qid: name for r in routines for qid, name in r.queues.items()}
         return render_template("overview.html", s=data, queue_names=queue_names)
 
+    from intake.web.register import register_blueprint  # the access register's pages under /register
+
+    app.register_blueprint(register_blueprint(config, routines))
+
     # -- accounts (admin) ------------------------------------------------------------------------
 
     @app.route("/admin/users", methods=["GET", "POST"])
