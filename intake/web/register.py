@@ -106,11 +106,11 @@ def register_blueprint(config: Any, routines: list[Any]) -> Blueprint:
             f = reg.RegisterFilters()
             return render_template("register_index.html", rows=[], filters=f, searched=False, args={},
                                    choices=choices(), not_found=True), 404
-        return redirect(url_for("register.person", person_id=person_id))
+        return redirect(url_for("register.person", pk=person_id))
 
-    @bp.get("/person/<int:person_id>")
-    def person(person_id: int):
-        view = reg.person_view(store(), keys(), person_id, actor())
+    @bp.get("/person/<int:pk>")
+    def person(pk: int):
+        view = reg.person_view(store(), keys(), pk, actor())
         return render_template("register_person.html", p=view, today=date.today().isoformat())
 
     @bp.get("/unit")
@@ -159,16 +159,17 @@ def register_blueprint(config: Any, routines: list[Any]) -> Blueprint:
             message("error.add", "error")
             return redirect(url_for("register.index"))
         message("ok.add", "ok")
-        return redirect(url_for("register.person", person_id=store().register_entry(entry_id)["person_id"]))
+        return redirect(url_for("register.person", pk=store().register_entry(entry_id)["person_id"]))
 
-    @bp.post("/entries/<int:entry_id>/<any(end, correct):action>")
-    def entry_action(entry_id: int, action: str):
+    @bp.post("/entries/<int:pk>/<any(end, correct):action>")
+    def entry_action(pk: int, action: str):
+        entry_id = pk
         admin_only()
         entry = reg.require_entry_or_none(store(), entry_id)
         if entry is None:
             abort(404)
         form = request.form
-        back = redirect(url_for("register.person", person_id=entry["person_id"]))
+        back = redirect(url_for("register.person", pk=entry["person_id"]))
         if not form.get("reason", "").strip():
             message("error.reason", "error")
             return back
