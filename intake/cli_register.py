@@ -159,7 +159,8 @@ def export_cmd(ctx: click.Context, out: str, unit: str | None, kommun: str | Non
 
     _, store, keys = _open(ctx)
     data, n = export_entries(store, keys, _filters(unit, kommun, system, role, orderer, state), _user(), via="cli",
-                             headers=register_labels()["column"])
+                             headers=register_labels()["column"],
+                             values={"state": register_labels()["state"], "source": register_labels()["source"]})
     Path(out).write_bytes(data)
     click.echo(f"{n} register entries written to {out}")
 

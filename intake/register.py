@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -163,6 +163,11 @@ def mapping_for(routine: Any) -> RegisterMapping | None:
     return _MAPPINGS[path]
 
 
+def check_mappings(routines: Iterable[Any]) -> dict[str, RegisterMapping]:
+    """Load and check the register mapping of each routine (raises RegisterMappingError naming file and key)."""
+    return {r.id: m for r in routines if (m := mapping_for(r)) is not None}
+
+
 # -- feeding the register from done tickets ------------------------------------------------------------
 
 
@@ -209,14 +214,17 @@ def apply_done_ticket(store: Store, ticket_ref: str, routines_by_id: dict[str, A
     return sorted(set(touched))
 
 
-def register_effect(config: Any) -> Callable[..., list[int]] | None:
+def register_effect(config: Any, routines: Iterable[Any] = ()) -> Callable[..., list[int]] | None:
     """The "done" effect for the engine: ``effect(store, ref, routines_by_id, now, actor) -> entry ids``.
 
-    None when ``register.enabled`` is false. The key is read (and checked) on each call, on the store
-    the caller hands in, so the effect runs in the caller's transaction.
+    None when ``register.enabled`` is false. The ``register.toml`` of every routine given is loaded and
+    checked now, so a bad mapping stops start-up (naming file and key) instead of failing a handler's
+    "done". The key is read (and checked) on each call, on the store the caller hands in, so the effect
+    runs in the caller's transaction.
     """
     if not config["register"]["enabled"]:
         return None
+    check_mappings(routines)
     path = key_path(config)
 
     def effect(store: Store, ticket_ref: str, routines_by_id: dict[str, Any], now: datetime,
@@ -442,6 +450,8 @@ def add_manual(store: Store, keys: RegisterKeys, *, person: str, name: str | Non
     now_iso = _iso(now or datetime.now(UTC))
     with store.transaction():
         person_id = person_id_for(store, keys, norm[0], norm[1], (name or "").strip() or None, now_iso)
+        if store.register_active(person_id, system.strip(), _blank(role), any_role=False):
+            raise RegisterError("the person already holds that role in that system; correct that entry instead")
         entry_id = store.register_add_entry({
             "person_id": person_id, "routine": None, "system": system.strip(), "role": _blank(role),
             "unit": _blank(unit), "unit_hsa_id": _blank(unit_hsa_id), "municipality": _blank(municipality),
@@ -520,8 +530,10 @@ EXPORT_COLUMNS = ("person", "name", "system", "role", "unit", "unit_hsa_id", "mu
                   "attestant_email", "source")
 
 
-def export_xlsx(rows: list[dict[str, Any]], headers: dict[str, str] | None = None) -> bytes:
-    """The entry rows (already decrypted) as an .xlsx workbook; ``headers`` gives the column titles."""
+def export_xlsx(rows: list[dict[str, Any]], headers: dict[str, str] | None = None,
+                values: dict[str, dict[str, str]] | None = None) -> bytes:
+    """The entry rows (already decrypted) as an .xlsx workbook; ``headers`` gives the column titles and
+    ``values`` the words for coded columns (``{"state": {"active": ...}}``)."""
     from openpyxl import Workbook
 
     wb = Workbook()
@@ -529,7 +541,7 @@ def export_xlsx(rows: list[dict[str, Any]], headers: dict[str, str] | None = Non
     ws.title = "Register"
     ws.append([(headers or {}).get(c, c) for c in EXPORT_COLUMNS])
     for row in rows:
-        ws.append([row.get(c) for c in EXPORT_COLUMNS])
+        ws.append([(values or {}).get(c, {}).get(row.get(c), row.get(c)) for c in EXPORT_COLUMNS])
         for cell in ws[ws.max_row]:
             if isinstance(cell.value, str) and cell.value.startswith("="):
                 cell.data_type = "s"  # text from a form never becomes a formula in Excel
@@ -540,13 +552,14 @@ def export_xlsx(rows: list[dict[str, Any]], headers: dict[str, str] | None = Non
 
 
 def export_entries(store: Store, keys: RegisterKeys, filters: RegisterFilters, actor: str, *, via: str = "web",
-                   today: date | None = None, headers: dict[str, str] | None = None) -> tuple[bytes, int]:
+                   today: date | None = None, headers: dict[str, str] | None = None,
+                   values: dict[str, dict[str, str]] | None = None) -> tuple[bytes, int]:
     """The filtered entries as .xlsx bytes and their count; the export is audited."""
     rows = store.register_entries(filters, (today or date.today()).isoformat())
     with store.transaction():
         store.add_event("register_exported", actor=actor,
                         data={"filters": filters.given(), "entries": len(rows), "via": via})
-    return export_xlsx([_plain(keys, r) for r in rows], headers), len(rows)
+    return export_xlsx([_plain(keys, r) for r in rows], headers, values), len(rows)
 
 
 # -- retention -----------------------------------------------------------------------------------------

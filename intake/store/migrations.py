@@ -198,13 +198,18 @@ def _m009_register(db: sqlite_utils.Database) -> None:
         not_null={"person_id", "system", "state", "source", "created_at"},
         foreign_keys=[("person_id", "register_persons", "id")],
     )
-    db["register_entries"].create_index(["person_id", "system", "state"])
-    db["register_entries"].create_index(["unit", "state"])
-    db["register_entries"].create_index(["unit_hsa_id", "state"])
-    db["register_entries"].create_index(["municipality", "state"])
-    db["register_entries"].create_index(["system", "role", "state"])
-    db["register_entries"].create_index(["state", "valid_to"])
-    db["register_entries"].create_index(["state", "ended_on"])
+    # Lookups compare names case-insensitively (`= ? collate nocase`), so the indexes are NOCASE too.
+    for name, columns in (
+        ("person", "person_id, system collate nocase, state"),
+        ("unit", "unit collate nocase, state"),
+        ("unit_hsa_id", "unit_hsa_id collate nocase, state"),
+        ("municipality", "municipality collate nocase, state"),
+        ("system_role", "system collate nocase, role collate nocase, state"),
+        ("orderer", "orderer_email collate nocase, state"),
+        ("state_valid_to", "state, valid_to"),
+        ("state_ended_on", "state, ended_on"),
+    ):
+        db.execute(f"create index idx_register_entries_{name} on register_entries ({columns})")
     db["register_history"].create(
         {
             "id": int,

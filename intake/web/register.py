@@ -42,6 +42,8 @@ def register_blueprint(config: Any, routines: list[Any]) -> Blueprint:
     bp = Blueprint("register", __name__, url_prefix="/register")
     by_id = {r.id: r for r in routines}
     enabled = bool(config["register"]["enabled"])
+    if enabled:
+        reg.check_mappings(routines)  # a bad register.toml stops the UI at start, naming file and key
 
     def store() -> Store:
         if "store" not in g:
@@ -134,7 +136,9 @@ def register_blueprint(config: Any, routines: list[Any]) -> Blueprint:
     @bp.get("/export.xlsx")
     def export():
         f = filters_from_args()
-        data, _n = reg.export_entries(store(), keys(), f, actor(), headers=register_labels()["column"])
+        labels = register_labels()
+        data, _n = reg.export_entries(store(), keys(), f, actor(), headers=labels["column"],
+                                      values={"state": labels["state"], "source": labels["source"]})
         name = "behorighetsregister.xlsx"
         return send_file(io.BytesIO(data), as_attachment=True, download_name=name, mimetype=XLSX)
 

@@ -252,6 +252,9 @@ def test_manual_corrections_need_a_reason_and_are_in_the_history(desk, granted):
     entry_id = add_manual(desk.store, desk.keys, person="19571230-2842", name="Nils Testperson5",
                           system="MittVaccin", role="Vaccinatör", unit=UNIT, municipality="Halmstad",
                           actor="admin", reason="Beviljad på papper före registret")
+    with pytest.raises(RegisterError, match="already holds"):
+        add_manual(desk.store, desk.keys, person="195712302842", name=None, system="mittvaccin", role="vaccinatör",
+                   actor="admin", reason="dubblett")
     assert correct_entry(desk.store, entry_id, {"role": "Ordinatör"}, actor="admin",
                          reason="Fel roll angiven") == ["role"]
     end_entry(desk.store, entry_id, on=TODAY.isoformat(), actor="admin", reason="Slutat")
@@ -270,3 +273,42 @@ def test_key_file_is_created_on_first_use_with_owner_only_permissions(tmp_path):
     desk.keys  # noqa: B018 - first use creates it
     mode = os.stat(tmp_path / "fresh" / "register.key").st_mode
     assert stat.S_IMODE(mode) == 0o600
+
+
+@pytest.mark.parametrize("filters", [
+    RegisterFilters(unit=UNIT), RegisterFilters(municipality="Halmstad"), RegisterFilters(system="MittVaccin"),
+    RegisterFilters(system="MittVaccin", role="Vaccinatör"), RegisterFilters(person_id=1, state="all"),
+    RegisterFilters(orderer="beata.bestallare@halmstad.example.test", state="ended"),
+])
+def test_register_lookups_use_an_index_never_a_table_scan(fresh_store, filters):
+    from intake.store.register import _SELECT
+
+    where, params = filters.where(TODAY.isoformat())
+    plan = [r[3] for r in fresh_store.db.execute("explain query plan " + _SELECT + where, params).fetchall()]
+    assert all(step.startswith(("SEARCH", "MULTI-INDEX", "INDEX")) for step in plan), plan
+    (step,) = [r[3] for r in fresh_store.db.execute(
+        "explain query plan select * from register_persons where id_hash = ?", ["x"]).fetchall()]
+    assert "USING INDEX" in step
+
+
+def test_the_effect_for_the_engine_feeds_the_register_and_checks_mappings_up_front(desk, tmp_path):
+    import shutil
+
+    from intake.register import register_effect
+    from rules.packs import load_pack
+    from rules.register import RegisterMappingError
+
+    effect = register_effect(desk.config, desk.routines)
+    ref = desk.order(NEW, "new", [person("19571230-2842", "Nils", start=START)])
+    with desk.store.transaction():
+        desk.tickets.mark_done(ref, "anna")
+        assert len(effect(desk.store, ref, desk.by_id, datetime.now(UTC), "anna")) == 1
+    # A pack whose register.toml names a field its form does not have is refused before any ticket is done.
+    bad = tmp_path / "packs" / "mittvaccin"
+    shutil.copytree(desk.routines[0].path, bad)
+    (bad / "register.toml").write_text((bad / "register.toml").read_text("utf-8").replace(
+        'field = "kommun"', 'field = "kommunen"'), "utf-8")
+    with pytest.raises(RegisterMappingError, match=r"register\.toml: municipality\.field: 'kommunen'"):
+        register_effect(desk.config, [load_pack(bad)])
+    off = RegisterDesk(tmp_path / "off", register={"enabled": False})
+    assert register_effect(off.config, off.routines) is None

@@ -80,6 +80,8 @@ def test_unit_page_review_list_followup_and_filtered_export(desk):
     rows = list(openpyxl.load_workbook(BytesIO(resp.data)).active.iter_rows(values_only=True))
     assert rows[0][:3] == ("Personnummer/HSA-id", "Namn", "System")
     assert [r[:4] for r in rows[1:]] == [(HSA, "Skott Testperson3", "MittVaccin", "Läsbehörighet")]
+    got = dict(zip(rows[0], rows[1], strict=True))
+    assert (got["Läge"], got["Källa"], got["Kommun"]) == ("Aktiv", "Ärende", "Halmstad")
     assert c.get("/register/followup").status_code == 200
     assert [e["what"] for e in kinds(desk, "register_listed")] == ["unit", "review", "search", "followup"]
     assert [e["entries"] for e in kinds(desk, "register_exported")] == [1]
