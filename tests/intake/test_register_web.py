@@ -82,7 +82,7 @@ def test_unit_page_review_list_followup_and_filtered_export(desk):
     assert [r[:4] for r in rows[1:]] == [(HSA, "Skott Testperson3", "MittVaccin", "Läsbehörighet")]
     got = dict(zip(rows[0], rows[1], strict=True))
     assert (got["Läge"], got["Källa"], got["Kommun"]) == ("Aktiv", "Ärende", "Halmstad")
-    pending = desk.order("MittVaccin – Behörighet avslut", "termination", [person(HSA, "Skott", None, n=3)])
+    pending = desk.order("MittVaccin – Behörighet avslut", "termination", [person(HSA, "Skott", None, end=START, n=3)])
     page = c.get("/register/followup").get_data(as_text=True)
     assert f'<a href="/tickets/{pending}">{pending}</a>' in page and "Väntar på avslut" in page
     assert [e["what"] for e in kinds(desk, "register_listed")] == ["unit", "review", "search", "followup"]
