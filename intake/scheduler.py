@@ -15,7 +15,7 @@ from intake.config import Config
 from intake.lock import InstanceLock
 from intake.logs import where
 from intake.outbox import Outbox
-from intake.poller import Poller
+from intake.poller import Poller, StoreFailure
 from intake.sources.base import SourceError
 from intake.tickets import purge_job
 
@@ -29,6 +29,9 @@ def _guarded(name: str, fn: Callable[[], object]) -> Callable[[], None]:
         except SourceError as exc:
             # The mailbox is down or refused us: nothing was lost, the next run tries again.
             log.error("%s: mailbox unavailable: %s", name, exc)
+        except StoreFailure as exc:
+            # The database was locked or failing: the mail stays where it is, the next run tries again.
+            log.error("%s: %s; the next run tries again", name, exc)
         except Exception as exc:  # noqa: BLE001 - one bad run must not stop the service
             log.error("%s failed: %s at %s", name, type(exc).__name__, where(exc))
 
