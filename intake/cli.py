@@ -50,14 +50,15 @@ def run(ctx: click.Context) -> None:
 
     Example: intake -c /etc/intake/intake.toml run
     """
-    from intake.app import make_outbox, make_poller, open_app
+    from intake.app import make_outbox, make_poller, open_app, open_config_store
     from intake.logs import setup_logging
     from intake.scheduler import run_forever
 
     config = _load(ctx)
     setup_logging(config["logging"]["level"])
     store, routines = open_app(config)
-    run_forever(config, make_poller(config, store, routines), make_outbox(config, store, routines))
+    # The outbox job runs beside the poll, in another thread: it gets a connection of its own.
+    run_forever(config, make_poller(config, store, routines), make_outbox(config, open_config_store(config), routines))
 
 
 @main.command()
