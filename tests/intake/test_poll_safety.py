@@ -299,3 +299,24 @@ def test_an_unknown_library_logs_without_its_text(capfd):
         root.setLevel(level)
     err = capfd.readouterr().err
     assert "Tolvansson" not in err and "somelib" in err and "message-id=<x@y>" in err
+
+
+def test_no_transaction_is_open_while_a_mail_is_decided(tmp_path, monkeypatch):
+    """Deciding (form sandbox included) may take long: another writer must never wait for it."""
+    from intake.poller import Poller
+
+    desk = Desk(tmp_path, store={"busy_timeout_seconds": 0.2})
+    desk.drop(make_mail(subject="MittVaccin – användarstöd", message_id="<one@x.test>"))
+    desk.drop(make_mail(subject="MittVaccin – felsökning", message_id="<two@x.test>"))
+    real, seen = Poller.decide, []
+
+    def decide_and_try_to_write(self, fetched):
+        seen.append(self.store.db.conn.in_transaction)
+        other = hold_write_lock(tmp_path / "intake.db")  # fails ("locked") if the poller held the write lock
+        other.rollback()
+        other.close()
+        return real(self, fetched)
+
+    monkeypatch.setattr(Poller, "decide", decide_and_try_to_write)
+    assert desk.poll().recorded == 2
+    assert seen == [False, False]
