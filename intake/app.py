@@ -48,6 +48,7 @@ def make_poller(config: Config, store: Store, routines: list[Routine]) -> Poller
         settings=Settings.from_config(config),
         folders=Folders.from_config(config["mailbox.folders"]),
         rate_limit_per_hour=config["replies"]["rate_limit_per_hour"],
+        max_attempts=config["poll"]["max_attempts"],
     )
 
 
@@ -95,5 +96,9 @@ def make_outbox(config: Config, store: Store, routines: list[Routine]) -> Outbox
 
 def open_app(config: Config) -> tuple[Store, list[Routine]]:
     routines = routines_for(config)
-    store = open_store(config.db_path)
-    return store, routines
+    return open_config_store(config), routines
+
+
+def open_config_store(config: Config) -> Store:
+    """A connection of its own to the configured store (one per thread that writes)."""
+    return open_store(config.db_path, busy_timeout=config["store"]["busy_timeout_seconds"])

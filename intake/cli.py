@@ -50,14 +50,15 @@ def run(ctx: click.Context) -> None:
 
     Example: intake -c /etc/intake/intake.toml run
     """
-    from intake.app import make_outbox, make_poller, open_app
+    from intake.app import make_outbox, make_poller, open_app, open_config_store
     from intake.logs import setup_logging
     from intake.scheduler import run_forever
 
     config = _load(ctx)
     setup_logging(config["logging"]["level"])
     store, routines = open_app(config)
-    run_forever(config, make_poller(config, store, routines), make_outbox(config, store, routines))
+    # The outbox job runs beside the poll, in another thread: it gets a connection of its own.
+    run_forever(config, make_poller(config, store, routines), make_outbox(config, open_config_store(config), routines))
 
 
 @main.command()
@@ -75,9 +76,14 @@ def poll(ctx: click.Context, once: bool, no_send: bool) -> None:
 
     config = _load(ctx)
     setup_logging(config["logging"]["level"])
+    from intake.poller import StoreFailure
+
     with InstanceLock(config.lock_path, str(config.db_path)):
         store, routines = open_app(config)
-        result = make_poller(config, store, routines).poll_once()
+        try:
+            result = make_poller(config, store, routines).poll_once()
+        except StoreFailure as exc:  # the mail stays where it is; the next poll tries again
+            raise click.ClickException(f"poll failed, nothing lost: {exc}") from None
         click.echo(f"poll: {result.summary()}")
         if not no_send:
             sent = make_outbox(config, store, routines).send_due()
@@ -253,6 +259,32 @@ def send(ctx: click.Context) -> None:
     with InstanceLock(config.lock_path, str(config.db_path)):
         store, routines = open_app(config)
         click.echo(f"outbox: {make_outbox(config, store, routines).send_due().summary()}")
+
+
+@main.group()
+def parked() -> None:
+    """Mail the poller gave up on: left where it is, never tried again."""
+
+
+@parked.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def parked_list(ctx: click.Context, as_json: bool) -> None:
+    """List parked mail: where it is (source, uid), why (reason code and error), attempts, when; never content.
+
+    Example: intake parked list --json
+    """
+    from intake.app import open_config_store
+
+    rows = open_config_store(_load(ctx)).parked()
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    for r in rows:
+        click.echo(f"{r['id']:>6}  {r['parked_at']}  {r['source']}  uid={r['uid']}  {r['reason']} "
+                   f"({r['attempts']} attempts: {r['detail']})  message-id={r['message_id'] or '-'}")
+    if not rows:
+        click.echo("(no parked mail)")
 
 
 from intake.cli_staff import register  # noqa: E402

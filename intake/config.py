@@ -77,6 +77,7 @@ REQUIRED = object()
 SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "store": {
         "path": (str, "var/intake.db"),
+        "busy_timeout_seconds": ((int, float), 30),  # how long a write waits for another writer's lock
     },
     "mailbox": {
         "kind": (str, "local"),  # "local" (Maildir or folder of .eml files) or "imap"
@@ -137,6 +138,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
     "poll": {
         "interval_seconds": (int, 60),
         "lock_path": (str, ""),  # default: the database path + ".lock"
+        "max_attempts": (int, 3),  # failed tries at one mail before it is parked
     },
     "personal_data": {
         "reject_threshold": (float, 0.8),
@@ -288,6 +290,8 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("outbox", "interval_seconds"): (1, 86_400),
     ("outbox", "max_attempts"): (1, 1000),
     ("poll", "interval_seconds"): (1, 86_400),
+    ("poll", "max_attempts"): (1, 100),
+    ("store", "busy_timeout_seconds"): (0.01, 3600),
     ("personal_data", "reject_threshold"): (0, 1),
     ("personal_data", "hold_threshold"): (0, 1),
     ("web", "session_hours"): (0.1, 24 * 30),

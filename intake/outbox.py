@@ -38,6 +38,11 @@ class SetupFailure(TemporaryFailure):
     logins can lock the service account)."""
 
 
+class ServerTimeout(TemporaryFailure):
+    """The server did not connect or greet within the timeout: retried later, and the rest of the round
+    waits too (each reply would wait the full timeout)."""
+
+
 class PermanentFailure(Exception):
     """Will never work (5xx: the recipient does not exist, the message is refused)."""
 
@@ -61,7 +66,14 @@ def file_transport(folder: Path) -> Transport:
 
 def smtp_transport(config: Any) -> Transport:
     """Hand each mail to the configured SMTP server with the null envelope sender (RFC 3834)."""
-    from intake.smtp import PermanentSendError, SetupSendError, SmtpConfig, TemporarySendError, send
+    from intake.smtp import (
+        PermanentSendError,
+        ServerTimeoutError,
+        SetupSendError,
+        SmtpConfig,
+        TemporarySendError,
+        send,
+    )
 
     smtp = config["smtp"]
     # A relative ca_file is relative to the config file's folder, like every other path.
@@ -75,6 +87,8 @@ def smtp_transport(config: Any) -> Transport:
             send(msg, smtp_config)
         except SetupSendError as exc:
             raise SetupFailure(str(exc)) from None
+        except ServerTimeoutError as exc:
+            raise ServerTimeout(str(exc)) from None
         except TemporarySendError as exc:
             raise TemporaryFailure(str(exc)) from None
         except PermanentSendError as exc:
@@ -158,7 +172,7 @@ class Outbox:
             if attempts >= self.max_attempts and not setup:
                 self._fail(row, f"gave up after {attempts} attempts: {exc}", now_iso)
                 result.failed += 1
-                return True
+                return not isinstance(exc, ServerTimeout)
             wait = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
             with store.transaction() as db:
                 db["outbox"].update(row["id"], {
@@ -170,6 +184,9 @@ class Outbox:
             else:
                 log.warning("outbox id=%s: temporary failure, retry in %ss: %s", row["id"], wait, exc)
             result.retried += 1
+            if isinstance(exc, ServerTimeout):
+                log.error("outbox: the SMTP server did not answer; the other replies wait for the next round")
+                return False
             return not setup
         except PermanentFailure as exc:
             self._fail(row, str(exc), now_iso)

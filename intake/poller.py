@@ -1,16 +1,24 @@
-"""One poll of the mailbox: fetch, decide, record, then move. The imperative shell around ``decide``.
+"""One poll of the mailbox: fetch, identify, decide, record, then move. The imperative shell around ``decide``.
 
 The order is what makes the effect exactly-once: the message, its ticket, its queued reply and
 their events are committed in one transaction keyed by the message key, and only then is the
 mail moved out of the inbox. A crash before the commit leaves the mail in the inbox to be
 decided again; a crash after it leaves a recorded mail in the inbox, which the next poll only
-moves. A mail that breaks anything becomes a recorded decision; the poll goes on.
+moves; a crash between the move and marking it is repaired by the next poll.
+
+A mail's identity (message key and body hash) is read from its header block and checked against the
+store before anything else, so a mail already recorded is never decided again. Deciding holds no
+transaction. A mail that keeps failing, or that the source cannot move, is parked after
+``max_attempts`` tries: left where it is, shown by ``intake parked list``, never tried again. A failure
+of the store itself is a failure of the poll (:class:`StoreFailure`): the mail stays where it is and
+the next poll tries again; it never becomes a decision about the mail.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -18,11 +26,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from intake import faults
-from intake.decision import Decision, content_hash, message_key
+from intake.decision import Decision
+from intake.identity import Identity, identify
 from intake.logs import where
 from intake.pipeline import Settings, decide
 from intake.recorder import Recorder
-from intake.sources.base import FetchedMail, MailSource, SourceError
+from intake.sources.base import FetchedMail, MailSource, SourceError, SourceUnavailable
 from intake.store import Store
 from rules.packs import Routine
 from rules.reasons import reason
@@ -30,14 +39,30 @@ from rules.reasons import reason
 log = logging.getLogger("intake.poll")
 
 
+class StoreFailure(Exception):
+    """The store could not be read or written (locked past its busy timeout, disk full, damaged).
+
+    Ends the poll: nothing about the mail at hand was decided, it stays where it is for the next poll.
+    """
+
+
+def is_store_failure(exc: BaseException) -> bool:
+    """True for errors of the database itself, as opposed to a value it refused (e.g. a lone surrogate)."""
+    return isinstance(exc, sqlite3.OperationalError | sqlite3.InternalError) or type(exc) is sqlite3.DatabaseError
+
+
 @dataclass
 class PollResult:
     """What one poll did, for the log line and the CLI."""
 
     seen: int = 0
+    decided: int = 0  # mails that went through ``decide`` (a mail already recorded never does)
     recorded: int = 0
     already_recorded: int = 0
     moved: int = 0
+    repaired: int = 0  # recorded mail found moved by an earlier poll that died before marking it
+    parked: int = 0  # parked by this poll
+    left_parked: int = 0  # parked earlier, left alone
     verdicts: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
 
@@ -45,6 +70,12 @@ class PollResult:
         parts = [f"{self.seen} seen", f"{self.recorded} recorded", f"{self.moved} moved"]
         if self.already_recorded:
             parts.append(f"{self.already_recorded} already recorded")
+        if self.repaired:
+            parts.append(f"{self.repaired} repaired")
+        if self.parked:
+            parts.append(f"{self.parked} parked")
+        if self.left_parked:
+            parts.append(f"{self.left_parked} left parked")
         parts += [f"{n} {v}" for v, n in sorted(self.verdicts.items())]
         if self.errors:
             parts.append(f"{len(self.errors)} errors")
@@ -85,6 +116,7 @@ class Poller:
         settings: Settings,
         folders: Folders,
         rate_limit_per_hour: int = 5,
+        max_attempts: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
         self.store = store
@@ -93,27 +125,54 @@ class Poller:
         self.source_factory = source_factory
         self.settings = settings
         self.folders = folders
+        self.max_attempts = max_attempts
         self.clock = clock
         self.recorder = Recorder(store, routines, settings, rate_limit_per_hour=rate_limit_per_hour)
 
     def poll_once(self) -> PollResult:
-        """Handle every mail waiting in the inbox. Raises :class:`SourceError` if the mailbox is unreachable;
-        what was recorded before that stays recorded, and the next poll picks up the rest."""
+        """Handle every mail waiting in the inbox.
+
+        Raises :class:`SourceError` if the mailbox is unreachable and :class:`StoreFailure` if the store is;
+        what was recorded before that stays recorded, and the next poll picks up the rest.
+        """
+        try:
+            return self._poll()
+        except StoreFailure:
+            raise
+        except Exception as exc:
+            if is_store_failure(exc):
+                raise StoreFailure(f"store unavailable: {_store_error(exc)}") from None
+            raise
+
+    def _poll(self) -> PollResult:
         result = PollResult()
         with self.source_factory() as source:
             self._check_uidvalidity(source)
             uids = source.list_uids()
+            self._repair(source, uids, result)
+            failures = self.store.failures(source.name)
             for fetched in source.fetch(uids, self.settings.max_message_bytes):
                 result.seen += 1
                 faults.point("mid-batch")
+                raw = fetched.raw if fetched.raw is not None else fetched.header
+                ident = identify(raw)
+                keys = (ident.key, f"{ident.key}#{ident.digest[:16]}")  # the second: a reused Message-ID
+                if any(failures.get(k) for k in keys):
+                    result.left_parked += 1  # parked once, visibly; never tried (or logged) again
+                    continue
                 try:
-                    self._handle(source, fetched, result)
-                except SourceError:
-                    raise  # the mailbox itself is gone: stop here, the next poll goes on
+                    done = self._handle(source, fetched, ident, result)
+                except (SourceError, StoreFailure):
+                    raise  # the mailbox or the store itself is gone: stop here, the next poll goes on
                 except Exception as exc:  # noqa: BLE001 - one mail must never stop the others
-                    result.errors.append(f"uid {fetched.uid}: {type(exc).__name__}")
-                    log.error("uid=%s could not be handled, left in the inbox: %s at %s",
-                              fetched.uid, type(exc).__name__, where(exc))
+                    if is_store_failure(exc):
+                        raise StoreFailure(f"store unavailable: {_store_error(exc)}") from None
+                    self._failed(source, fetched, ident.key, None, "mail.handling_failed",
+                                 f"{type(exc).__name__} at {where(exc)}", result)
+                    continue
+                for k in keys:
+                    if done and k in failures:
+                        self.store.clear_failures(source.name, k)
         log.info("poll done: %s", result.summary())
         return result
 
@@ -128,33 +187,53 @@ class Poller:
         if known != current:
             self.store.set_uidvalidity(source.name, current)
 
-    def _handle(self, source: MailSource, fetched: FetchedMail, result: PollResult) -> None:
-        decision = self.decide(fetched)
-        existing = self.store.find_message(decision.message_key)
-        raw = fetched.raw if fetched.raw is not None else fetched.header
-        digest = content_hash(raw)
-        if existing is not None and existing["content_hash"] not in (None, digest):
+    def _repair(self, source: MailSource, uids: list[int | str], result: PollResult) -> None:
+        """Mark as moved the recorded mail that left the inbox while its move was not marked (a kill)."""
+        listed = {str(uid) for uid in uids}
+        uidvalidity = source.uidvalidity()
+        for row in self.store.not_moved(source.name):
+            if row["uid"] in listed or row["uidvalidity"] != uidvalidity:
+                continue  # still waiting (the loop below moves it), or a UID of another mailbox generation
+            folder = self.folders.for_message(row["verdict"], _personal(row))
+            found = source.holds(folder, row["message_id"] or "") if folder is not None else None
+            target = "(gone)" if found is False else folder or "(deleted)"
+            self.store.mark_moved(row["id"], target, event="move_repaired", data={"uid": row["uid"], "found": found})
+            result.repaired += 1
+            log.info("uid=%s was moved by an earlier poll; marked now (found in target: %s)", row["uid"], found)
+
+    def _handle(self, source: MailSource, fetched: FetchedMail, ident: Identity, result: PollResult) -> bool:
+        """Record (unless recorded before) and move one mail; ``True`` once it has left the inbox."""
+        key = ident.key
+        existing = self.store.find_message(key)
+        if existing is not None and existing["content_hash"] not in (None, ident.digest):
             # Same Message-ID, different mail: record it under a key of its own instead of dropping it.
-            decision = replace(decision, message_key=f"{decision.message_key}#{digest[:16]}")
-            existing = self.store.find_message(decision.message_key)
+            key = f"{key}#{ident.digest[:16]}"
+            existing = self.store.find_message(key)
         if existing is not None:
             result.already_recorded += 1
             # Recorded by an earlier poll that died before moving it, or the same message sent twice.
             folder = existing["moved_to"]
-            if folder in (None, "(deleted)"):
+            if folder in (None, "(deleted)", "(gone)"):
                 folder = self.folders.for_message(existing["verdict"], _personal(existing))
             if existing["moved_at"] is not None:
                 self.store.add_event("duplicate_seen", message_id=existing["id"], data={"uid": str(fetched.uid)})
-            self._move(source, fetched.uid, existing["id"], folder, result)
-            return
+            return self._move(source, fetched, existing["id"], key, folder, result)
+        decision = replace(self.decide(fetched), message_key=key)  # no transaction is open while deciding
+        result.decided += 1
         faults.point("before-commit")
+        now = self.clock()
         try:
-            recorded = self.recorder.record(decision, fetched, source.name, source.uidvalidity(), self.clock())
-        except Exception as exc:  # noqa: BLE001 - a mail the store cannot take is still recorded, minimally
+            recorded = self.recorder.record(decision, fetched, source.name, source.uidvalidity(), now,
+                                            digest=ident.digest)
+        except Exception as exc:  # noqa: BLE001 - sorted below: the store's own failures end the poll
+            if is_store_failure(exc):
+                raise
+            # A value the database refused (e.g. text it cannot store): keep the mail as metadata only.
             log.error("uid=%s could not be recorded (%s at %s); recording it as unparseable",
                       fetched.uid, type(exc).__name__, where(exc))
-            decision = _fallback(fetched, exc)
-            recorded = self.recorder.record(decision, fetched, source.name, source.uidvalidity(), self.clock())
+            decision = _fallback(key, exc)
+            recorded = self.recorder.record(decision, fetched, source.name, source.uidvalidity(), now,
+                                            digest=ident.digest)
         faults.point("after-commit")
         result.recorded += 1
         result.verdicts[decision.verdict] += 1
@@ -163,23 +242,43 @@ class Poller:
             fetched.uid, decision.message_id or "-", decision.verdict,
             ",".join(decision.codes) or "-", recorded.ticket_ref or "-",
         )
-        self._move(source, fetched.uid, recorded.message_pk,
-                   self.folders.for_message(decision.verdict, decision.personal_data), result)
+        return self._move(source, fetched, recorded.message_pk, key,
+                          self.folders.for_message(decision.verdict, decision.personal_data), result)
 
-    def _move(self, source: MailSource, uid: int | str, message_pk: int, folder: str | None,
-              result: PollResult) -> None:
+    def _move(self, source: MailSource, fetched: FetchedMail, message_pk: int, key: str, folder: str | None,
+              result: PollResult) -> bool:
+        uid = fetched.uid
         try:
             if folder is None:
                 source.delete(uid)
             else:
                 source.move(uid, folder)
+        except SourceUnavailable:
+            raise  # the connection is gone, not this mail's fault: the next poll moves it
         except SourceError as exc:
-            # Recorded but not moved: the next poll sees it again and only moves it.
-            result.errors.append(str(exc))
-            log.error("could not move uid=%s: %s", uid, exc)
-            return
+            # Recorded but not moved: the next poll sees it again and only moves it, up to max_attempts.
+            self._failed(source, fetched, key, message_pk, "mail.move_failed", str(exc), result)
+            return False
+        faults.point("after-move")
         self.store.mark_moved(message_pk, folder or "(deleted)")
         result.moved += 1
+        return True
+
+    def _failed(self, source: MailSource, fetched: FetchedMail, key: str, message_pk: int | None, why: str,
+                detail: str, result: PollResult) -> None:
+        """Count a failed attempt at one mail; at ``max_attempts`` it is parked (once, with an event)."""
+        result.errors.append(f"uid {fetched.uid}: {why}")
+        attempts, parked = self.store.count_failure(
+            source.name, str(fetched.uid), key, reason=why, detail=detail, max_attempts=self.max_attempts,
+            message_pk=message_pk,
+        )
+        if parked:
+            result.parked += 1
+            log.error("uid=%s parked after %d failed attempts (%s: %s); see `intake parked list`",
+                      fetched.uid, attempts, why, detail)
+        else:
+            log.error("uid=%s failed (%s: %s), attempt %d of %d; left in the inbox",
+                      fetched.uid, why, detail, attempts, self.max_attempts)
 
     def decide(self, fetched: FetchedMail) -> Decision:
         raw = fetched.raw if fetched.raw is not None else fetched.header
@@ -202,17 +301,21 @@ class Poller:
             ))
         return rows[0] if rows else None
 
-def _fallback(fetched: FetchedMail, exc: Exception) -> Decision:
+
+def _fallback(key: str, exc: Exception) -> Decision:
     """A metadata-only, unanswered record for a mail whose decision could not be stored."""
-    raw = fetched.raw if fetched.raw is not None else fetched.header
     return Decision(
         verdict="rejected",
-        message_key=message_key("", raw),
+        message_key=key,
         reasons=(reason("mail.unparseable", detail=f"record error: {type(exc).__name__}"),),
     )  # kept as metadata only (the recorder keeps no bytes of unread mail); moved, never deleted
+
+
+def _store_error(exc: BaseException) -> str:
+    """The database's own words (e.g. "database is locked"): SQLite's messages never quote values."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
 
 
 def _personal(row: dict[str, Any]) -> bool:
     codes = {r["code"] for r in json.loads(row["reasons"] or "[]")}
     return bool(codes & {"subject.personal_data", "body.personal_data"})
-

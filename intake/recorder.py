@@ -29,8 +29,11 @@ class Recorder:
         self.rate_limit_per_hour = rate_limit_per_hour
 
     def record(self, decision: Decision, fetched: FetchedMail, source_name: str, uidvalidity: int,
-               now: datetime) -> Recorded:
-        """Write the message, its ticket, its reply and their events in one transaction."""
+               now: datetime, *, digest: str | None = None) -> Recorded:
+        """Write the message, its ticket, its reply and their events in one transaction.
+
+        ``digest`` is the mail's content hash when the caller has it already (the poller does).
+        """
         store = self.store
         now_iso = now.isoformat(timespec="seconds")
         with store.transaction() as db:
@@ -40,7 +43,7 @@ class Recorder:
             subject_pd = "subject.personal_data" in decision.codes
             message_pk = db["messages"].insert({
                 "message_key": decision.message_key,
-                "content_hash": content_hash(fetched.raw if fetched.raw is not None else fetched.header),
+                "content_hash": digest or content_hash(fetched.raw if fetched.raw is not None else fetched.header),
                 "message_id": decision.message_id,
                 "source": source_name,
                 "uidvalidity": uidvalidity,

@@ -15,7 +15,7 @@ from intake.config import Config
 from intake.lock import InstanceLock
 from intake.logs import where
 from intake.outbox import Outbox
-from intake.poller import Poller
+from intake.poller import Poller, StoreFailure
 from intake.sources.base import SourceError
 from intake.tickets import purge_job
 
@@ -29,6 +29,9 @@ def _guarded(name: str, fn: Callable[[], object]) -> Callable[[], None]:
         except SourceError as exc:
             # The mailbox is down or refused us: nothing was lost, the next run tries again.
             log.error("%s: mailbox unavailable: %s", name, exc)
+        except StoreFailure as exc:
+            # The database was locked or failing: the mail stays where it is, the next run tries again.
+            log.error("%s: %s; the next run tries again", name, exc)
         except Exception as exc:  # noqa: BLE001 - one bad run must not stop the service
             log.error("%s failed: %s at %s", name, type(exc).__name__, where(exc))
 
@@ -36,24 +39,36 @@ def _guarded(name: str, fn: Callable[[], object]) -> Callable[[], None]:
 
 
 def run_forever(config: Config, poller: Poller, outbox: Outbox, *, stop: threading.Event | None = None) -> None:
-    """Run the poll and outbox jobs on their intervals until a stop signal; holds the instance lock."""
-    stop = stop or threading.Event()
-    with InstanceLock(config.lock_path, str(config.db_path)):
-        # One worker: poll and outbox never run at once, so the store has a single writer.
-        scheduler = BackgroundScheduler(timezone=UTC, executors={"default": ThreadPoolExecutor(1)})
-        # max_instances=1 and coalesce: a slow poll is never overlapped by the next one.
-        now = datetime.now(UTC)
-        def poll_and_send() -> None:
-            # Replies go out right after the poll that queued them; the outbox job only retries.
-            poller.poll_once()
-            outbox.send_due()
+    """Run the poll and outbox jobs on their intervals until a stop signal; holds the instance lock.
 
-        scheduler.add_job(_guarded("poll", poll_and_send), "interval",
+    Polling and sending run beside each other, each in a worker of its own, so a slow or silent SMTP server
+    never delays intake. ``poller`` and ``outbox`` must each have a store connection of their own: SQLite (WAL,
+    ``BEGIN IMMEDIATE`` and a busy timeout) keeps the two writers apart.
+    """
+    stop = stop or threading.Event()
+    if poller.store is outbox.store:
+        raise ValueError("the poller and the outbox need a store connection each (open_config_store)")
+    with InstanceLock(config.lock_path, str(config.db_path)):
+        # One worker per job kind: a job is never overlapped by itself (max_instances=1, coalesce), but the
+        # outbox job runs while a poll does. Other jobs (purge) share the poll's worker.
+        scheduler = BackgroundScheduler(timezone=UTC, executors={
+            "default": ThreadPoolExecutor(1),
+            "outbox": ThreadPoolExecutor(1),
+        })
+        now = datetime.now(UTC)
+
+        def poll_then_wake_outbox() -> None:
+            result = poller.poll_once()
+            if result.recorded:
+                # Replies go out right after the poll that queued them, in the outbox's own worker.
+                scheduler.modify_job("outbox", next_run_time=datetime.now(UTC))
+
+        scheduler.add_job(_guarded("poll", poll_then_wake_outbox), "interval",
                           seconds=config["poll"]["interval_seconds"], next_run_time=now,
                           max_instances=1, coalesce=True, id="poll")
         scheduler.add_job(_guarded("outbox", outbox.send_due), "interval",
                           seconds=config["outbox"]["interval_seconds"], next_run_time=now,
-                          max_instances=1, coalesce=True, id="outbox")
+                          max_instances=1, coalesce=True, id="outbox", executor="outbox")
 
         # Retention: personal data of long-closed tickets is purged once a day.
         scheduler.add_job(_guarded("purge", purge_job(config)), "interval", hours=24, next_run_time=now,

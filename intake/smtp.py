@@ -26,6 +26,11 @@ class SetupSendError(TemporarySendError):
     the same way until an operator fixes it, so nothing is the message's fault and nothing is given up."""
 
 
+class ServerTimeoutError(TemporarySendError):
+    """The server accepted no connection, or sent no greeting, within the timeout: every other reply of this
+    round would wait just as long, so the round ends here (the reply is retried later)."""
+
+
 class PermanentSendError(SendError):
     """Retrying will not help: the server refused this message, its sender or recipients (5xx)."""
 
@@ -192,5 +197,14 @@ def send(msg: EmailMessage, config: SmtpConfig, *, envelope_from: str = "") -> N
         # Our trust setup (ca_file, host name), not this message: keep the reply queued for a retry.
         raise SetupSendError(f"SMTP {step} failed on {where}: {_tls_failure(exc, config.ca_file)}") from None
     except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out, TLS failure
+        if step in ("CONNECT", "EHLO") and _timed_out(exc):
+            raise ServerTimeoutError(f"SMTP {step} failed on {where}: timed out after {config.timeout:g} s") from None
         reason = "timed out" if isinstance(exc, TimeoutError) else (getattr(exc, "strerror", None) or str(exc))
         raise TemporarySendError(f"SMTP {step} failed on {where}: {reason or type(exc).__name__}") from None
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """A timeout, also when smtplib reports it as a lost connection while reading the greeting."""
+    if isinstance(exc, TimeoutError):
+        return True
+    return isinstance(exc, smtplib.SMTPServerDisconnected) and "timed out" in str(exc)

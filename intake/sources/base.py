@@ -14,6 +14,7 @@ class FetchedMail:
 
     ``uid`` is the source's own stable key for the message (an IMAP UID, a file name);
     ``raw`` is ``None`` when the message was over the size cap and only ``header`` was fetched.
+    A source delivers bytes and cheap metadata only (size, arrival time); it never parses a mail.
     """
 
     uid: int | str
@@ -25,6 +26,10 @@ class FetchedMail:
 
 class SourceError(Exception):
     """The mailbox could not be reached or refused a command; the message names the command."""
+
+
+class SourceUnavailable(SourceError):
+    """The connection to the mailbox is gone (or was never made): nothing is wrong with the mail at hand."""
 
 
 class MailSource(Protocol):
@@ -55,4 +60,8 @@ class MailSource(Protocol):
 
     def delete(self, uid: int | str) -> None:
         """Remove one message for good (used when configured for personal-data mail)."""
+        ...
+
+    def holds(self, folder: str, message_id: str) -> bool | None:
+        """Whether ``folder`` holds a message with ``message_id``; ``None`` when that cannot be told."""
         ...

@@ -12,8 +12,9 @@ from urllib.parse import quote
 
 from imapclient import IMAPClient
 
+from intake import faults
 from intake.config import ConfigError, TlsMode, check_transport, password_from, typed
-from intake.sources.base import FetchedMail, SourceError
+from intake.sources.base import FetchedMail, SourceError, SourceUnavailable
 
 T = TypeVar("T")
 
@@ -190,19 +191,19 @@ class ImapSource:
             raise SourceError(f"IMAP {command} failed on {self.name}: {reason}") from None
         except (imaplib.IMAP4.abort, OSError) as exc:
             self._drop()  # the connection is dead or in an unknown state: the next ``with`` reconnects
-            raise SourceError(f"IMAP {command} failed on {self.name}: {_describe(exc)}") from None
+            raise SourceUnavailable(f"IMAP {command} failed on {self.name}: {_describe(exc)}") from None
         except imaplib.IMAP4.error as exc:
             raise SourceError(f"IMAP {command} failed on {self.name}: {_describe(exc)}") from None
 
     def _call(self, command: str, action: Callable[[], T]) -> T:
         if self._client is None:
-            raise SourceError(f"IMAP {command} failed on {self.name}: not connected (use `with source:`)")
+            raise SourceUnavailable(f"IMAP {command} failed on {self.name}: not connected (use `with source:`)")
         return self._run(command, action)
 
     @property
     def _imap(self) -> IMAPClient:
         if self._client is None:
-            raise SourceError(f"IMAP session on {self.name} is not open (use `with source:`)")
+            raise SourceUnavailable(f"IMAP session on {self.name} is not open (use `with source:`)")
         return self._client
 
     # -- MailSource ---------------------------------------------------------------------------------
@@ -261,8 +262,44 @@ class ImapSource:
                 f"IMAP UID MOVE failed on {self.name}: the server has neither MOVE nor UIDPLUS, "
                 "so the message cannot be moved without expunging other clients' deleted mail"
             )
-        self._call("UID COPY", lambda: client.copy([uid], folder))
+        # COPY then EXPUNGE is two steps: a poll killed between them left a copy in ``folder`` already,
+        # so look for it there first and never copy twice.
+        if not self._copied_already(uid, folder):
+            self._call("UID COPY", lambda: client.copy([uid], folder))
+            faults.point("after-copy")
         self._expunge(uid)
+
+    def _copied_already(self, uid: int, folder: str) -> bool:
+        """Whether ``folder`` holds a message with the same size and header block as ``uid`` in the inbox."""
+        client = self._imap
+        found = self._call("UID FETCH", lambda: client.fetch([uid], ["RFC822.SIZE", "BODY.PEEK[HEADER]"]))
+        if uid not in found:
+            return False
+        size, head = found[uid][b"RFC822.SIZE"], found[uid].get(b"BODY[HEADER]") or b""
+        try:
+            self._call("EXAMINE", lambda: client.select_folder(folder, readonly=True))
+            same_size = self._call("UID SEARCH", lambda: client.search(["LARGER", size - 1, "SMALLER", size + 1]))
+            heads = self._call("UID FETCH", lambda: client.fetch(same_size, ["BODY.PEEK[HEADER]"])) if same_size else {}
+            return any((data.get(b"BODY[HEADER]") or b"") == head for data in heads.values())
+        finally:
+            self._reselect()
+
+    def _reselect(self) -> None:
+        selected = self._call("SELECT", lambda: self._imap.select_folder(self.config.folder))
+        if int(selected[b"UIDVALIDITY"]) != self._uidvalidity:
+            raise SourceUnavailable(f"IMAP SELECT failed on {self.name}: UIDVALIDITY changed during the poll")
+
+    def holds(self, folder: str, message_id: str) -> bool | None:
+        if not message_id or not message_id.isascii():
+            return None
+        client = self._imap
+        if not self._call("LIST", lambda: client.folder_exists(folder)):
+            return False
+        try:
+            self._call("EXAMINE", lambda: client.select_folder(folder, readonly=True))
+            return bool(self._call("UID SEARCH", lambda: client.search(["HEADER", "Message-ID", message_id])))
+        finally:
+            self._reselect()
 
     def delete(self, uid: int | str) -> None:
         uid = int(uid)

@@ -38,14 +38,17 @@ class Store(MessageQueries, TicketQueries, OutboxQueries, RegisterQueries, Store
     """The queue database. Open with :func:`open_store`."""
 
 
-def open_store(path: str | Path) -> Store:
-    """Open (creating when missing) the database at ``path``, in WAL mode, fully migrated."""
+def open_store(path: str | Path, *, busy_timeout: float = 30) -> Store:
+    """Open (creating when missing) the database at ``path``, in WAL mode, fully migrated.
+
+    ``busy_timeout`` is how many seconds a write waits for another writer's lock before it fails. One
+    connection is used by one thread at a time (``intake run`` gives the poll and the outbox a store each).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # The scheduler runs jobs in one worker thread (never two at once), so sharing is safe.
-    conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+    conn = sqlite3.connect(str(path), timeout=busy_timeout, check_same_thread=False)
     db = sqlite_utils.Database(conn)
-    db.execute("pragma busy_timeout = 30000")
+    db.execute(f"pragma busy_timeout = {int(busy_timeout * 1000)}")
     db.enable_wal()
     db.execute("pragma foreign_keys = on")
     store = Store(db)

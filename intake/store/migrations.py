@@ -228,6 +228,32 @@ def _m009_register(db: sqlite_utils.Database) -> None:
     )
     db["register_history"].create_index(["entry_id"])
     db["register_history"].create_index(["ticket_id"])
+def _m005_parked(db: sqlite_utils.Database) -> None:
+    """Mail the poller gave up on (parked) and the failed attempts counted before that.
+
+    A row with ``parked_at`` NULL only counts attempts; once parked, the mail is left where it is and never
+    tried again until a handler looks at it (``intake parked list``). ``message_pk`` is set when the mail was
+    recorded but could not be moved.
+    """
+    db["parked"].create(
+        {
+            "id": int,
+            "source": str,
+            "uid": str,
+            "message_key": str,
+            "message_pk": int,
+            "attempts": int,
+            "reason": str,  # reason code, e.g. mail.move_failed, mail.handling_failed
+            "detail": str,  # exception type and place, or the source's error; never mail content
+            "first_failed_at": str,
+            "last_failed_at": str,
+            "parked_at": str,
+        },
+        pk="id",
+        not_null={"source", "message_key", "attempts", "reason", "first_failed_at", "last_failed_at"},
+    )
+    db["parked"].create_index(["source", "message_key"], unique=True)
+    db.execute("create index messages_not_moved on messages(source) where moved_at is null")
 
 
 #: Ordered, append-only. Never edit an applied migration; add a new one.
@@ -235,5 +261,6 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_staff", _m002_staff),
     ("003_content_hash", _m003_content_hash),
+    ("005_parked", _m005_parked),
     ("009_register", _m009_register),
 ]

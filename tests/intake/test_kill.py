@@ -12,6 +12,7 @@ import time
 import pytest
 
 from intake.store import open_store
+from tests.dovecot import CAPABILITY_WITHOUT_MOVE
 from tests.intake.imapdesk import env_for, run_intake, write_config
 from tests.mailmaker import make_mail
 
@@ -48,9 +49,13 @@ def assert_exactly_once(tmp_path, account, ids: list[str]) -> None:
     assert account.uids("INBOX") == []
     moved = sum(len(account.uids(f)) for f in account.folders() if f.startswith("Intake/"))
     assert moved == len(ids)
+    # Every record knows where its mail went (a kill between the move and marking it is repaired).
+    unmarked = list(store.db.query("select uid from messages where moved_at is null or moved_to = '(gone)'"))
+    assert unmarked == []
 
 
-@pytest.mark.parametrize("fault", ["before-commit:3", "after-commit:1", "after-commit:4", "mid-batch:6"])
+@pytest.mark.parametrize("fault", ["before-commit:3", "after-commit:1", "after-commit:4", "mid-batch:6",
+                                   "after-move:1", "after-move:5"])
 def test_killed_at_a_point_then_restarted(imap_account, tmp_path, fault):
     ids = fill(imap_account, 10)
     conf = write_config(tmp_path, imap_account)
@@ -59,6 +64,33 @@ def test_killed_at_a_point_then_restarted(imap_account, tmp_path, fault):
     assert imap_account.uids("INBOX"), "the kill came before the end of the run"
     done = run_intake(conf, imap_account, "poll", "--once", "--no-send")
     assert done.returncode == 0, done.stderr
+    assert_exactly_once(tmp_path, imap_account, ids)
+
+
+@pytest.mark.parametrize("fault", ["after-copy:1", "after-copy:4"])
+def test_killed_between_copy_and_expunge_on_a_server_without_move(dovecot_factory, tmp_path, fault):
+    account = dovecot_factory(capability=CAPABILITY_WITHOUT_MOVE).new_account()
+    ids = fill(account, 6)
+    conf = write_config(tmp_path, account)
+    killed = run_intake(conf, account, "poll", "--once", "--no-send", fault=fault)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    done = run_intake(conf, account, "poll", "--once", "--no-send")
+    assert done.returncode == 0, done.stderr
+    assert_exactly_once(tmp_path, account, ids)  # no second copy in any target folder
+
+
+def test_a_move_killed_before_it_was_marked_is_repaired_by_the_next_poll(imap_account, tmp_path):
+    ids = fill(imap_account, 3)
+    conf = write_config(tmp_path, imap_account)
+    killed = run_intake(conf, imap_account, "poll", "--once", "--no-send", fault="after-move:2")
+    assert killed.returncode == -signal.SIGKILL
+    store = open_store(tmp_path / "intake.db")
+    assert store.db.execute("select count(*) from messages where moved_at is null").fetchone()[0] == 1
+    done = run_intake(conf, imap_account, "poll", "--once", "--no-send")
+    assert done.returncode == 0, done.stderr
+    assert "1 repaired" in done.stdout
+    [event] = [r["data"] for r in store.db.query("select data from events where kind = 'move_repaired'")]
+    assert '"found": true' in event
     assert_exactly_once(tmp_path, imap_account, ids)
 
 
