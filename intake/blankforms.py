@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rules.forms import FieldSpec, FormSchema, Section
+from parsers.schema import FieldSpec, FormSchema, Section
 
 HEADING_INSTRUCTIONS = "Instruktioner"
 NOTE_BOXES = "Kryssa i rutan"  # shown beside the kind label

@@ -44,7 +44,7 @@ def test_fixture_reads_as_filled(name: str) -> None:
 def test_extract_form_uses_the_sandbox_and_gives_the_same_form(name: str) -> None:
     att = Attachment(Path(name).name, "application/octet-stream", (FORMS / name).read_bytes())
     outcome = extract_form([att], SCHEMA)
-    assert outcome.reasons == []
+    assert outcome.problems == []
     assert outcome.attachment is att
     direct = extract_form([att], SCHEMA, sandbox=False)
     assert outcome.form == direct.form
@@ -184,4 +184,4 @@ def test_a_workbook_without_the_forms_labels_is_not_the_form() -> None:
                                                                         ["4010", 1200]]))
     outcome = extract_form([att], SCHEMA, sandbox=False)
     assert outcome.form is None
-    assert [r.code for r in outcome.reasons] == ["attachment.missing"]
+    assert [p.kind for p in outcome.problems] == ["missing"]
