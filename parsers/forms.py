@@ -41,7 +41,7 @@ class ParsedForm:
     in ``kinds_checked``). Field values are text, :class:`datetime.date` for readable dates, a list
     for multi-valued fields and an option value (``add``, ``remove``) for a row's action. Each row
     carries ``row``, its 1-based position in the form's table (blank rows counted). ``parties`` holds,
-    per named party (``orderer``, ``attestant``), its fields by ``party_key`` (or field id).
+    per named party (``orderer``, ``attestant``), its fields that have a ``party_key``, by that key.
     """
 
     kind: str | None
@@ -108,7 +108,7 @@ def to_form(data: FormData, schema: FormSchema, filename: str, fmt: str) -> Pars
     parties: dict[str, dict[str, object]] = {}
     for sec in schema.sections:
         if sec.party:
-            parties[sec.party] = {f.party_key or f.id: data.fields.get(f.id) for f in sec.fields}
+            parties[sec.party] = {f.party_key: data.fields.get(f.id) for f in sec.fields if f.party_key}
     return ParsedForm(kind=kind, fields=dict(data.fields), users=list(data.users), filename=filename, format=fmt,
                       kinds_checked=list(data.kinds_checked), parties=parties)
 
