@@ -141,7 +141,8 @@ def _one_child(files: list[tuple[str, bytes]], schema: FormSchema, memory_bytes:
         form = _decode(answer["form"])
         answers.append(FormData(kinds_checked=form["kinds_checked"], fields=form["fields"], users=form["users"],
                                 labels_found=form["labels_found"]))
-    if len(answers) < len(files):
+    if len(answers) < len(files) and not (death is None and status == 0 and answers):
+        # (A child that ran out of memory answers that file and stops on purpose: a fresh one goes on.)
         if death is None:
             # Out of memory can strike where the child cannot answer any more (even while reporting it).
             death = (SandboxError("memory", "MemoryError") if b"MemoryError" in stderr[-4096:]

@@ -296,3 +296,53 @@ def test_row_limits() -> None:
     form.users = []
     assert [r.code for r in validate_form(form, SCHEMA, form_kinds=["order"], request_type_label="x",
                                           today=TODAY)] == ["form.no_users"]
+
+
+# --- refused at load, naming the file and the key --------------------------------------------------------
+
+TOML = (HERE / "form.toml").read_text("utf-8")
+BAD = [
+    (TOML.replace('label = "Roller"', 'label = "Roller"\ncolour = "blå"'), "colour: unknown key"),
+    (TOML.replace('type = "multi_choice"\nvalues = "roller"', 'type = "roles"\nvalues = "roller"'),
+     "type: 'roles' is not one of"),
+    (TOML.replace('fields = ["roller"]', 'fields = ["rollerna"]'), "field: 'rollerna' is not a field"),
+    (TOML.replace('field = "slutdatum"', 'field = "avslutsdatum"'), "field: 'avslutsdatum' is not a field"),
+    (TOML.replace('unless = { field = "vardgivare", equals = "Privat" }',
+                  'unless = { field = "vardgivare", equals = "Kommunal" }'), "unless.equals: 'Kommunal'"),
+    (TOML.replace('kind = "at_most"', 'kind = "expression"'), "kind: 'expression' is not one of"),
+    (TOML.replace('kind = "at_most"', 'kind = "at_most"\nexpr = "len(roller) <= 2"'), "rules[2]: expr: unknown key"),
+    (TOML.replace('values = "enheter"\ndepends_on = "forvaltning"\nrequired = true',
+                  'values = "enheterna"\ndepends_on = "forvaltning"\nrequired = true'), "values: no list 'enheterna'"),
+    (TOML.replace('"Regionhälsan" = ["Barnhälsovården Öst"', '"Västhälsan" = ["Barnhälsovården Öst"'),
+     "values: 'Västhälsan' is not a value of 'forvaltning'"),
+    (TOML.replace('depends_on = "forvaltning"\nrequired = true', 'depends_on = "vardgivar"\nrequired = true'),
+     "depends_on: 'vardgivar' is not a choice field"),
+    (TOML.replace('not_before = "startdatum"', 'not_before = "forvaltning"'), "not_before: 'forvaltning'"),
+    (TOML.replace("max_days_ahead = 90", "max_days_ahead = -1"), "max_days_ahead: must be at least 0"),
+    (TOML.replace('layout = "checkboxes"', 'layout = "dropdown"'), "layout: 'dropdown'"),
+    (TOML.replace('default = "add"', 'default = "keep"'), "default: 'keep'"),
+    (TOML.replace("max_rows = 8", "max_rows = 8\nmax_people = 3"), "users: max_people: unknown key"),
+    (TOML.replace('party_key = "email"', 'party_key = "email"\nnot_in_past = true', 1), "not_in_past: not a key"),
+    (TOML.replace('min_values = 1\nmax_values = 3', 'min_values = 4\nmax_values = 3'), "max_values: less than"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), BAD)
+def test_a_misused_key_is_refused_at_load_naming_file_and_key(tmp_path: Path, text: str, message: str) -> None:
+    from parsers.schema import FormSchemaError
+
+    assert text != TOML
+    path = tmp_path / "form.toml"
+    path.write_text(text, "utf-8")
+    with pytest.raises(FormSchemaError) as err:
+        load_form_schema(path)
+    assert str(err.value).startswith(f"{path}: ")
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_every_registered_field_type_has_a_check() -> None:
+    from parsers.schema import FIELD_TYPES
+    from rules.forms import CHECKS
+
+    assert set(CHECKS) == set(FIELD_TYPES)
