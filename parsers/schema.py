@@ -82,12 +82,13 @@ FORM_KEYS: tuple[str, ...] = (
     *(f"kind.{k}" for k in _KIND_KEYS),
     *(f"kind.options.{k}" for k in _OPTION_KEYS),
     *(f"sections.{k}" for k in _SECTION_KEYS),
-    *(f"sections.fields.{k}" for k in _FIELD_KEYS),
+    *(f"sections.fields.{k}" for k in _FIELD_KEYS if k not in ("options", "default")),
     *(f"users.{k}" for k in _USERS_KEYS),
-    *(f"users.columns.{k}" for k in _FIELD_KEYS),
+    *(f"users.columns.{k}" for k in _FIELD_KEYS if k != "party_key"),
     *(f"users.columns.options.{k}" for k in _ACTION_OPTION_KEYS),
     *(f"rules.{k}" for k in _RULE_KEYS),
     *(f"rules.when.{k}" for k in _CONDITION_KEYS),
+    *(f"rules.unless.{k}" for k in _CONDITION_KEYS),
 )
 RULE_KINDS = ("forbid_value", "requires", "at_most", "at_least")
 LAYOUTS = ("cell", "checkboxes")
