@@ -3,7 +3,9 @@
 Both parsers turn a file into :class:`Grid` s (a worksheet; a Word table; a run of paragraphs as a
 one-column grid) and hand them to :func:`read_form`. Fields are found by their label or a synonym
 (any case, extra spaces, with or without a colon or a trailing "(hint)"), the value inline after a
-colon, to the right, or below. The users table is found by its header row. Pure and deterministic.
+colon, to the right, or below. The persons table ("users") is found by its header row; a
+multi-valued column is read from one cell ("A, B", "A / B", one per line) and from checkbox columns
+headed by its values, ticked with X/x/✓/ja/☒. Pure and deterministic.
 """
 
 from __future__ import annotations

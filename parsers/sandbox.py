@@ -165,11 +165,12 @@ def child_main() -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (header["cpu"], header["cpu"]))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # the parse writes no files
     offset = 0
+    schema = None
     for fmt, size in zip(header["fmts"], header["sizes"], strict=True):
         data = blob[offset: offset + size]
         offset += size
         try:
-            schema = form_schema_from_dict(header["schema"], header["source"])
+            schema = schema or form_schema_from_dict(header["schema"], header["source"])
             result = parse_in_process(fmt, data, schema, header["max_rows"], header["max_cols"])
             out = {"ok": True, "form": _encode({"kinds_checked": result.kinds_checked, "fields": result.fields,
                                                 "users": result.users, "labels_found": result.labels_found})}

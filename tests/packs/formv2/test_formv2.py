@@ -346,3 +346,31 @@ def test_every_registered_field_type_has_a_check() -> None:
     from rules.forms import CHECKS
 
     assert set(CHECKS) == set(FIELD_TYPES)
+
+
+def test_a_form_without_request_kind_boxes(tmp_path: Path) -> None:
+    """The subject alone may say the kind: no [kind], no boxes on the blank, nothing to tick."""
+    import tomllib
+
+    from parsers.schema import FormSchemaError
+
+    raw = tomllib.loads(TOML)
+    del raw["kind"]
+    with pytest.raises(FormSchemaError, match="rules\\[1\\]: field: 'kind' is not a field"):
+        form_schema_from_dict(raw, "form.toml")
+    del raw["rules"][1]
+    schema = form_schema_from_dict(raw, "form.toml")
+    blank = next(p for p in write_blank_forms(schema, "Testrutin", tmp_path) if p.suffix == ".docx")
+    assert len(docx.Document(str(blank)).tables) == 4  # three sections and the table, no kind boxes
+    wb_path = tmp_path / "ifylld.xlsx"
+    xlsx = next(p for p in write_blank_forms(schema, "Testrutin", tmp_path) if p.suffix == ".xlsx")
+    wb = openpyxl.load_workbook(xlsx)
+    ws = wb["Blankett"]
+    label = next(c for row in ws.iter_rows() for c in row if c.value == "Förvaltning")
+    ws.cell(label.row, label.column + 1, "Regionhälsan")
+    wb.save(wb_path)
+    facts = extract_form([Attachment(wb_path.name, "", wb_path.read_bytes())], schema, sandbox=False)
+    assert facts.form is not None and facts.form.kinds_checked == []
+    assert facts.form.fields["forvaltning"] == "Regionhälsan"
+    codes = [r.code for r in validate_form(facts.form, schema, form_kinds=[], request_type_label="x", today=TODAY)]
+    assert "form.missing_field" in codes and "form.type_mismatch" not in codes
