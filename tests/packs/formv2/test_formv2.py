@@ -374,3 +374,56 @@ def test_a_form_without_request_kind_boxes(tmp_path: Path) -> None:
     assert facts.form.fields["forvaltning"] == "Regionhälsan"
     codes = [r.code for r in validate_form(facts.form, schema, form_kinds=[], request_type_label="x", today=TODAY)]
     assert "form.missing_field" in codes and "form.type_mismatch" not in codes
+
+
+REGIONS = ["Region Blekinge", "Region Dalarna", "Region Gotland", "Region Gävleborg", "Region Halland",
+           "Region Jämtland Härjedalen", "Region Jönköpings län", "Region Kalmar län", "Region Kronoberg",
+           "Region Norrbotten", "Region Skåne", "Region Stockholm", "Region Sörmland", "Region Uppsala",
+           "Region Värmland", "Region Västerbotten", "Region Västernorrland", "Region Västmanland",
+           "Region Örebro län", "Region Östergötland", "Västra Götalandsregionen"]
+
+
+def test_a_long_list_gets_its_drop_down_from_a_hidden_sheet(tmp_path: Path) -> None:
+    import tomllib
+
+    raw = tomllib.loads(TOML)
+    raw["lists"]["regioner"] = REGIONS
+    raw["sections"][0]["fields"].append({"id": "region", "label": "Region", "type": "choice", "values": "regioner"})
+    schema = form_schema_from_dict(raw, "form.toml")
+    xlsx = next(p for p in write_blank_forms(schema, "Testrutin", tmp_path) if p.suffix == ".xlsx")
+    wb = openpyxl.load_workbook(xlsx)
+    lists = wb["Listor"]
+    assert lists.sheet_state == "hidden"
+    formulas = [dv.formula1 for dv in wb["Blankett"].data_validations.dataValidation]
+    ref = next(f for f in formulas if f.startswith("Listor!"))
+    column = ref.split("$")[1]
+    assert [lists[f"{column}{i}"].value for i in range(1, len(REGIONS) + 1)] == REGIONS
+    label = next(c for row in wb["Blankett"].iter_rows() for c in row if c.value == "Region")
+    wb["Blankett"].cell(label.row, label.column + 1, "Region Skåne")
+    wb.save(tmp_path / "ifylld.xlsx")
+    facts = extract_form([Attachment("ifylld.xlsx", "", (tmp_path / "ifylld.xlsx").read_bytes())], schema,
+                         sandbox=False)
+    assert facts.form.fields["region"] == "Region Skåne" and facts.form.users == []
+
+
+def test_at_least_counts_values_over_several_fields() -> None:
+    import tomllib
+
+    from parsers.forms import ParsedForm
+
+    raw = tomllib.loads(TOML)
+    raw["rules"].append({"kind": "at_least", "fields": ["enhet_1", "enhet_2"], "count": 2,
+                         "when": {"field": "forvaltning", "equals": "Närhälsan"},
+                         "message": "Ange båda enheterna för Närhälsan."})
+    schema = form_schema_from_dict(raw, "form.toml")
+
+    def codes(**change: object) -> list[str]:
+        form = ParsedForm(kind="order", kinds_checked=["order"], filename="x.xlsx", format="xlsx",
+                          fields={**FIELDS, "uppdrag": ["VoB SJF"], **change},
+                          users=[{"row": 1, **person(1), "roller": ["Dashboard"], "atgard": "add"}])
+        return [r.message for r in validate_form(form, schema, form_kinds=["order"], request_type_label="x",
+                                                 today=TODAY)]
+
+    assert codes() == []
+    assert codes(enhet_2=None) == ["Ange båda enheterna för Närhälsan."]
+    assert codes(enhet_2=None, forvaltning="Regionhälsan", enhet_1="Barnhälsovården Öst") == []
