@@ -55,7 +55,7 @@ class Routine:
     reply_subjects: dict[str, str]
     reason_overrides: dict[str, str]
     path: Path
-    form_schema: Any = None  # parsers.schema.FormSchema when the pack has a form.toml
+    form_schema: Any = None  # rules.forms.FormSchema when the pack has a form.toml
     personal_data: dict[str, Any] = field(default_factory=dict)
 
     def request_type(self, type_id: str) -> RequestType:
