@@ -28,7 +28,8 @@ class FieldType:
     """A field type, registered by name: how its value is read and which extra keys it takes.
 
     ``value``: ``text`` (stripped text), ``date`` (a date when readable), ``choice`` (one of
-    ``values``), ``multi`` (a list of ``values``), ``action`` (an option value, per table row).
+    ``values``), ``multi`` (a list of ``values``), ``action`` (an option value, per table row),
+    ``kind`` (the request-kind checkbox group, only as ``[kind]``).
     ``fill_hint`` is printed on blank forms beside columns of this type.
     """
 
@@ -60,10 +61,11 @@ for _t in (
     FieldType("choice", "choice", frozenset({"values", "suffixes", "depends_on"})),
     FieldType("multi_choice", "multi", frozenset({"values", "depends_on", "min_values", "max_values", "layout"})),
     FieldType("action", "action", frozenset({"options", "default"}), in_sections=False),
+    # The request kind ([kind]): a group of checkboxes, its own table, never a section field or column.
+    FieldType("checkbox_group", "kind", in_sections=False, in_table=False),
 ):
     register_field_type(_t)
-# The request kind ([kind]) is a group of checkboxes; it is its own table, never a field.
-KIND_TYPES = ("checkbox_group",)
+KIND_TYPES = tuple(name for name, t in FIELD_TYPES.items() if t.value == "kind")
 
 # Every key the loader accepts, as a dotted path (documented in the README; tests/test_docs.py checks).
 _FIELD_KEYS = ("id", "label", "synonyms", "type", "required", "hint", "party_key", "values", "suffixes",
@@ -419,7 +421,8 @@ def _field(data: Any, where: str, lists: _Lists, kinds: set[str], in_table: bool
         raise FormSchemaError(f"{where}: type: {ftype!r} is not one of {', '.join(sorted(FIELD_TYPES))}")
     ft = FIELD_TYPES[ftype]
     if in_table and not ft.in_table or not in_table and not ft.in_sections:
-        raise FormSchemaError(f"{where}: type: {ftype!r} is not allowed {'in the table' if in_table else 'here'}")
+        place = "in the table" if in_table else "in a section"
+        raise FormSchemaError(f"{where}: type: {ftype!r} is not allowed {place}")
     own_keys = {"values", "suffixes", "depends_on", "not_before", "not_in_past", "max_days_ahead", "min_values",
                 "max_values", "layout", "options", "default"}
     for key in sorted(set(data) & own_keys - ft.keys):
