@@ -425,8 +425,9 @@ def _field(data: Any, where: str, lists: _Lists, kinds: set[str], in_table: bool
         raise FormSchemaError(f"{where}: type: {ftype!r} is not allowed {place}")
     own_keys = {"values", "suffixes", "depends_on", "not_before", "not_in_past", "max_days_ahead", "min_values",
                 "max_values", "layout", "options", "default"}
-    for key in sorted(set(data) & own_keys - ft.keys):
-        raise FormSchemaError(f"{where}: {key}: not a key of type {ftype!r}")
+    misplaced = sorted(set(data) & own_keys - ft.keys)
+    if misplaced:
+        raise FormSchemaError(f"{where}: {misplaced[0]}: not a key of type {ftype!r}")
     if "party_key" in data and in_table:
         raise FormSchemaError(f"{where}: party_key: only for fields of a party section")
     req = data.get("required", False)
@@ -557,8 +558,9 @@ def _rule(data: Any, where: str) -> Rule:
     for key in needs:
         if key not in data:
             raise FormSchemaError(f"{where}: {key}: missing (a {kind} rule needs {' and '.join(needs)})")
-    for key in sorted(set(data) - allowed):
-        raise FormSchemaError(f"{where}: {key}: not a key of a {kind} rule")
+    misplaced = sorted(set(data) - allowed)
+    if misplaced:
+        raise FormSchemaError(f"{where}: {misplaced[0]}: not a key of a {kind} rule")
     fields = _strings(data, "fields", where)
     if "fields" in data and not fields:
         raise FormSchemaError(f"{where}: fields: name at least one field")
@@ -652,9 +654,13 @@ def _check_references(where: str, sections: list[Section], scalars: dict[str, Fi
                 parent = scope.get(f.depends_on) or scalars.get(f.depends_on)
                 if parent is None or parent.type != "choice":
                     raise FormSchemaError(f"{here} ({f.id}): depends_on: {f.depends_on!r} is not a choice field")
-                missing = sorted(set(dict(f.values_by)) - set(parent.values))
+                extra = sorted(set(dict(f.values_by)) - set(parent.values))
+                if extra:
+                    raise FormSchemaError(f"{here} ({f.id}): values: {extra[0]!r} is not a value of "
+                                          f"{f.depends_on!r}")
+                missing = [v for v in parent.values if v not in dict(f.values_by)]
                 if missing:
-                    raise FormSchemaError(f"{here} ({f.id}): values: {missing[0]!r} is not a value of "
+                    raise FormSchemaError(f"{here} ({f.id}): values: no list for {missing[0]!r} of "
                                           f"{f.depends_on!r}")
 
 

@@ -315,6 +315,8 @@ BAD = [
                   'values = "enheterna"\ndepends_on = "forvaltning"\nrequired = true'), "values: no list 'enheterna'"),
     (TOML.replace('"Regionhälsan" = ["Barnhälsovården Öst"', '"Västhälsan" = ["Barnhälsovården Öst"'),
      "values: 'Västhälsan' is not a value of 'forvaltning'"),
+    (TOML.replace('"Regionhälsan" = ["Barnhälsovården Öst", "Ungdomsmottagningen Väst"]\n', ''),
+     "values: no list for 'Regionhälsan' of 'forvaltning'"),
     (TOML.replace('depends_on = "forvaltning"\nrequired = true', 'depends_on = "vardgivar"\nrequired = true'),
      "depends_on: 'vardgivar' is not a choice field"),
     (TOML.replace('not_before = "startdatum"', 'not_before = "forvaltning"'), "not_before: 'forvaltning'"),
