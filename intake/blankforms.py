@@ -21,6 +21,7 @@ NOTE_TICK = "skriv X"  # beside the heading of a group of checkbox columns
 HINT_MANY = "flera värden skrivs med komma emellan"  # a multi-valued column written in one cell
 HINT_ACTION = "{values}"  # the action column: its options
 FILL_HINT = {name: t.fill_hint for name, t in FIELD_TYPES.items() if t.fill_hint}
+YES_NO_CHOICES = ("Ja", "Nej")  # the drop-down of a yes_no field
 LIST_SHEET = "Listor"  # hidden sheet holding drop-down values too long for a list literal
 
 
@@ -160,6 +161,8 @@ def _write_xlsx(schema: FormSchema, routine_name: str, path: Path) -> None:
                 ws.cell(row, 2).number_format = "yyyy-mm-dd"
             if spec.type == "choice":
                 drop_down(spec.values, ws.cell(row, 2).coordinate)
+            elif spec.type == "yes_no":
+                drop_down(YES_NO_CHOICES, ws.cell(row, 2).coordinate)
             row += 1
         return row + 1
 
@@ -206,6 +209,8 @@ def _write_xlsx(schema: FormSchema, routine_name: str, path: Path) -> None:
             drop_down(col.values, f"{letter}{row}:{letter}{last}")
         elif col.type == "action":
             drop_down([o.label for o in col.options], f"{letter}{row}:{letter}{last}")
+        elif col.type == "yes_no":
+            drop_down(YES_NO_CHOICES, f"{letter}{row}:{letter}{last}")
     row += schema.users.blank_rows + 1
 
     for sec in rest:

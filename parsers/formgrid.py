@@ -158,6 +158,9 @@ def convert(spec: FieldSpec, cell_or_text: Cell | str) -> object:
         return parse_date(raw if not isinstance(raw, str) else text) or text
     if spec.type == "action" and text:
         return spec.action(text) or text
+    if spec.ftype.value == "flag":
+        mark = _mark(cell_or_text) if isinstance(cell_or_text, Cell) else _mark(Cell(text=text))
+        return mark if mark is not None else (text or None)
     return text or None
 
 
@@ -328,7 +331,7 @@ def _read_users(grid: Grid, header: int, end: int, mapping: dict[int, tuple[Fiel
             order = {v: i for i, v in enumerate(spec.values)}
             known = sorted(set(ticked) | {v for v in listed if v in order}, key=order.__getitem__)
             user[cid] = known + [v for v in listed if v not in order]
-        if any(v not in (None, "", []) for v in user.values()):
+        if any(v not in (None, "", [], False) for v in user.values()):  # an empty box alone is no person
             action = schema.users.action
             if action is not None and action.id in user and user[action.id] is None and action.default:
                 user[action.id] = action.default

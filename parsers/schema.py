@@ -29,7 +29,8 @@ class FieldType:
 
     ``value``: ``text`` (stripped text), ``date`` (a date when readable), ``choice`` (one of
     ``values``), ``multi`` (a list of ``values``), ``action`` (an option value, per table row),
-    ``kind`` (the request-kind checkbox group, only as ``[kind]``).
+    ``flag`` (yes or no: True/False from Ja/Nej or a ticked/empty box), ``kind`` (the request-kind
+    checkbox group, only as ``[kind]``).
     ``fill_hint`` is printed on blank forms beside columns of this type.
     """
 
@@ -58,6 +59,7 @@ for _t in (
     FieldType("date", "date", _DATE_KEYS, fill_hint="ÅÅÅÅ-MM-DD"),
     FieldType("personnummer_or_hsa", "text", fill_hint="ÅÅÅÅMMDD-NNNN eller HSA-id"),
     FieldType("hsa_id", "text"),
+    FieldType("yes_no", "flag", fill_hint="Ja eller Nej"),
     FieldType("choice", "choice", frozenset({"values", "suffixes", "depends_on"})),
     FieldType("multi_choice", "multi", frozenset({"values", "depends_on", "min_values", "max_values", "layout"})),
     FieldType("action", "action", frozenset({"options", "default"}), in_sections=False),
@@ -94,6 +96,7 @@ FORM_KEYS: tuple[str, ...] = (
 )
 RULE_KINDS = ("forbid_value", "requires", "at_most", "at_least")
 LAYOUTS = ("cell", "checkboxes")
+YES_NO = {"ja": True, "nej": False}  # how a rule condition names the two answers of a yes_no field
 RESERVED_COLUMN_IDS = {"row"}  # ParsedForm user rows carry their table row number under "row"
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -685,9 +688,13 @@ def _check_rule(where: str, rule: Rule, known: dict[str, FieldSpec], kind: KindS
         if cond.field == kind.id:
             if cond.equals not in {o.value for o in kind.options}:
                 raise FormSchemaError(f"{where}: {key}.equals: {cond.equals!r} is not a request kind")
+        elif known[cond.field].type == "yes_no" and fold(cond.equals) not in YES_NO:
+            raise FormSchemaError(f"{where}: {key}.equals: {cond.equals!r} is not Ja or Nej")
         elif known[cond.field].values and known[cond.field].match(cond.equals) is None:
             raise FormSchemaError(f"{where}: {key}.equals: {cond.equals!r} is not a value of {cond.field!r}")
     if rule.kind == "forbid_value" and rule.field != kind.id:
         spec = known[rule.field]
+        if spec.type == "yes_no" and fold(rule.value) not in YES_NO:
+            raise FormSchemaError(f"{where}: value: {rule.value!r} is not Ja or Nej")
         if spec.values and spec.match(rule.value) is None:
             raise FormSchemaError(f"{where}: value: {rule.value!r} is not a value of {rule.field!r}")

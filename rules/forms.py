@@ -19,6 +19,7 @@ from parsers.forms import FormFacts, ParsedForm, Problem, extract_form
 from parsers.mail import Attachment
 from parsers.schema import (
     FIELD_TYPES,
+    YES_NO,
     FieldSpec,
     FormSchema,
     FormSchemaError,
@@ -129,6 +130,7 @@ PROBLEMS = {
     "choice": "välj ett av: {values}",
     "multi_choice": "ett eller flera värden finns inte i listan; välj bland: {values}",
     "action": "välj ett av: {values}",
+    "yes_no": "skriv Ja eller Nej, eller kryssa i rutan",
     "text": "fältet kan inte läsas som text",
 }
 KIND_MANY = "kryssa bara i ett alternativ"
@@ -179,6 +181,10 @@ def _check_multi(spec: FieldSpec, value: object, today: date, parent: str | None
     return None
 
 
+def _check_flag(spec: FieldSpec, value: object, today: date, parent: str | None) -> str | None:
+    return None if isinstance(value, bool) else PROBLEMS["yes_no"]
+
+
 def _check_action(spec: FieldSpec, value: object, today: date, parent: str | None) -> str | None:
     if spec.action(str(value)) is None:
         return PROBLEMS["action"].format(values=", ".join(o.label for o in spec.options))
@@ -195,6 +201,7 @@ CHECKS: dict[str, Callable[[FieldSpec, object, date, str | None], str | None]] =
     "choice": _check_choice,
     "multi_choice": _check_multi,
     "action": _check_action,
+    "yes_no": _check_flag,
 }
 
 
@@ -346,6 +353,8 @@ def validate_form(
 
 
 def _same(spec: FieldSpec | None, value: object, target: str) -> bool:
+    if isinstance(value, bool):
+        return YES_NO.get(fold(target)) is value
     if isinstance(value, list):
         return any(_same(spec, v, target) for v in value)
     if _blank(value):

@@ -257,6 +257,11 @@ FORM_CASES = [
     ({}, "cancel", [("form.rule", "slutdatum")]),  # a cancellation needs an end date
     ({"slutdatum": date(2027, 1, 31)}, "cancel", []),
     ({"attestant_epost": "atte(at)example"}, "order", [("form.invalid_field", "attestant_epost")]),
+    ({"akut": "X"}, "order", []),
+    ({"akut": "X", "slutdatum": date(2027, 1, 31)}, "cancel", [("form.rule", "akut")]),  # yes: not for a cancel
+    ({"akut": "ja"}, "cancel", [("form.rule", "slutdatum"), ("form.rule", "akut")]),
+    ({"akut": "Nej", "slutdatum": date(2027, 1, 31)}, "cancel", []),
+    ({"akut": "kanske"}, "order", [("form.invalid_field", "akut")]),
 ]
 
 
@@ -321,6 +326,7 @@ BAD = [
      "depends_on: 'vardgivar' is not a choice field"),
     (TOML.replace('not_before = "startdatum"', 'not_before = "forvaltning"'), "not_before: 'forvaltning'"),
     (TOML.replace("max_days_ahead = 90", "max_days_ahead = -1"), "max_days_ahead: must be at least 0"),
+    (TOML.replace('value = "Ja"', 'value = "Kanske"'), "rules[3]: value: 'Kanske' is not Ja or Nej"),
     (TOML.replace('layout = "checkboxes"', 'layout = "dropdown"'), "layout: 'dropdown'"),
     (TOML.replace('default = "add"', 'default = "keep"'), "default: 'keep'"),
     (TOML.replace("max_rows = 8", "max_rows = 8\nmax_people = 3"), "users: max_people: unknown key"),
@@ -361,7 +367,7 @@ def test_a_form_without_request_kind_boxes(tmp_path: Path) -> None:
     del raw["kind"]
     with pytest.raises(FormSchemaError, match="rules\\[1\\]: field: 'kind' is not a field"):
         form_schema_from_dict(raw, "form.toml")
-    del raw["rules"][1]
+    raw["rules"] = [r for r in raw["rules"] if "kind" not in (r.get("when") or {}).get("field", "")]
     schema = form_schema_from_dict(raw, "form.toml")
     blank = next(p for p in write_blank_forms(schema, "Testrutin", tmp_path) if p.suffix == ".docx")
     assert len(docx.Document(str(blank)).tables) == 4  # three sections and the table, no kind boxes
