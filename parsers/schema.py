@@ -80,7 +80,7 @@ _ACTION_OPTION_KEYS = ("value", "label", "synonyms")
 _SECTION_KEYS = ("id", "title", "synonyms", "party", "fields")
 _USERS_KEYS = ("title", "synonyms", "blank_rows", "min_rows", "max_rows", "columns")
 _RULE_KEYS = ("kind", "field", "fields", "value", "count", "when", "unless", "message")
-_CONDITION_KEYS = ("field", "equals")
+_CONDITION_KEYS = ("field", "equals", "one_of")
 FORM_KEYS: tuple[str, ...] = (
     *_TOP_KEYS,
     *(f"kind.{k}" for k in _KIND_KEYS),
@@ -270,8 +270,15 @@ class UsersSpec:
 
 @dataclass(frozen=True)
 class Condition:
+    """Holds when ``field`` has one of ``values`` (``equals = "x"`` or ``one_of = ["x", "y"]``; a list
+    field holds when it contains one of them; the request kind is the field named like ``[kind].id``)."""
+
     field: str
-    equals: str
+    values: tuple[str, ...]
+
+    @property
+    def equals(self) -> str:
+        return self.values[0]
 
 
 @dataclass(frozen=True)
@@ -542,9 +549,14 @@ def _kind(data: dict[str, Any], where: str) -> KindSpec:
 def _condition(data: dict[str, Any], key: str, where: str) -> Condition | None:
     if key not in data:
         return None
-    raw = _table(data[key], f"{where}.{key}", _CONDITION_KEYS)
-    return Condition(field=_get(raw, "field", str, f"{where}.{key}"),
-                     equals=_get(raw, "equals", str, f"{where}.{key}"))
+    here = f"{where}.{key}"
+    raw = _table(data[key], here, _CONDITION_KEYS)
+    if ("equals" in raw) == ("one_of" in raw):
+        raise FormSchemaError(f"{here}: equals: give either equals or one_of")
+    values = (_get(raw, "equals", str, here),) if "equals" in raw else _strings(raw, "one_of", here)
+    if not values:
+        raise FormSchemaError(f"{here}: one_of: name at least one value")
+    return Condition(field=_get(raw, "field", str, here), values=values)
 
 
 def _rule(data: Any, where: str) -> Rule:
@@ -685,13 +697,16 @@ def _check_rule(where: str, rule: Rule, known: dict[str, FieldSpec], kind: KindS
     for key, cond in (("when", rule.when), ("unless", rule.unless)):
         if cond is None:
             continue
-        if cond.field == kind.id:
-            if cond.equals not in {o.value for o in kind.options}:
-                raise FormSchemaError(f"{where}: {key}.equals: {cond.equals!r} is not a request kind")
-        elif known[cond.field].type == "yes_no" and fold(cond.equals) not in YES_NO:
-            raise FormSchemaError(f"{where}: {key}.equals: {cond.equals!r} is not Ja or Nej")
-        elif known[cond.field].values and known[cond.field].match(cond.equals) is None:
-            raise FormSchemaError(f"{where}: {key}.equals: {cond.equals!r} is not a value of {cond.field!r}")
+        for value in cond.values:
+            if cond.field == kind.id:
+                if value not in {o.value for o in kind.options}:
+                    raise FormSchemaError(f"{where}: {key}.equals: {value!r} is not a request kind")
+            elif known[cond.field].type == "yes_no" and fold(value) not in YES_NO:
+                raise FormSchemaError(f"{where}: {key}.equals: {value!r} is not Ja or Nej")
+            elif known[cond.field].type == "action" and known[cond.field].action(value) is None:
+                raise FormSchemaError(f"{where}: {key}.equals: {value!r} is not an option of {cond.field!r}")
+            elif known[cond.field].values and known[cond.field].match(value) is None:
+                raise FormSchemaError(f"{where}: {key}.equals: {value!r} is not a value of {cond.field!r}")
     if rule.kind == "forbid_value" and rule.field != kind.id:
         spec = known[rule.field]
         if spec.type == "yes_no" and fold(rule.value) not in YES_NO:

@@ -393,7 +393,7 @@ def _broken(rule: Rule, form: ParsedForm, schema: FormSchema, checked: list[str]
         return form.fields.get(name)
 
     def holds(cond) -> bool:
-        return _same(schema.spec(cond.field), get(cond.field), cond.equals)
+        return any(_same(schema.spec(cond.field), get(cond.field), v) for v in cond.values)
 
     if rule.when is not None and not holds(rule.when):
         return False

@@ -327,6 +327,10 @@ BAD = [
     (TOML.replace('not_before = "startdatum"', 'not_before = "forvaltning"'), "not_before: 'forvaltning'"),
     (TOML.replace("max_days_ahead = 90", "max_days_ahead = -1"), "max_days_ahead: must be at least 0"),
     (TOML.replace('value = "Ja"', 'value = "Kanske"'), "rules[3]: value: 'Kanske' is not Ja or Nej"),
+    (TOML.replace('equals = "add"', 'equals = "keep"'), "when.equals: 'keep' is not an option of 'atgard'"),
+    (TOML.replace('equals = "cancel" }\nmessage = "Ange', 'equals = "cancel", one_of = ["order"] }\nmessage = "Ange'),
+     "rules[1].when: equals: give either equals or one_of"),
+    (TOML.replace('equals = "Privat" }', 'one_of = ["Privat", "Kommunal"] }'), "unless.equals: 'Kommunal'"),
     (TOML.replace('layout = "checkboxes"', 'layout = "dropdown"'), "layout: 'dropdown'"),
     (TOML.replace('default = "add"', 'default = "keep"'), "default: 'keep'"),
     (TOML.replace("max_rows = 8", "max_rows = 8\nmax_people = 3"), "users: max_people: unknown key"),
@@ -434,5 +438,13 @@ def test_at_least_counts_values_over_several_fields() -> None:
                                                  today=TODAY)]
 
     assert codes() == []
+    raw["rules"][-1]["when"] = {"field": "forvaltning", "one_of": ["Regionhälsan", "Närhälsan"]}
+    schema = form_schema_from_dict(raw, "form.toml")
+    assert codes(enhet_2=None) == ["Ange båda enheterna för Närhälsan."]
+    raw["rules"][-1]["when"] = {"field": "forvaltning", "one_of": ["Regionhälsan"]}
+    schema = form_schema_from_dict(raw, "form.toml")
+    assert codes(enhet_2=None) == []
+    raw["rules"][-1]["when"] = {"field": "forvaltning", "equals": "Närhälsan"}
+    schema = form_schema_from_dict(raw, "form.toml")
     assert codes(enhet_2=None) == ["Ange båda enheterna för Närhälsan."]
     assert codes(enhet_2=None, forvaltning="Regionhälsan", enhet_1="Barnhälsovården Öst") == []
