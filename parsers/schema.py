@@ -201,6 +201,19 @@ class FieldSpec:
                 return value
         return None
 
+    def display(self, value: object) -> str:
+        """How a stored value reads for staff: lists joined with commas, an action by its label,
+        yes/no as Ja/Nej, dates as ISO text (a value from ``ParsedForm.to_dict()`` or a parser)."""
+        if value is None:
+            return ""
+        if isinstance(value, list):
+            return ", ".join(self.display(v) for v in value)
+        if isinstance(value, bool):
+            return next(k.capitalize() for k, v in YES_NO.items() if v is value)
+        if self.type == "action":
+            return next((o.label for o in self.options if o.value == value), str(value))
+        return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
     def action(self, text: str) -> str | None:
         """The action option value ``text`` stands for (label or synonym), or None."""
         wanted = fold(text)

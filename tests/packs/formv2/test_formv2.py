@@ -239,6 +239,11 @@ def test_the_form_facts_carry_no_reasons_and_the_rules_carry_the_verdict(tmp_pat
     assert facts.form.to_dict()["users"][0]["roller"] == ["Dashboard", "Flygledartornet"]
     assert facts.form.to_dict()["parties"]["attestant"]["email"] == "atte.attestsson@example.test"
     assert judge(att, SCHEMA).reasons == []
+    stored = facts.form.to_dict()["users"][0]
+    assert SCHEMA.spec("roller").display(stored["roller"]) == "Dashboard, Flygledartornet"
+    assert SCHEMA.spec("atgard").display(stored["atgard"]) == "Lägg till"
+    assert SCHEMA.spec("akut").display(True) == "Ja" and SCHEMA.spec("startdatum").display(date(2026, 12, 1)) == (
+        "2026-12-01")
 
 
 FORM_CASES = [
