@@ -1,4 +1,4 @@
-"""Peak memory and time for each hostile attachment through extract_form (sandboxed, as in production).
+"""Peak memory and time for each hostile attachment through find_form (sandboxed, as in production).
 
     .venv/bin/python benchmarks/hostile_rss.py
 
@@ -20,9 +20,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def _one(name: str, queue) -> None:
-    from parsers.forms import extract_form
     from parsers.mail import Attachment
-    from rules.forms import load_form_schema
+    from rules.forms import find_form, load_form_schema
     from tests.parsers.test_attachments import HOSTILE, large_legit_xlsx
 
     schema = load_form_schema(ROOT / "rules" / "packs" / "mittvaccin" / "form.toml")
@@ -36,7 +35,7 @@ def _one(name: str, queue) -> None:
         att, limits = Attachment(filename, "", make()), None
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    outcome = extract_form([att], schema, limits)
+    outcome = find_form([att], schema, limits)
     elapsed = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

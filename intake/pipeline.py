@@ -255,17 +255,11 @@ def _followup(
 def _check_form(
     mail: ParsedMail, routine: Routine, rtype: RequestType, now: datetime | None
 ) -> tuple[Any, Any, list[Reason]]:
-    from parsers.forms import extract_form
-    from rules.forms import validate_form
+    from rules.forms import judge_form
 
-    outcome = extract_form(mail.attachments, routine.form_schema)
-    if outcome.form is None:
-        return None, outcome.attachment, list(outcome.reasons)
-    problems = validate_form(
-        outcome.form, routine.form_schema, form_kinds=list(rtype.form_kinds),
-        request_type_label=rtype.label, today=(now or datetime.now()).date(),
-    )
-    return outcome.form, outcome.attachment, list(outcome.reasons) + list(problems)
+    j = judge_form(mail.attachments, routine.form_schema, form_kinds=list(rtype.form_kinds),
+                   request_type_label=rtype.label, today=(now or datetime.now()).date())
+    return j.form, j.attachment, list(j.reasons)
 
 
 def _with_reply(

@@ -15,7 +15,6 @@ import zipfile
 from dataclasses import dataclass
 
 from parsers.mail import Attachment
-from rules.reasons import Reason, reason
 
 OLE2_MAGIC = bytes.fromhex("D0CF11E0A1B11AE1")
 ZIP_MAGIC = b"PK\x03\x04"
@@ -85,16 +84,6 @@ class Verdict:
     @property
     def parseable(self) -> bool:
         return self.ok and self.kind in ("xlsx", "docx")
-
-    def reason(self) -> Reason | None:
-        """The reason for the sender, or None when nothing was refused."""
-        if not self.refusal:
-            return None
-        if self.refusal == "unsupported":
-            return reason("attachment.unsupported", self.detail, filename=self.filename,
-                          kind=KIND_LABELS.get(self.kind, KIND_LABELS["unknown"]))
-        why, instead = WHY[self.refusal]
-        return reason("attachment.unsafe", self.detail, filename=self.filename, why=why, what_instead=instead)
 
 
 _PNR_LIKE = re.compile(r"\d{6,8}\s*[-+]?\s*\d{4}")

@@ -13,7 +13,7 @@ import io
 from lxml import etree
 
 from parsers.formgrid import Cell, FormData, Grid, read_form
-from rules.forms import FormSchema
+from parsers.schema import FormSchema
 
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 W14 = "http://schemas.microsoft.com/office/word/2010/wordml"

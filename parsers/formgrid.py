@@ -3,7 +3,9 @@
 Both parsers turn a file into :class:`Grid` s (a worksheet; a Word table; a run of paragraphs as a
 one-column grid) and hand them to :func:`read_form`. Fields are found by their label or a synonym
 (any case, extra spaces, with or without a colon or a trailing "(hint)"), the value inline after a
-colon, to the right, or below. The users table is found by its header row. Pure and deterministic.
+colon, to the right, or below. The persons table ("users") is found by its header row; a
+multi-valued column is read from one cell ("A, B", "A / B", one per line) and from checkbox columns
+headed by its values, ticked with X/x/✓/ja/☒. Pure and deterministic.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from rules.forms import FieldSpec, FormSchema
+from parsers.schema import FieldSpec, FormSchema, fold, label_key, squash
+
+__all__ = ["Cell", "FormData", "Grid", "cell_text", "convert", "label_key", "parse_date", "read_form", "squash"]
 
 
 @dataclass
@@ -43,24 +47,6 @@ class FormData:
 
 
 # --- text normalisation ---------------------------------------------------------------------------
-
-_DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2212"), "-")
-_TRAILING_HINT = re.compile(r"\s*\([^()]*\)\s*$")
-
-
-def squash(text: str) -> str:
-    """Casefolded text with one space between words and one kind of dash."""
-    return " ".join(text.replace("\u00a0", " ").translate(_DASHES).split()).casefold()
-
-
-def label_key(text: str) -> str:
-    """How a label compares: squashed, without a trailing colon, asterisk or "(hint)"."""
-    s = squash(text)
-    for _ in range(3):
-        s = _TRAILING_HINT.sub("", s).rstrip(" :*").strip()
-    s = re.sub(r"\s*/\s*", "/", s)
-    return s
-
 
 CHECKED = {"x", "☒", "☑", "✓", "✔", "✗", "✘", "■", "☓", "ja", "yes", "[x]", "(x)", "true", "1", "sant"}
 UNCHECKED = {"☐", "□", "nej", "no", "[ ]", "( )", "false", "0", "falskt", "-"}
@@ -156,17 +142,67 @@ def cell_text(value: object) -> str:
 
 
 def convert(spec: FieldSpec, cell_or_text: Cell | str) -> object:
-    """The field value as the form holds it: a date for readable dates, else the stripped text."""
+    """The field value as the form holds it: a date for readable dates, a list for a multi-valued
+    field, an option value for an action, else the stripped text (None when empty)."""
     if isinstance(cell_or_text, Cell):
         raw: object = cell_or_text.value if cell_or_text.value is not None else cell_or_text.text
     else:
         raw = cell_or_text
+    if spec.multi:
+        values = split_values(spec, cell_text(raw) if not isinstance(raw, str) else raw)
+        return values or None
     text = cell_text(raw) if not isinstance(raw, str) else " ".join(raw.replace("\u00a0", " ").split())
     if spec.type == "date":
         if not text:
             return None
         return parse_date(raw if not isinstance(raw, str) else text) or text
+    if spec.type == "action" and text:
+        return spec.action(text) or text
+    if spec.ftype.value == "flag":
+        mark = _mark(cell_or_text) if isinstance(cell_or_text, Cell) else _mark(Cell(text=text))
+        return mark if mark is not None else (text or None)
     return text or None
+
+
+_SEPARATOR = re.compile(r"[,;/+&|]|\b(?:och|samt|and)\b")
+_PUNCT = " .:-*\t"
+
+
+def split_values(spec: FieldSpec, text: str) -> list[str]:
+    """The values listed in one cell ("A, B", "A / B", "A och B", one per line), in list order.
+
+    Known values are found first, as whole phrases (so a value may itself hold "&" or "/"), in any
+    case and with or without å/ä/ö; what is left is split at separators, and each piece that is not
+    a known value is kept as written (the validator names its row and column, never the text).
+    """
+    known: list[str] = []
+    unknown: list[str] = []
+    patterns = sorted(spec.values, key=lambda v: -len(v))
+    for line in text.replace("\r", "\n").split("\n"):
+        line = " ".join(line.replace("\u00a0", " ").split())
+        if not line:
+            continue
+        folded = line.lower().translate(_FOLD_TABLE)
+        if len(folded) != len(line):
+            folded, line = fold(line), fold(line)
+        taken = [False] * len(folded)
+        for value in patterns:
+            needle = fold(value)
+            for m in re.finditer(r"(?<!\w)" + re.escape(needle) + r"(?!\w)", folded):
+                if not any(taken[m.start():m.end()]):
+                    taken[m.start():m.end()] = [True] * (m.end() - m.start())
+                    if value not in known:
+                        known.append(value)
+        rest = "".join(" " if t else ch for ch, t in zip(line, taken, strict=True))
+        for piece in _SEPARATOR.split(rest):
+            piece = piece.strip(_PUNCT)
+            if piece and squash(piece) not in {"", "x"}:
+                unknown.append(piece)
+    order = {v: i for i, v in enumerate(spec.values)}
+    return sorted(known, key=order.__getitem__) + unknown
+
+
+_FOLD_TABLE = str.maketrans("åäàáâöòóôüéèêëíï", "aaaaaoooouee" + "eeii")
 
 
 # --- the form reader ---------------------------------------------------------------------------------
@@ -175,7 +211,7 @@ def convert(spec: FieldSpec, cell_or_text: Cell | str) -> object:
 @dataclass
 class _Labels:
     scalars: dict[str, list[FieldSpec]]  # label key -> fields using that label
-    columns: dict[str, FieldSpec]
+    columns: dict[str, tuple[FieldSpec, str | None]]  # label key -> (column, value of a checkbox column)
     headings: dict[str, str]  # label key -> section id ("users" for the users title)
     options: list[tuple[re.Pattern[str], str]]  # option synonym pattern -> kind value
     all_keys: set[str]
@@ -194,10 +230,14 @@ def _labels(schema: FormSchema) -> _Labels:
         headings.setdefault(label_key(lab), "users")
     for lab in schema.kind.labels:
         headings.setdefault(label_key(lab), "kind")
-    columns: dict[str, FieldSpec] = {}
+    columns: dict[str, tuple[FieldSpec, str | None]] = {}
     for col in schema.users.columns:
         for lab in col.labels:
-            columns.setdefault(label_key(lab), col)
+            columns.setdefault(label_key(lab), (col, None))
+    for col in schema.users.columns:
+        if col.multi:  # a multi-valued column may also be written as one checkbox column per value
+            for value in col.values:
+                columns.setdefault(label_key(value), (col, value))
     pairs = [(squash(lab), o.value) for o in schema.kind.options for lab in o.labels]
     pairs.sort(key=lambda p: -len(p[0]))
     options = [(re.compile(r"(?<![\w])" + re.escape(lab).replace("/", r"\s*/\s*") + r"(?![\w])"), v)
@@ -236,7 +276,7 @@ def _find_users(grids: list[Grid], labels: _Labels, schema: FormSchema, max_rows
     best = None
     for g, grid in enumerate(grids):
         for r, row in enumerate(grid.rows[:max_rows]):
-            mapping: dict[int, FieldSpec] = {}
+            mapping: dict[int, tuple[FieldSpec, str | None]] = {}
             for c, cell in enumerate(row):
                 col = labels.columns.get(label_key(cell.text)) if cell.text else None
                 if col is not None and col not in mapping.values():
@@ -260,16 +300,41 @@ def _find_users(grids: list[Grid], labels: _Labels, schema: FormSchema, max_rows
     return g, r, end, mapping
 
 
-def _read_users(grid: Grid, header: int, end: int, mapping: dict[int, FieldSpec]) -> list[dict[str, object]]:
+def _ticked(cell: Cell | None) -> bool:
+    """A cell of a checkbox column: ticked by a mark (X, x, ✓, ja, ☒) or by any other text in it."""
+    if cell is None:
+        return False
+    mark = _mark(cell)
+    if mark is not None:
+        return mark
+    return bool(cell.text.strip())
+
+
+def _read_users(grid: Grid, header: int, end: int, mapping: dict[int, tuple[FieldSpec, str | None]],
+                schema: FormSchema) -> list[dict[str, object]]:
     users = []
     for position, rr in enumerate(range(header + 1, end), start=1):
         row = grid.rows[rr]
         user: dict[str, object] = {}
-        for c, col in mapping.items():
+        ticks: dict[str, list[str]] = {}
+        for c, (col, tick_value) in mapping.items():
             cell = row[c] if c < len(row) else None
-            value = convert(col, cell) if cell is not None else None
-            user[col.id] = value
-        if any(v not in (None, "") for v in user.values()):
+            if tick_value is not None:
+                user.setdefault(col.id, None)
+                if _ticked(cell):
+                    ticks.setdefault(col.id, []).append(tick_value)
+                continue
+            user[col.id] = convert(col, cell) if cell is not None else None
+        for cid, ticked in ticks.items():
+            spec = next(c for c in schema.users.columns if c.id == cid)
+            listed = user.get(cid) if isinstance(user.get(cid), list) else []
+            order = {v: i for i, v in enumerate(spec.values)}
+            known = sorted(set(ticked) | {v for v in listed if v in order}, key=order.__getitem__)
+            user[cid] = known + [v for v in listed if v not in order]
+        if any(v not in (None, "", [], False) for v in user.values()):  # an empty box alone is no person
+            action = schema.users.action
+            if action is not None and action.id in user and user[action.id] is None and action.default:
+                user[action.id] = action.default
             users.append({"row": position, **user})
     return users
 
@@ -301,8 +366,8 @@ def read_form(grids: list[Grid], schema: FormSchema, max_rows: int = 2000) -> Fo
     users: list[dict[str, object]] = []
     if users_at is not None:
         g, header, end, mapping = users_at
-        users = _read_users(grids[g], header, end, mapping)
-        found_labels.update(f"column:{col.id}" for col in mapping.values())
+        users = _read_users(grids[g], header, end, mapping, schema)
+        found_labels.update(f"column:{col.id}" + (f":{v}" if v else "") for col, v in mapping.values())
 
     def in_users(g: int, r: int) -> bool:
         return users_at is not None and g == users_at[0] and users_at[1] <= r < users_at[2]

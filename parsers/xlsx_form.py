@@ -10,7 +10,7 @@ import io
 import warnings
 
 from parsers.formgrid import Cell, FormData, Grid, cell_text, read_form
-from rules.forms import FormSchema
+from parsers.schema import FormSchema
 
 
 def xlsx_grids(data: bytes, max_rows: int = 2000, max_cols: int = 60) -> list[Grid]:

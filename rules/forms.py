@@ -1,321 +1,119 @@
-"""Request forms: the schema a routine pack declares (form.toml) and the checks on a filled-in form.
+"""Request forms judged: the facts the parsers found turned into reasons, and the checks on a filled-in form.
 
-The schema is data: labels, synonyms, types and which request kinds need which fields. The
-parsers find fields by these labels; :func:`validate_form` turns every problem into exactly one
-:class:`~rules.reasons.Reason` that names the field label and user row, never the value.
+The schema (form.toml) lives in :mod:`parsers.schema`, below both the parsers and the rules; this
+module re-exports its names. :func:`judge_form` is the one call the pipeline makes: it has the
+attachments read (:func:`parsers.forms.extract_form`, facts only) and turns every problem into
+exactly one :class:`~rules.reasons.Reason` that names the field label, the row and the column,
+never the value.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from parsers.attachments import KIND_LABELS, WHY, AttachmentLimits, Verdict
+from parsers.forms import FormFacts, ParsedForm, Problem, extract_form
+from parsers.mail import Attachment
+from parsers.schema import (
+    FIELD_TYPES,
+    YES_NO,
+    FieldSpec,
+    FormSchema,
+    FormSchemaError,
+    KindOption,
+    KindSpec,
+    Rule,
+    Section,
+    UsersSpec,
+    fold,
+    form_schema_from_dict,
+    load_form_schema,
+)
 from rules.identity import is_hsa_id, parse_identity_number
 from rules.reasons import Reason, reason
 
-if TYPE_CHECKING:
-    from parsers.forms import ParsedForm
-
-FIELD_TYPES = {"text", "email", "phone", "date", "personnummer_or_hsa", "hsa_id", "choice"}
-_FIELD_KEYS = {"id", "label", "synonyms", "type", "required", "values", "suffixes", "not_before", "hint"}
-_ID = re.compile(r"^[a-z][a-z0-9_]*$")
-RESERVED_COLUMN_IDS = {"row"}  # ParsedForm user rows carry their table row number under "row"
+__all__ = [
+    "FIELD_TYPES", "FieldSpec", "FormJudgement", "FormSchema", "FormSchemaError", "KindOption", "KindSpec",
+    "Section", "UsersSpec", "attachment_reason", "check_value", "facts_reasons", "find_form",
+    "form_schema_from_dict", "judge_form", "load_form_schema", "match_choice", "validate_form",
+]
 
 
-class FormSchemaError(ValueError):
-    """A form.toml is missing, malformed or inconsistent; the message names the file and key."""
+# --- facts about the attachments -> reasons ---------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class FieldSpec:
-    """One field of the form (a single value, or a column of the users table)."""
-
-    id: str
-    label: str
-    type: str
-    synonyms: tuple[str, ...] = ()
-    required: bool = False
-    required_kinds: tuple[str, ...] = ()  # empty with required=True: every kind
-    values: tuple[str, ...] = ()
-    suffixes: tuple[str, ...] = ()
-    not_before: str = ""
-    hint: str = ""
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return (self.label, *self.synonyms)
-
-    def is_required(self, kinds: list[str] | tuple[str, ...]) -> bool:
-        """Required for the form's kind(s); with several possible kinds, only when all need it."""
-        if not self.required:
-            return False
-        if not self.required_kinds:
-            return True
-        return bool(kinds) and all(k in self.required_kinds for k in kinds)
+def attachment_reason(verdict: Verdict) -> Reason | None:
+    """The reason for the sender about one refused attachment, or None when nothing was refused."""
+    if not verdict.refusal:
+        return None
+    if verdict.refusal == "unsupported":
+        return reason("attachment.unsupported", verdict.detail, filename=verdict.filename,
+                      kind=KIND_LABELS.get(verdict.kind, KIND_LABELS["unknown"]))
+    why, instead = WHY[verdict.refusal]
+    return reason("attachment.unsafe", verdict.detail, filename=verdict.filename, why=why, what_instead=instead)
 
 
-@dataclass(frozen=True)
-class KindOption:
-    value: str
-    label: str
-    synonyms: tuple[str, ...]
-    name: str  # how it reads in a sentence: "ny behörighet"
+def _problem_reason(problem: Problem, schema: FormSchema) -> Reason | None:
+    if problem.kind == "refused":
+        return attachment_reason(problem.verdict) if problem.verdict is not None else None
+    if problem.kind == "too_many":
+        return reason("attachment.too_many", problem.detail, count=problem.count)
+    if problem.kind == "unreadable":
+        return reason("form.unreadable", problem.detail, filename=problem.filename)
+    if problem.kind == "multiple":
+        return reason("attachment.multiple_forms", problem.detail, count=problem.count)
+    if problem.kind == "unsupported":
+        return reason("attachment.unsupported", problem.detail, filename=problem.filename,
+                      kind=KIND_LABELS.get(problem.file_kind, KIND_LABELS["unknown"]))
+    if problem.kind == "missing":
+        return reason("attachment.missing", problem.detail, form_name=schema.name)
+    raise ValueError(f"unknown form problem {problem.kind!r}")  # pragma: no cover - PROBLEM_KINDS is closed
 
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return (self.label, *self.synonyms)
+
+def facts_reasons(facts: FormFacts, schema: FormSchema) -> list[Reason]:
+    """One reason per problem the parsers reported."""
+    return [r for p in facts.problems if (r := _problem_reason(p, schema)) is not None]
 
 
 @dataclass(frozen=True)
-class KindSpec:
-    id: str
-    label: str
-    synonyms: tuple[str, ...]
-    required: bool
-    options: tuple[KindOption, ...]
+class FormJudgement:
+    """The form read from a mail (or None), the attachment it came from, and every reason against it."""
 
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return (self.label, *self.synonyms)
+    form: ParsedForm | None
+    attachment: Attachment | None
+    reasons: list[Reason]
 
 
-@dataclass(frozen=True)
-class Section:
-    id: str
-    title: str
-    synonyms: tuple[str, ...]
-    fields: tuple[FieldSpec, ...]
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return (self.title, *self.synonyms)
+def find_form(attachments: list[Attachment], schema: FormSchema, limits: AttachmentLimits | None = None, *,
+              sandbox: bool = True) -> FormJudgement:
+    """The one form among ``attachments`` with the reasons about the attachments (no field checks)."""
+    facts = extract_form(attachments, schema, limits, sandbox=sandbox)
+    return FormJudgement(facts.form, facts.attachment, facts_reasons(facts, schema))
 
 
-@dataclass(frozen=True)
-class UsersSpec:
-    title: str
-    synonyms: tuple[str, ...]
-    blank_rows: int
-    columns: tuple[FieldSpec, ...]
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return (self.title, *self.synonyms)
-
-
-@dataclass(frozen=True)
-class FormSchema:
-    """A loaded, checked form schema."""
-
-    id: str
-    name: str
-    min_labels: int
-    instructions: tuple[str, ...]
-    kind: KindSpec
-    sections: tuple[Section, ...]
-    users: UsersSpec
-    source: str = ""
-    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def kinds(self) -> tuple[str, ...]:
-        """The values the request-kind checkboxes can take (matched against a pack's form_kinds)."""
-        return tuple(o.value for o in self.kind.options)
-
-    @property
-    def fields(self) -> tuple[FieldSpec, ...]:
-        """Every single-value field, in form order."""
-        return tuple(f for s in self.sections for f in s.fields)
-
-    def option(self, value: str) -> KindOption | None:
-        return next((o for o in self.kind.options if o.value == value), None)
+def judge_form(
+    attachments: list[Attachment],
+    schema: FormSchema,
+    *,
+    form_kinds: list[str],
+    request_type_label: str,
+    today: date,
+    limits: AttachmentLimits | None = None,
+    sandbox: bool = True,
+) -> FormJudgement:
+    """Find, read and check the form: the pipeline's one call for a request type that needs a form."""
+    found = find_form(attachments, schema, limits, sandbox=sandbox)
+    if found.form is None:
+        return found
+    problems = validate_form(found.form, schema, form_kinds=form_kinds, request_type_label=request_type_label,
+                             today=today)
+    return FormJudgement(found.form, found.attachment, [*found.reasons, *problems])
 
 
-# --- loading -------------------------------------------------------------------------------------
-
-
-def load_form_schema(path: str | Path) -> FormSchema:
-    """Load and check the form schema in ``path`` (a form.toml)."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text("utf-8"))
-    except OSError as exc:
-        raise FormSchemaError(f"{path}: cannot read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise FormSchemaError(f"{path}: not valid TOML ({exc})") from None
-    return form_schema_from_dict(data, str(path))
-
-
-def _get(data: dict[str, Any], key: str, kind: type, where: str, default: Any = ...) -> Any:
-    if key not in data:
-        if default is ...:
-            raise FormSchemaError(f"{where}: {key}: missing")
-        return default
-    value = data[key]
-    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-        raise FormSchemaError(f"{where}: {key}: expected {kind.__name__}")
-    return value
-
-
-def _strings(data: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
-    value = _get(data, key, list, where, [])
-    if not all(isinstance(v, str) and v.strip() for v in value):
-        raise FormSchemaError(f"{where}: {key}: expected a list of non-empty strings")
-    return tuple(value)
-
-
-def _field(data: Any, where: str, lists: dict[str, list[str]], kinds: set[str]) -> FieldSpec:
-    if not isinstance(data, dict):
-        raise FormSchemaError(f"{where}: expected a table")
-    unknown = set(data) - _FIELD_KEYS
-    if unknown:
-        raise FormSchemaError(f"{where}: {sorted(unknown)[0]}: unknown key")
-    fid = _get(data, "id", str, where)
-    if not _ID.match(fid):
-        raise FormSchemaError(f"{where}: id: must be lower-case letters, digits and _")
-    where = f"{where} ({fid})"
-    ftype = _get(data, "type", str, where)
-    if ftype not in FIELD_TYPES:
-        raise FormSchemaError(f"{where}: type: {ftype!r} is not one of {', '.join(sorted(FIELD_TYPES))}")
-    req = data.get("required", False)
-    required_kinds: tuple[str, ...] = ()
-    if isinstance(req, list):
-        if not req or not all(isinstance(k, str) and k in kinds for k in req):
-            raise FormSchemaError(f"{where}: required: list must name request kinds ({', '.join(sorted(kinds))})")
-        required, required_kinds = True, tuple(req)
-    elif isinstance(req, bool):
-        required = req
-    else:
-        raise FormSchemaError(f"{where}: required: expected true, false or a list of request kinds")
-    values: tuple[str, ...] = ()
-    if "values" in data:
-        raw = data["values"]
-        if isinstance(raw, str):
-            if raw not in lists:
-                raise FormSchemaError(f"{where}: values: no list {raw!r} under [lists]")
-            values = tuple(lists[raw])
-        else:
-            values = _strings(data, "values", where)
-    if ftype == "choice" and not values:
-        raise FormSchemaError(f"{where}: values: a choice field needs allowed values")
-    return FieldSpec(
-        id=fid,
-        label=_get(data, "label", str, where),
-        type=ftype,
-        synonyms=_strings(data, "synonyms", where),
-        required=required,
-        required_kinds=required_kinds,
-        values=values,
-        suffixes=_strings(data, "suffixes", where),
-        not_before=_get(data, "not_before", str, where, ""),
-        hint=_get(data, "hint", str, where, ""),
-    )
-
-
-def form_schema_from_dict(data: dict[str, Any], source: str = "form.toml") -> FormSchema:
-    """Build and check a schema from parsed TOML (``source`` names the file in errors)."""
-    where = source
-    lists_raw = _get(data, "lists", dict, where, {})
-    lists: dict[str, list[str]] = {}
-    for name, values in lists_raw.items():
-        if not isinstance(values, list) or not values or not all(isinstance(v, str) and v for v in values):
-            raise FormSchemaError(f"{where}: lists.{name}: expected a non-empty list of strings")
-        lists[name] = values
-
-    kind_raw = _get(data, "kind", dict, where)
-    kwhere = f"{where}: kind"
-    options = []
-    for i, opt in enumerate(_get(kind_raw, "options", list, kwhere)):
-        owhere = f"{kwhere}.options[{i}]"
-        if not isinstance(opt, dict):
-            raise FormSchemaError(f"{owhere}: expected a table")
-        value = _get(opt, "value", str, owhere)
-        if not _ID.match(value):
-            raise FormSchemaError(f"{owhere}: value: must be lower-case letters, digits and _")
-        options.append(
-            KindOption(
-                value=value,
-                label=_get(opt, "label", str, owhere),
-                synonyms=_strings(opt, "synonyms", owhere),
-                name=_get(opt, "name", str, owhere),
-            )
-        )
-    if len(options) < 1 or len({o.value for o in options}) != len(options):
-        raise FormSchemaError(f"{kwhere}: options: need at least one, with unique values")
-    kinds = {o.value for o in options}
-    kind = KindSpec(
-        id=_get(kind_raw, "id", str, kwhere),
-        label=_get(kind_raw, "label", str, kwhere),
-        synonyms=_strings(kind_raw, "synonyms", kwhere),
-        required=_get(kind_raw, "required", bool, kwhere, True),
-        options=tuple(options),
-    )
-
-    sections = []
-    for i, sec in enumerate(_get(data, "sections", list, where)):
-        swhere = f"{where}: sections[{i}]"
-        if not isinstance(sec, dict):
-            raise FormSchemaError(f"{swhere}: expected a table")
-        fields = tuple(
-            _field(f, f"{swhere}.fields[{j}]", lists, kinds) for j, f in enumerate(_get(sec, "fields", list, swhere))
-        )
-        sections.append(
-            Section(
-                id=_get(sec, "id", str, swhere),
-                title=_get(sec, "title", str, swhere),
-                synonyms=_strings(sec, "synonyms", swhere),
-                fields=fields,
-            )
-        )
-
-    users_raw = _get(data, "users", dict, where)
-    uwhere = f"{where}: users"
-    columns = tuple(
-        _field(c, f"{uwhere}.columns[{j}]", lists, kinds)
-        for j, c in enumerate(_get(users_raw, "columns", list, uwhere))
-    )
-    if not columns:
-        raise FormSchemaError(f"{uwhere}: columns: at least one is needed")
-    users = UsersSpec(
-        title=_get(users_raw, "title", str, uwhere),
-        synonyms=_strings(users_raw, "synonyms", uwhere),
-        blank_rows=_get(users_raw, "blank_rows", int, uwhere, 8),
-        columns=columns,
-    )
-
-    all_ids = [kind.id] + [f.id for s in sections for f in s.fields] + [c.id for c in columns]
-    dupes = sorted({i for i in all_ids if all_ids.count(i) > 1})
-    if dupes:
-        raise FormSchemaError(f"{where}: id: {dupes[0]!r} is used twice")
-    col_types = {c.id: c.type for c in columns}
-    for j, col in enumerate(columns):
-        if col.id in RESERVED_COLUMN_IDS:
-            raise FormSchemaError(f"{uwhere}.columns[{j}]: id: {col.id!r} is reserved")
-        if col.not_before and col_types.get(col.not_before) != "date":
-            raise FormSchemaError(f"{uwhere}.columns[{j}]: not_before: {col.not_before!r} is not a date column")
-    for s in sections:
-        for f in s.fields:
-            if f.not_before:
-                raise FormSchemaError(f"{where}: sections ({s.id}.{f.id}): not_before: only for user columns")
-
-    return FormSchema(
-        id=_get(data, "id", str, where),
-        name=_get(data, "name", str, where),
-        min_labels=_get(data, "min_labels", int, where, 3),
-        instructions=_strings(data, "instructions", where),
-        kind=kind,
-        sections=tuple(sections),
-        users=users,
-        source=source,
-        raw=data,
-    )
-
-
-# --- validation ----------------------------------------------------------------------------------
+# --- checks per field type (registered by the same names as parsers.schema.FIELD_TYPES) ------------------
 
 _EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
 _PHONE = re.compile(r"^\+?[\d\s\-()/.]+$")
@@ -330,54 +128,99 @@ PROBLEMS = {
     ),
     "hsa_id": "ange ett HSA-id i formen SE följt av tio siffror, bindestreck och löpnummer",
     "choice": "välj ett av: {values}",
+    "multi_choice": "ett eller flera värden finns inte i listan; välj bland: {values}",
+    "action": "välj ett av: {values}",
+    "yes_no": "skriv Ja eller Nej, eller kryssa i rutan",
     "text": "fältet kan inte läsas som text",
 }
 KIND_MANY = "kryssa bara i ett alternativ"
 DATE_ORDER = "datumet ligger före \"{other}\""
-
-
-def _blank(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+DATE_PAST = "datumet har redan passerat"
+DATE_AHEAD = "datumet får ligga högst {days} dagar fram i tiden"
+MIN_VALUES = "ange minst {count} värden"
+MAX_VALUES = "ange högst {count} värden"
 
 
 def _norm(text: str) -> str:
     return " ".join(text.replace("\u00a0", " ").split()).casefold()
 
 
-def match_choice(spec: FieldSpec, value: str) -> str | None:
+def match_choice(spec: FieldSpec, value: str, parent: str | None = None) -> str | None:
     """The allowed value ``value`` stands for (any case, spacing, allowed suffixes), or None."""
     wanted = _norm(value)
-    for allowed in spec.values:
+    for allowed in spec.allowed(parent):
         a = _norm(allowed)
         if wanted == a or any(wanted == _norm(allowed + sfx) for sfx in spec.suffixes):
             return allowed
     return None
 
 
-def check_value(spec: FieldSpec, value: object, today: date) -> str | None:
-    """The Swedish problem with a non-blank ``value`` for ``spec``, or None when it is fine."""
-    if spec.type == "date":
-        return None if isinstance(value, date) else PROBLEMS["date"]
-    text = value.isoformat() if isinstance(value, date) else str(value)
-    text = text.strip()
-    ok: bool
-    if spec.type == "text":
-        ok = True
-    elif spec.type == "email":
-        ok = bool(_EMAIL.match(text))
-    elif spec.type == "phone":
-        ok = bool(_PHONE.match(text)) and 6 <= sum(ch.isdigit() for ch in text) <= 15
-    elif spec.type == "personnummer_or_hsa":
-        ok = is_hsa_id(text) or parse_identity_number(text, today) is not None
-    elif spec.type == "hsa_id":
-        ok = is_hsa_id(text)
-    elif spec.type == "choice":
-        if match_choice(spec, text) is None:
-            return PROBLEMS["choice"].format(values=", ".join(spec.values))
-        return None
-    else:  # pragma: no cover - the loader only admits FIELD_TYPES
-        ok = False
-    return None if ok else PROBLEMS[spec.type]
+def _text_check(ok: Callable[[str, date], bool]) -> Callable[[FieldSpec, object, date, str | None], str | None]:
+    def check(spec: FieldSpec, value: object, today: date, parent: str | None) -> str | None:
+        text = (value.isoformat() if isinstance(value, date) else str(value)).strip()
+        return None if ok(text, today) else PROBLEMS[spec.type]
+
+    return check
+
+
+def _check_date(spec: FieldSpec, value: object, today: date, parent: str | None) -> str | None:
+    return None if isinstance(value, date) else PROBLEMS["date"]
+
+
+def _check_choice(spec: FieldSpec, value: object, today: date, parent: str | None) -> str | None:
+    if match_choice(spec, str(value).strip(), parent) is None:
+        return PROBLEMS["choice"].format(values=", ".join(spec.allowed(parent)))
+    return None
+
+
+def _check_multi(spec: FieldSpec, value: object, today: date, parent: str | None) -> str | None:
+    items = value if isinstance(value, list) else [value]
+    allowed = spec.allowed(parent)
+    if any(not isinstance(v, str) or spec.match(v, parent) is None for v in items):
+        return PROBLEMS["multi_choice"].format(values=", ".join(allowed))
+    return None
+
+
+def _check_flag(spec: FieldSpec, value: object, today: date, parent: str | None) -> str | None:
+    return None if isinstance(value, bool) else PROBLEMS["yes_no"]
+
+
+def _check_action(spec: FieldSpec, value: object, today: date, parent: str | None) -> str | None:
+    if spec.action(str(value)) is None:
+        return PROBLEMS["action"].format(values=", ".join(o.label for o in spec.options))
+    return None
+
+
+CHECKS: dict[str, Callable[[FieldSpec, object, date, str | None], str | None]] = {
+    "text": _text_check(lambda t, d: True),
+    "email": _text_check(lambda t, d: bool(_EMAIL.match(t))),
+    "phone": _text_check(lambda t, d: bool(_PHONE.match(t)) and 6 <= sum(ch.isdigit() for ch in t) <= 15),
+    "personnummer_or_hsa": _text_check(lambda t, d: is_hsa_id(t) or parse_identity_number(t, d) is not None),
+    "hsa_id": _text_check(lambda t, d: is_hsa_id(t)),
+    "date": _check_date,
+    "choice": _check_choice,
+    "multi_choice": _check_multi,
+    "action": _check_action,
+    "yes_no": _check_flag,
+}
+
+
+def check_value(spec: FieldSpec, value: object, today: date, parent: str | None = None) -> str | None:
+    """The Swedish problem with a non-blank ``value`` for ``spec``, or None when it is fine.
+
+    ``parent`` is the canonical value of the field a dependent list depends on (None: any value).
+    """
+    check = CHECKS.get(spec.type)
+    if check is None:  # a type registered in the schema without a check here: never pass silently
+        raise FormSchemaError(f"{spec.id}: type: {spec.type!r} has no check")
+    return check(spec, value, today, parent)
+
+
+# --- validation ----------------------------------------------------------------------------------------
+
+
+def _blank(value: object) -> bool:
+    return value is None or value == [] or (isinstance(value, str) and not value.strip())
 
 
 def _where(row: int | None) -> str:
@@ -393,6 +236,59 @@ def _detail(kind: str, fid: str, row: int | None = None, check: str = "") -> str
     return " ".join(parts)
 
 
+class _Checker:
+    """Checks values of one form against the schema; ``today`` for the date rules."""
+
+    def __init__(self, form: ParsedForm, schema: FormSchema, today: date, kinds: list[str]) -> None:
+        self.form, self.schema, self.today, self.kinds = form, schema, today, kinds
+        self.reasons: list[Reason] = []
+
+    def parent(self, spec: FieldSpec, row: dict[str, object] | None) -> str | None:
+        """The canonical value of the field ``spec``'s list depends on (None: blank or not allowed)."""
+        if not spec.depends_on:
+            return None
+        parent_spec = self.schema.spec(spec.depends_on)
+        source = row if row is not None and self.schema.is_column(spec.depends_on) else self.form.fields
+        value = source.get(spec.depends_on)
+        if parent_spec is None or _blank(value):
+            return None
+        return match_choice(parent_spec, str(value))
+
+    def field(self, spec: FieldSpec, value: object, values: dict[str, object], row: int | None,
+              scope: str, labels: dict[str, str]) -> None:
+        if _blank(value):
+            if spec.is_required(self.kinds):
+                self.reasons.append(reason("form.missing_field", _detail(scope, spec.id, row), field=spec.label,
+                                           where=_where(row)))
+            return
+        parent = self.parent(spec, values if scope == "user" else None)
+        problem = check_value(spec, value, self.today, parent)
+        check = spec.type
+        if problem is None and spec.multi:
+            count = len(value) if isinstance(value, list) else 1
+            if count < spec.min_values:
+                problem, check = MIN_VALUES.format(count=spec.min_values), "min_values"
+            elif spec.max_values is not None and count > spec.max_values:
+                problem, check = MAX_VALUES.format(count=spec.max_values), "max_values"
+        if problem is None and isinstance(value, date):
+            problem, check = self.date_rules(spec, value, values, labels)
+        if problem:
+            self.reasons.append(reason("form.invalid_field", _detail(scope, spec.id, row, check), field=spec.label,
+                                       where=_where(row), problem=problem))
+
+    def date_rules(self, spec: FieldSpec, value: date, values: dict[str, object],
+                   labels: dict[str, str]) -> tuple[str | None, str]:
+        if spec.not_before:
+            other = values.get(spec.not_before)
+            if isinstance(other, date) and value < other:
+                return DATE_ORDER.format(other=labels[spec.not_before]), "date_order"
+        if spec.not_in_past and value < self.today:
+            return DATE_PAST, "not_in_past"
+        if spec.max_days_ahead is not None and (value - self.today).days > spec.max_days_ahead:
+            return DATE_AHEAD.format(days=spec.max_days_ahead), "max_days_ahead"
+        return None, ""
+
+
 def validate_form(
     form: ParsedForm,
     schema: FormSchema,
@@ -405,7 +301,7 @@ def validate_form(
 
     ``form_kinds`` are the request kinds the mail's subject allows (from the pack's request type);
     ``request_type_label`` is how that request type reads in a sentence. Reasons name the field
-    label and the user row, never the value.
+    label, the row and the column, never the value.
     """
     reasons: list[Reason] = []
     checked = [k for k in getattr(form, "kinds_checked", []) or ([form.kind] if form.kind else [])]
@@ -425,38 +321,90 @@ def validate_form(
     # Required-ness follows the form's own kind when it has exactly one; otherwise the subject's.
     kinds = checked if len(checked) == 1 else list(form_kinds)
 
+    checker = _Checker(form, schema, today, kinds)
+    field_labels = {f.id: f.label for f in schema.fields}
     for spec in schema.fields:
-        value = form.fields.get(spec.id)
-        if _blank(value):
-            if spec.is_required(kinds):
-                reasons.append(reason("form.missing_field", _detail("field", spec.id), field=spec.label, where=""))
-            continue
-        problem = check_value(spec, value, today)
-        if problem:
-            reasons.append(reason("form.invalid_field", _detail("field", spec.id, check=spec.type),
-                                  field=spec.label, where="", problem=problem))
+        checker.field(spec, form.fields.get(spec.id), form.fields, None, "field", field_labels)
+    reasons.extend(checker.reasons)
 
-    if not form.users:
+    table = schema.users
+    rows = len(form.users)
+    if not form.users and table.min_rows >= 1:
         reasons.append(reason("form.no_users", "users=0"))
-    by_id = {c.id: c for c in schema.users.columns}
+    elif rows < table.min_rows:
+        reasons.append(reason("form.too_few_rows", f"rows={rows} min={table.min_rows}", table=table.title,
+                              count=rows, min=table.min_rows))
+    if table.max_rows is not None and rows > table.max_rows:
+        reasons.append(reason("form.too_many_rows", f"rows={rows} max={table.max_rows}", table=table.title,
+                              count=rows, max=table.max_rows))
+
+    checker.reasons = []
+    column_labels = {c.id: c.label for c in table.columns}
     for position, user in enumerate(form.users, start=1):
         row = user.get("row") if isinstance(user.get("row"), int) else position
-        for spec in schema.users.columns:
-            value = user.get(spec.id)
-            if _blank(value):
-                if spec.is_required(kinds):
-                    reasons.append(reason("form.missing_field", _detail("user", spec.id, row),
-                                          field=spec.label, where=_where(row)))
-                continue
-            problem = check_value(spec, value, today)
-            if problem is None and spec.not_before and isinstance(value, date):
-                other = user.get(spec.not_before)
-                if isinstance(other, date) and value < other:
-                    problem = DATE_ORDER.format(other=by_id[spec.not_before].label)
-                    reasons.append(reason("form.invalid_field", _detail("user", spec.id, row, "date_order"),
-                                          field=spec.label, where=_where(row), problem=problem))
-                continue
-            if problem:
-                reasons.append(reason("form.invalid_field", _detail("user", spec.id, row, spec.type),
-                                      field=spec.label, where=_where(row), problem=problem))
+        for spec in table.columns:
+            checker.field(spec, user.get(spec.id), user, row, "user", column_labels)
+    reasons.extend(checker.reasons)
+    reasons.extend(_rules(form, schema, checked))
     return reasons
+
+
+# --- cross-field rules ----------------------------------------------------------------------------------
+
+
+def _same(spec: FieldSpec | None, value: object, target: str) -> bool:
+    if isinstance(value, bool):
+        return YES_NO.get(fold(target)) is value
+    if isinstance(value, list):
+        return any(_same(spec, v, target) for v in value)
+    if _blank(value):
+        return False
+    text = str(value)
+    if spec is not None and spec.type == "choice":
+        text = match_choice(spec, text) or text
+    elif spec is not None and spec.type == "action":
+        text = spec.action(text) or text
+    return fold(text) == fold(target)
+
+
+def _rules(form: ParsedForm, schema: FormSchema, checked: list[str]) -> list[Reason]:
+    reasons: list[Reason] = []
+    for i, rule in enumerate(schema.rules):
+        per_row = any(schema.is_column(n) for n in rule.names)
+        scopes: list[tuple[int | None, dict[str, object]]] = (
+            [(u.get("row") if isinstance(u.get("row"), int) else n, u) for n, u in enumerate(form.users, start=1)]
+            if per_row else [(None, {})]
+        )
+        for row, values in scopes:
+            if _broken(rule, form, schema, checked, values):
+                where = f"Rad {row}: " if row is not None else ""
+                detail = f"rule={i} kind={rule.kind} field={rule.field or ','.join(rule.fields)}"
+                detail += f" row={row}" if row is not None else ""
+                reasons.append(reason("form.rule", detail, message=rule.message, where=where))
+    return reasons
+
+
+def _broken(rule: Rule, form: ParsedForm, schema: FormSchema, checked: list[str], row: dict[str, object]) -> bool:
+    def get(name: str) -> object:
+        if name == schema.kind.id:
+            return list(checked)
+        if schema.is_column(name):
+            return row.get(name)
+        return form.fields.get(name)
+
+    def holds(cond) -> bool:
+        return any(_same(schema.spec(cond.field), get(cond.field), v) for v in cond.values)
+
+    if rule.when is not None and not holds(rule.when):
+        return False
+    if rule.unless is not None and holds(rule.unless):
+        return False
+    if rule.kind == "forbid_value":
+        return _same(schema.spec(rule.field), get(rule.field), rule.value)
+    if rule.kind == "requires":
+        return _blank(get(rule.field))
+    total = 0
+    for name in rule.fields:
+        value = get(name)
+        total += len(value) if isinstance(value, list) else (0 if _blank(value) else 1)
+    return total > rule.count if rule.kind == "at_most" else total < rule.count

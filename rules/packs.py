@@ -177,7 +177,7 @@ def load_pack(folder: str | Path) -> Routine:
 
     form_schema = None
     if (folder / "form.toml").exists():
-        from rules.forms import FormSchemaError, load_form_schema
+        from parsers.schema import FormSchemaError, load_form_schema
 
         try:
             form_schema = load_form_schema(folder / "form.toml")

@@ -38,3 +38,34 @@ def test_command_documented(command):
 def test_readme_starts_with_the_two_commands():
     head = README.split("\n## ", 1)[0]
     assert "make demo" in head and "make test" in head
+
+
+# --- form.toml: every key the form loader accepts is documented (README, "### form.toml") -------------
+
+from parsers.schema import FIELD_TYPES, FORM_KEYS, RULE_KINDS  # noqa: E402
+
+FORM_DOC = README.split("\n### form.toml\n", 1)[-1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+
+
+def test_form_chapter_exists():
+    assert "\n## Writing a routine pack\n" in README and "\n### form.toml\n" in README
+
+
+@pytest.mark.parametrize("key", FORM_KEYS)
+def test_form_key_documented(key):
+    assert f"`{key}`" in FORM_DOC
+
+
+@pytest.mark.parametrize("name", sorted(FIELD_TYPES) + list(RULE_KINDS))
+def test_form_type_and_rule_kind_documented(name):
+    assert f"`{name}`" in FORM_DOC
+
+
+def test_form_worked_example_loads():
+    import tomllib
+
+    from parsers.schema import form_schema_from_dict
+
+    example = FORM_DOC.split("```toml\n", 1)[1].split("```", 1)[0]
+    schema = form_schema_from_dict(tomllib.loads(example), "README.md")
+    assert schema.parties == ("attestant",) and schema.users.action is not None and schema.rules

@@ -44,7 +44,7 @@ def test_fixture_reads_as_filled(name: str) -> None:
 def test_extract_form_uses_the_sandbox_and_gives_the_same_form(name: str) -> None:
     att = Attachment(Path(name).name, "application/octet-stream", (FORMS / name).read_bytes())
     outcome = extract_form([att], SCHEMA)
-    assert outcome.reasons == []
+    assert outcome.problems == []
     assert outcome.attachment is att
     direct = extract_form([att], SCHEMA, sandbox=False)
     assert outcome.form == direct.form
@@ -184,4 +184,55 @@ def test_a_workbook_without_the_forms_labels_is_not_the_form() -> None:
                                                                         ["4010", 1200]]))
     outcome = extract_form([att], SCHEMA, sandbox=False)
     assert outcome.form is None
-    assert [r.code for r in outcome.reasons] == ["attachment.missing"]
+    assert [p.kind for p in outcome.problems] == ["missing"]
+
+
+# --- one sandbox per mail, a cap on Office files ----------------------------------------------------------
+
+
+def test_all_files_of_a_mail_share_one_sandbox_and_a_death_costs_only_its_own_file() -> None:
+    from parsers.sandbox import SandboxError, parse_bounded_many
+    from tests.parsers.test_attachments import large_legit_xlsx
+
+    good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
+    word = (FORMS / "filled" / "blank_new_1user.docx").read_bytes()
+    results = parse_bounded_many([("xlsx", good), ("xlsx", large_legit_xlsx()), ("docx", word)], SCHEMA,
+                                 memory_bytes=100 * 1024 * 1024)
+    assert [type(r).__name__ for r in results] == ["FormData", "SandboxError", "FormData"]
+    assert results[1].kind == "memory"
+    assert results[0] == parse_in_process("xlsx", good, SCHEMA)  # the file before the death keeps its answer
+    assert results[2] == parse_in_process("docx", word, SCHEMA)  # a fresh child reads the rest
+    assert isinstance(results[1], SandboxError)
+
+
+def test_the_time_limit_is_for_the_whole_mail() -> None:
+    from parsers.sandbox import parse_bounded_many
+
+    good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
+    results = parse_bounded_many([("xlsx", good)] * 3, SCHEMA, timeout_s=0.05)
+    assert [getattr(r, "kind", None) for r in results] == ["timeout"] * 3
+
+
+def test_a_hostile_file_beside_the_form_is_unreadable_and_the_reason_names_only_it() -> None:
+    from parsers.attachments import AttachmentLimits
+    from rules.forms import find_form
+    from tests.parsers.test_attachments import large_legit_xlsx
+
+    atts = [Attachment("blankett.xlsx", "", (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()),
+            Attachment("stor.xlsx", "", large_legit_xlsx())]
+    found = find_form(atts, SCHEMA, AttachmentLimits(sandbox_memory_bytes=100 * 1024 * 1024))
+    assert [(r.code, "memory" in r.detail) for r in found.reasons] == [("form.unreadable", True)]
+
+
+@pytest.mark.parametrize(("count", "codes"), [(5, ["attachment.multiple_forms"]), (6, ["attachment.too_many"])])
+def test_more_office_files_than_allowed_are_not_parsed(count: int, codes: list[str]) -> None:
+    from rules.forms import find_form
+
+    good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
+    atts = [Attachment(f"b{i}.xlsx", "", good) for i in range(count)] + [Attachment("logo.png", "image/png",
+                                                                                    b"\x89PNG\r\n\x1a\n" + b"0" * 64)]
+    found = find_form(atts, SCHEMA, sandbox=False)
+    assert [r.code for r in found.reasons] == codes
+    if count == 6:
+        assert found.reasons[0].message.startswith("Meddelandet har 6 Word- eller Excel-filer som bilagor.")
+        assert "b0" not in found.reasons[0].message
