@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from parsers.errors import IntakeError
 
-class ConfigError(ValueError):
+
+class ConfigError(IntakeError, ValueError):
     """The configuration file is missing, unreadable or has a bad key."""
 
 
@@ -93,6 +95,9 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "batch_size": (int, 50),
         "timeout": ((int, float), 30),
         "max_message_bytes": (int, 25 * 1024 * 1024),
+        # The routine that answers mail whose subject fits no routine; required when more than one
+        # routine is enabled, else the only one.
+        "default_routine": (str, ""),
     },
     "mailbox.folders": {
         "accepted": (str, "Intake/Accepted"),
@@ -172,13 +177,166 @@ _CHOICES = {
 }
 
 
+# -- typed sections: ``config.mailbox.default_routine`` as well as ``config["mailbox"]["default_routine"]`` --
+
+
+@dataclass(frozen=True)
+class StoreSection:
+    path: str
+
+
+@dataclass(frozen=True)
+class FoldersSection:
+    accepted: str
+    rejected: str
+    ignored: str
+    held: str
+    personal_data: str
+    personal_data_action: str
+
+
+@dataclass(frozen=True)
+class MailboxSection:
+    kind: str
+    path: str
+    host: str
+    port: int
+    username: str
+    password: str
+    password_env: str
+    tls: str
+    allow_plaintext: bool
+    ca_file: str
+    folder: str
+    batch_size: int
+    timeout: int | float
+    max_message_bytes: int
+    default_routine: str
+    folders: FoldersSection
+
+
+@dataclass(frozen=True)
+class RoutinesSection:
+    enabled: tuple[str, ...]
+    extra_dirs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RepliesSection:
+    from_address: str
+    from_name: str
+    own_addresses: tuple[str, ...]
+    max_age_days: int | float
+    rate_limit_per_hour: int
+
+
+@dataclass(frozen=True)
+class SendersSection:
+    allowed_domains: tuple[str, ...]
+    trusted_domains: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OutboxSection:
+    kind: str
+    dir: str
+    interval_seconds: int
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class SmtpSection:
+    host: str
+    port: int
+    username: str
+    password: str
+    password_env: str
+    tls: str
+    allow_plaintext: bool
+    ca_file: str
+    timeout: int | float
+
+
+@dataclass(frozen=True)
+class PollSection:
+    interval_seconds: int
+    lock_path: str
+
+
+@dataclass(frozen=True)
+class PersonalDataSection:
+    reject_threshold: float
+    hold_threshold: float
+    person_hsa_suffixes: tuple[str, ...]
+    detect_names: bool
+
+
+@dataclass(frozen=True)
+class LoggingSection:
+    level: str
+
+
+@dataclass(frozen=True)
+class WebSection:
+    host: str
+    port: int
+    secret_key: str
+    secret_key_env: str
+    secure_cookies: bool
+    trusted_proxy_header: str
+    trusted_proxies: tuple[str, ...]
+    session_hours: int | float
+
+
+@dataclass(frozen=True)
+class RetentionSection:
+    days: int
+
+
+#: Section name -> its typed class (``mailbox.folders`` is reached as ``config.mailbox.folders``).
+SECTION_TYPES: dict[str, type] = {
+    "store": StoreSection, "mailbox": MailboxSection, "mailbox.folders": FoldersSection,
+    "routines": RoutinesSection, "replies": RepliesSection, "senders": SendersSection, "outbox": OutboxSection,
+    "smtp": SmtpSection, "poll": PollSection, "personal_data": PersonalDataSection, "logging": LoggingSection,
+    "web": WebSection, "retention": RetentionSection,
+}
+
+
+def _typed_section(name: str, sections: dict[str, dict[str, Any]]) -> Any:
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in sections[name].items()}
+    if name == "mailbox":
+        values["folders"] = _typed_section("mailbox.folders", sections)
+    return SECTION_TYPES[name](**values)
+
+
 @dataclass(frozen=True)
 class Config:
-    """The whole configuration, as sections of plain values, plus where relative paths start."""
+    """The whole configuration, checked once, up front.
+
+    Read it typed (``config.mailbox.default_routine``, ``config.mailbox.folders.held``) or, as older
+    code does, by section (``config["mailbox"]["default_routine"]``): both see the same values.
+    """
 
     sections: dict[str, dict[str, Any]]
     base_dir: Path = field(default_factory=Path.cwd)
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    store: StoreSection = field(init=False, repr=False)
+    mailbox: MailboxSection = field(init=False, repr=False)
+    routines: RoutinesSection = field(init=False, repr=False)
+    replies: RepliesSection = field(init=False, repr=False)
+    senders: SendersSection = field(init=False, repr=False)
+    outbox: OutboxSection = field(init=False, repr=False)
+    smtp: SmtpSection = field(init=False, repr=False)
+    poll: PollSection = field(init=False, repr=False)
+    personal_data: PersonalDataSection = field(init=False, repr=False)
+    logging: LoggingSection = field(init=False, repr=False)
+    web: WebSection = field(init=False, repr=False)
+    retention: RetentionSection = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in SECTION_TYPES:
+            if "." not in name:
+                object.__setattr__(self, name, _typed_section(name, self.sections))
 
     def __getitem__(self, section: str) -> dict[str, Any]:
         return self.sections[section]
@@ -263,6 +421,7 @@ def from_mapping(
                 raise ConfigError(f"mailbox.{key}: missing (needed when mailbox.kind = \"imap\")")
     if sections["outbox"]["kind"] == "smtp" and not sections["smtp"]["host"]:
         raise ConfigError('smtp.host: missing (needed when outbox.kind = "smtp")')
+    _check_default_routine(sections)
     if "@" not in sections["replies"]["from_address"]:
         raise ConfigError("replies.from_address: not an email address")
     _check_values(sections)
@@ -319,6 +478,23 @@ def _check_values(sections: dict[str, dict[str, Any]]) -> None:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             raise ConfigError(f"web.trusted_proxies: {proxy!r} is not an address or network") from None
+
+
+def _check_default_routine(sections: dict[str, dict[str, Any]]) -> None:
+    """``mailbox.default_routine`` names an enabled routine; it may be left out only when one is enabled."""
+    enabled = sections["routines"]["enabled"]
+    if not enabled:
+        raise ConfigError("routines.enabled: at least one routine is needed")
+    if len(set(enabled)) != len(enabled):
+        raise ConfigError("routines.enabled: a routine is listed twice")
+    mailbox = sections["mailbox"]
+    if not mailbox["default_routine"]:
+        if len(enabled) > 1:
+            raise ConfigError("mailbox.default_routine: missing (needed when more than one routine is enabled: "
+                              "it answers mail whose subject fits none)")
+        mailbox["default_routine"] = enabled[0]
+    elif mailbox["default_routine"] not in enabled:
+        raise ConfigError(f"mailbox.default_routine: {mailbox['default_routine']!r} is not one of routines.enabled")
 
 
 def load(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:

@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from parsers.errors import IntakeError
 from rules.identity import is_hsa_id, parse_identity_number
 from rules.reasons import Reason, reason
 
@@ -26,7 +27,7 @@ _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED_COLUMN_IDS = {"row"}  # ParsedForm user rows carry their table row number under "row"
 
 
-class FormSchemaError(ValueError):
+class FormSchemaError(IntakeError, ValueError):
     """A form.toml is missing, malformed or inconsistent; the message names the file and key."""
 
 
