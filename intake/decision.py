@@ -67,6 +67,12 @@ class Decision:
         return self.personal_data or bool(self.unsure_personal_data)
 
     @property
+    def subject_withheld(self) -> bool:
+        """Store no subject: it holds personal data, or may and the mail was rejected anyway."""
+        return "subject.personal_data" in self.codes or any(
+            r.code == "subject.possible_personal_data" for r in self.unsure_personal_data)
+
+    @property
     def codes(self) -> list[str]:
         return [r.code for r in self.reasons]
 
