@@ -158,7 +158,10 @@ def _judge(
     if result.ignored is not None:
         return replace(base, bounce_of=tuple(result.ignored.data or ()))
     if not mail.sender:
-        # Nobody to answer and nobody to open a ticket for: recorded under no routine.
+        # Nobody to answer and nobody to open a ticket for: recorded under no routine, never accepted
+        # (even by a pack whose chain leaves out the sender_missing check).
+        if base.verdict != "rejected":
+            base = replace(base, verdict="rejected", reasons=(reason("sender.missing"),))
         return base
     if result.joined is not None:
         target = result.joined  # a follow-up to one of our tickets joins it instead of opening a new one

@@ -1,8 +1,10 @@
 """Routine packs: a routine (subjects, request types, queues, form, reply texts) as data.
 
 A pack is a folder with ``pack.toml``, an optional ``form.toml`` (the form schema) and
-``templates/`` (Jinja2 reply texts in Swedish). Packs are loaded and checked at start-up; a bad
-pack is a :class:`PackError` naming the file and the key, so nothing starts half-configured.
+``templates/`` (Jinja2 reply texts in Swedish). ``pack.toml`` may declare the routine's check chain
+(``[[chain]]`` rows, see :mod:`rules.checks`); without one the pack gets the default chain. Packs are
+loaded and checked at start-up; a bad pack is a :class:`PackError` naming the file and the key, so
+nothing starts half-configured.
 """
 
 from __future__ import annotations

@@ -44,13 +44,22 @@ class Param:
     kind: type
     description: str
     default: Any = None  # None: the check falls back to the configuration (its description says which)
+    between: tuple[float, float] | None = None  # allowed range of a number
 
-    def accepts(self, value: Any) -> bool:
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is not acceptable for this parameter, or None when it is."""
         if self.kind is list:
-            return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+            ok = isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+            return None if ok else "expected a list of non-empty strings"
         if self.kind is float:
-            return isinstance(value, int | float) and not isinstance(value, bool)
-        return isinstance(value, self.kind) and (self.kind is bool or not isinstance(value, bool))
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+        else:
+            ok = isinstance(value, self.kind) and (self.kind is bool or not isinstance(value, bool))
+        if not ok:
+            return f"expected {self.kind.__name__}"
+        if self.between is not None and not self.between[0] <= value <= self.between[1]:
+            return f"must be between {self.between[0]:g} and {self.between[1]:g}"
+        return None
 
 
 CheckFunction = Callable[["Facts", Mapping[str, Any]], list[Hit]]

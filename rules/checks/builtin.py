@@ -61,9 +61,9 @@ def _finding_detail(findings: list[Any]) -> str:
     "Personal data in the subject or body text: a clear finding hits, an uncertain one is held for a handler.",
     params=(
         Param("reject_threshold", float, "score from which a finding is clear (default: "
-              "personal_data.reject_threshold)"),
+              "personal_data.reject_threshold)", between=(0.0, 1.0)),
         Param("hold_threshold", float, "score from which a finding is uncertain (default: "
-              "personal_data.hold_threshold)"),
+              "personal_data.hold_threshold)", between=(0.0, 1.0)),
     ),
 )
 def personal_data(facts: Facts, params: Mapping[str, Any]) -> list[Hit]:

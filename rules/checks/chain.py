@@ -85,9 +85,9 @@ def parse_chain(rows: Any) -> tuple[ChainRow, ...]:
             if spec is None:
                 known = ", ".join(p.name for p in check.params) or "none"
                 raise ChainError(f"{here}.params.{key}: unknown parameter of check {name} (it takes: {known})")
-            if not spec.accepts(value):
-                what = "a list of strings" if spec.kind is list else spec.kind.__name__
-                raise ChainError(f"{here}.params.{key}: expected {what}")
+            problem = spec.problem(value)
+            if problem:
+                raise ChainError(f"{here}.params.{key}: {problem}")
         out.append(ChainRow(check, action, dict(params)))
     return tuple(out)
 

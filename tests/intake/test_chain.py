@@ -128,3 +128,13 @@ def test_uncertain_subject_beside_a_rejection_keeps_no_subject(fresh_store):
 def test_uncertain_finding_alone_is_still_held_with_its_text():
     d = decide(make_mail("MittVaccin – felsökning", UNSURE_BODY), load_packs(["mittvaccin"]), now=NOW)
     assert (d.verdict, d.codes, d.metadata_only) == ("held", ["body.possible_personal_data"], False)
+
+
+def test_a_chain_without_sender_missing_still_never_accepts_mail_without_a_sender(both):
+    from dataclasses import replace
+
+    from rules.checks import parse_chain
+
+    lax = replace(both[1], chain=parse_chain([{"check": "subject", "action": "reject"}]))
+    d = judge(make_mail("Kedjetest – fråga", sender=None), [both[0], lax])
+    assert (d.verdict, d.codes, d.reply, d.routine) == ("rejected", ["sender.missing"], None, None)

@@ -128,3 +128,10 @@ def test_check_with_two_routines_answers_in_the_default_routines_name(tmp_path):
     assert out["verdict"] == "rejected" and [r["code"] for r in out["reasons"]] == ["subject.unknown"]
     assert "Kedjetestsupporten" in out["reply"]["body"]
     assert "Kedjetest – fråga" in out["reply"]["body"] and "MittVaccin – Behörighet avslut" in out["reply"]["body"]
+
+
+def test_check_shows_which_checks_hit():
+    result = check(str(DEMO / "06-okant-amne.eml"))
+    [line] = [x for x in result.output.splitlines() if x.startswith("checks:")]
+    assert line.split(None, 1)[1] == ("auto_reply miss, sender_missing miss, personal_data miss, followup miss, "
+                                      "sender_domain miss, subject reject, form miss")

@@ -246,6 +246,10 @@ def _pack_with_chain(tmp_path: Path, chain_toml: str) -> Path:
      "chain[0].action: 'reject' is not an action of check auto_reply (use ignore, hold)"),
     ('[[chain]]\ncheck = "personal_data"\naction = "reject"\nparams = { reject_threshold = "high" }\n',
      "chain[0].params.reject_threshold: expected float"),
+    ('[[chain]]\ncheck = "personal_data"\naction = "reject"\nparams = { hold_threshold = 5 }\n',
+     "chain[0].params.hold_threshold: must be between 0 and 1"),
+    ('[[chain]]\ncheck = "sender_domain"\naction = "reject"\nparams = { domains = "a.example.test" }\n',
+     "chain[0].params.domains: expected a list of non-empty strings"),
     ('[[chain]]\ncheck = "subject"\n', "chain[0].action: missing"),
     ('[[chain]]\ncheck = "subject"\naction = "reject"\nwhen = "always"\n',
      "chain[0].when: unknown key (a row has check, params, action)"),
@@ -273,3 +277,16 @@ def test_test_pack_declares_its_own_chain():
         ("subject", "reject"), ("sender_domain", "hold")]
     assert pack.chain[2].params == {"reject_threshold": 0.99}
     assert set(ROW_KEYS) == {"check", "params", "action"}
+
+
+def test_checks_and_the_error_base_import_nothing_above_them():
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    for path in [*sorted((root / "rules" / "checks").glob("*.py")), root / "parsers" / "errors.py"]:
+        tree = ast.parse(path.read_text("utf-8"))
+        names = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
+        assert not [m for m in names if m.split(".")[0] == "intake"], path
+        if path.parent.name == "parsers":
+            assert not [m for m in names if m.split(".")[0] in ("rules", "intake")], path
