@@ -265,14 +265,17 @@ def packs_list(ctx: click.Context) -> None:
 
     Example: intake packs list
     """
-    from rules.packs import available_packs, load_pack
+    from rules.packs import PackError, available_packs, load_pack
 
     config = _load(ctx)
     found = available_packs([config.base_dir / Path(d) for d in config.routines.extra_dirs])
     for pack_id, folder in sorted(found.items()):
         marks = [m for m, on in (("enabled", pack_id in config.routines.enabled),
                                  ("default", pack_id == config.mailbox.default_routine)) if on]
-        name = load_pack(folder).name
+        try:
+            name = load_pack(folder).name
+        except PackError as exc:  # list the others all the same; the line says what is wrong
+            name = f"(broken: {' '.join(str(exc).split())})"
         click.echo(f"{pack_id:20} {name}  " + (f"[{', '.join(marks)}]  " if marks else "") + str(folder))
 
 

@@ -135,3 +135,15 @@ def test_check_shows_which_checks_hit():
     [line] = [x for x in result.output.splitlines() if x.startswith("checks:")]
     assert line.split(None, 1)[1] == ("auto_reply miss, sender_missing miss, personal_data miss, followup miss, "
                                       "sender_domain miss, subject reject, form miss")
+
+
+def test_packs_list_shows_a_broken_pack_without_failing(tmp_path):
+    (tmp_path / "packs" / "trasig").mkdir(parents=True)
+    (tmp_path / "packs" / "trasig" / "pack.toml").write_text('id = "trasig"\n')
+    conf = tmp_path / "intake.toml"
+    conf.write_text('[routines]\nextra_dirs = ["packs"]\n')
+    result = CliRunner().invoke(main, ["-c", str(conf), "packs", "list"])
+    assert result.exit_code == 0
+    lines = {line.split()[0]: line for line in result.output.splitlines()}
+    assert "(broken: " in lines["trasig"] and "ref_prefix: missing" in lines["trasig"]
+    assert "[enabled, default]" in lines["mittvaccin"]
