@@ -1,30 +1,30 @@
-"""The ``intake`` command: a thin click layer over the library. Errors become one line, not a traceback."""
+"""The ``intake`` command: a thin click layer over the library.
+
+The click group is the one error boundary: any :class:`~intake.errors.IntakeError` raised below it (a bad
+config key, a bad pack, an unknown ticket, a mailbox that cannot be reached, ...) becomes one line on
+stderr and exit status 1, never a traceback. Nothing below the commands calls ``sys.exit``.
+"""
 
 from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import click
 
 from intake import config as config_mod
-from intake.config import Config, ConfigError
-from intake.lock import AlreadyRunningError
-from intake.sources.base import SourceError
-from intake.store import NotFoundError
-from rules.packs import PackError
-
-_EXPECTED = (ConfigError, PackError, AlreadyRunningError, SourceError, NotFoundError)
+from intake.config import Config
+from intake.errors import IntakeError
 
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
-        except _EXPECTED as exc:
-            raise click.ClickException(str(exc)) from None
+        except IntakeError as exc:
+            # One line: multi-line messages (a TOML error quoting the file) are folded.
+            raise click.ClickException(" ".join(str(exc).split())) from None
 
 
 def _load(ctx: click.Context) -> Config:
@@ -89,7 +89,7 @@ def poll(ctx: click.Context, once: bool, no_send: bool) -> None:
             sent = make_outbox(config, store, routines).send_due()
             click.echo(f"outbox: {sent.summary()}")
     if result.errors:
-        sys.exit(1)
+        ctx.exit(1)
 
 
 @main.command()
@@ -119,6 +119,8 @@ def check(ctx: click.Context, file: str, as_json: bool) -> None:
     click.echo(f"routine:      {decision.routine or '-'}")
     click.echo(f"request type: {decision.request_type or '-'}")
     click.echo(f"queue:        {decision.queue or '-'}")
+    if decision.trail:
+        click.echo("checks:       " + ", ".join(f"{name} {outcome}" for name, outcome in decision.trail))
     for r in decision.reasons:
         click.echo(f"reason:       {r.code}: {r.message}" + (f" [{r.detail}]" if r.detail else ""))
     if decision.form is not None:
@@ -240,6 +242,47 @@ def forms(routine: str, out_dir: str) -> None:
         raise click.ClickException(f"routine {routine} has no form")
     for path in write_blank_forms(pack.form_schema, pack.form_name, Path(out_dir)):
         click.echo(str(path))
+
+
+@main.group()
+def packs() -> None:
+    """Look at routine packs."""
+
+
+@packs.command("check")
+@click.argument("folder", type=click.Path(file_okay=False))
+def packs_check(folder: str) -> None:
+    """Check the pack in FOLDER (pack.toml, form.toml, templates, chain) without running anything.
+
+    Prints "ok", or one line naming the file and the key at fault (exit status 1).
+
+    Example: intake packs check ./packs/ministop
+    """
+    from rules.packs import load_pack
+
+    load_pack(folder)
+    click.echo("ok")
+
+
+@packs.command("list")
+@click.pass_context
+def packs_list(ctx: click.Context) -> None:
+    """List the packs the bot can find (built in and in routines.extra_dirs), which are enabled, which is default.
+
+    Example: intake packs list
+    """
+    from rules.packs import PackError, available_packs, load_pack
+
+    config = _load(ctx)
+    found = available_packs([config.base_dir / Path(d) for d in config.routines.extra_dirs])
+    for pack_id, folder in sorted(found.items()):
+        marks = [m for m, on in (("enabled", pack_id in config.routines.enabled),
+                                 ("default", pack_id == config.mailbox.default_routine)) if on]
+        try:
+            name = load_pack(folder).name
+        except PackError as exc:  # list the others all the same; the line says what is wrong
+            name = f"(broken: {' '.join(str(exc).split())})"
+        click.echo(f"{pack_id:20} {name}  " + (f"[{', '.join(marks)}]  " if marks else "") + str(folder))
 
 
 @main.command()

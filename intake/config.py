@@ -12,12 +12,14 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, make_dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from parsers.errors import IntakeError
 
-class ConfigError(ValueError):
+
+class ConfigError(IntakeError, ValueError):
     """The configuration file is missing, unreadable or has a bad key."""
 
 
@@ -94,6 +96,9 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "batch_size": (int, 50),
         "timeout": ((int, float), 30),
         "max_message_bytes": (int, 25 * 1024 * 1024),
+        # The routine that answers mail whose subject fits no routine; required when more than one
+        # routine is enabled, else the only one.
+        "default_routine": (str, ""),
     },
     "mailbox.folders": {
         "accepted": (str, "Intake/Accepted"),
@@ -179,13 +184,55 @@ _CHOICES = {
 }
 
 
+# -- typed sections: ``config.mailbox.default_routine`` as well as ``config["mailbox"]["default_routine"]`` --
+
+
+def _section_type(name: str) -> type:
+    """A frozen dataclass for one section, made from :data:`SCHEMA` so the two never drift apart."""
+    fields_ = []
+    for key, (kind, _default) in SCHEMA[name].items():
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        fields_.append((key, tuple if list in kinds else kinds[0]))
+    for sub in SCHEMA:
+        if sub.startswith(name + "."):
+            fields_.append((sub.split(".", 1)[1], Any))
+    cls_name = "".join(part.title() for part in name.replace(".", "_").split("_")) + "Section"
+    return make_dataclass(cls_name, fields_, frozen=True)
+
+
+#: Section name -> its typed class (``mailbox.folders`` is reached as ``config.mailbox.folders``).
+SECTION_TYPES: dict[str, type] = {name: _section_type(name) for name in SCHEMA}
+
+
+def _typed_section(name: str, sections: dict[str, dict[str, Any]]) -> Any:
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in sections[name].items()}
+    for sub in SECTION_TYPES:
+        if sub.startswith(name + ".") and sub in sections:
+            values[sub.split(".", 1)[1]] = _typed_section(sub, sections)
+    return SECTION_TYPES[name](**values)
+
+
 @dataclass(frozen=True)
 class Config:
-    """The whole configuration, as sections of plain values, plus where relative paths start."""
+    """The whole configuration, checked once, up front.
+
+    Read it typed (``config.mailbox.default_routine``, ``config.mailbox.folders.held``) or, as older
+    code does, by section (``config["mailbox"]["default_routine"]``): both see the same values.
+    """
 
     sections: dict[str, dict[str, Any]]
     base_dir: Path = field(default_factory=Path.cwd)
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # One typed attribute per top-level section of SCHEMA (``config.mailbox``, ``config.register``, ...),
+    # set in __post_init__.
+
+    def __post_init__(self) -> None:
+        for name in SECTION_TYPES:
+            if "." not in name:
+                object.__setattr__(self, name, _typed_section(name, self.sections))
+
+    def __getattr__(self, name: str) -> Any:  # only reached before __post_init__ or for a typo
+        raise AttributeError(f"configuration has no section {name!r}")
 
     def __getitem__(self, section: str) -> dict[str, Any]:
         return self.sections[section]
@@ -270,6 +317,7 @@ def from_mapping(
                 raise ConfigError(f"mailbox.{key}: missing (needed when mailbox.kind = \"imap\")")
     if sections["outbox"]["kind"] == "smtp" and not sections["smtp"]["host"]:
         raise ConfigError('smtp.host: missing (needed when outbox.kind = "smtp")')
+    _check_default_routine(sections)
     if "@" not in sections["replies"]["from_address"]:
         raise ConfigError("replies.from_address: not an email address")
     _check_values(sections)
@@ -329,6 +377,23 @@ def _check_values(sections: dict[str, dict[str, Any]]) -> None:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             raise ConfigError(f"web.trusted_proxies: {proxy!r} is not an address or network") from None
+
+
+def _check_default_routine(sections: dict[str, dict[str, Any]]) -> None:
+    """``mailbox.default_routine`` names an enabled routine; it may be left out only when one is enabled."""
+    enabled = sections["routines"]["enabled"]
+    if not enabled:
+        raise ConfigError("routines.enabled: at least one routine is needed")
+    if len(set(enabled)) != len(enabled):
+        raise ConfigError("routines.enabled: a routine is listed twice")
+    mailbox = sections["mailbox"]
+    if not mailbox["default_routine"]:
+        if len(enabled) > 1:
+            raise ConfigError("mailbox.default_routine: missing (needed when more than one routine is enabled: "
+                              "it answers mail whose subject fits none)")
+        mailbox["default_routine"] = enabled[0]
+    elif mailbox["default_routine"] not in enabled:
+        raise ConfigError(f"mailbox.default_routine: {mailbox['default_routine']!r} is not one of routines.enabled")
 
 
 def load(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +54,23 @@ class Decision:
     ticket_ref: str | None = None  # set only for a confirmed follow-up: the ticket it joins
     personal_data: bool = False  # True when rejected for personal data: store metadata only
     bounce_of: tuple[str, ...] = ()  # Message-IDs a bounce names: which of our replies failed
+    # Rejected for another reason while an uncertain personal-data finding was also there (issue 10):
+    # the finding's reasons, for staff. Such a mail is stored like a personal-data rejection (metadata only).
+    unsure_personal_data: tuple[Reason, ...] = ()
+    reply_routine: str | None = None  # the routine in whose name the mail is answered (default when none fits)
+    offered: tuple[Any, ...] = ()  # routines whose subjects a rejection lists (all served, when none fitted)
+    trail: tuple[tuple[str, str], ...] = ()  # (check, "miss" or the action its hit took), in chain order
+
+    @property
+    def metadata_only(self) -> bool:
+        """Keep no raw text of this mail: rejected for personal data, or rejected beside an uncertain finding."""
+        return self.personal_data or bool(self.unsure_personal_data)
+
+    @property
+    def subject_withheld(self) -> bool:
+        """Store no subject: it holds personal data, or may and the mail was rejected anyway."""
+        return "subject.personal_data" in self.codes or any(
+            r.code == "subject.possible_personal_data" for r in self.unsure_personal_data)
 
     @property
     def codes(self) -> list[str]:
@@ -94,23 +111,3 @@ def content_hash(raw: bytes) -> str:
     """
     body = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)
     return hashlib.sha256(body[1].rstrip() if len(body) > 1 else b"").hexdigest()
-
-
-def verdict_of(reasons: list[Reason], held: bool, ignored: bool) -> str:
-    """One place decides the verdict from the rules' hits (Mailman's chain, as a table)."""
-    if ignored:
-        return "ignored"
-    if reasons:
-        return "rejected"
-    if held:
-        return "held"
-    return "accepted"
-
-
-@dataclass
-class Hits:
-    """What the rules found while judging one mail, collected before the verdict is taken."""
-
-    rejections: list[Reason] = field(default_factory=list)
-    held: list[Reason] = field(default_factory=list)
-    ignored: Reason | None = None

@@ -6,8 +6,10 @@ import fcntl
 import os
 from pathlib import Path
 
+from parsers.errors import IntakeError
 
-class AlreadyRunningError(RuntimeError):
+
+class AlreadyRunningError(IntakeError, RuntimeError):
     """Another intake process holds the lock on this database."""
 
 

@@ -1,31 +1,32 @@
 """The decision core: one raw mail and the routines in, one :class:`Decision` out.
 
 ``decide`` is pure: it touches no network, database or clock that it is not handed (``now``,
-and ``lookup`` for follow-ups). Rules only record hits; :func:`intake.decision.verdict_of`
-takes the verdict in one place. Any exception from a parser becomes a rejected decision with
-``mail.unparseable``, never an exception out of the poll.
+and ``lookup`` for follow-ups). It parses the mail once, builds the :class:`~rules.checks.Facts`
+the checks look at, runs the routine's check chain (``rules/checks``; the pack's ``[[chain]]`` or
+the default chain) and turns the chain's result into a decision. Any exception from a parser
+becomes a rejected decision with ``mail.unparseable``, never an exception out of the poll.
 """
 
 from __future__ import annotations
 
 import email
 import email.policy
-import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from intake.decision import Decision, Hits, message_key, verdict_of
+from intake.decision import Decision, message_key
 from parsers.mail import MailLimits, ParsedMail, UnparseableMail, _storable, parse_mail
+from rules.checks import Facts, FollowupLookup, run_chain
+from rules.forms import FormJudgement, judge_form
 from rules.loops import auto_reply_block
 from rules.packs import RequestType, Routine
-from rules.personal_data import PersonalDataConfig, describe, scan
+from rules.personal_data import PersonalDataConfig
 from rules.reasons import Reason, reason
 from rules.subject import match_subject
 
-#: lookup(ticket_ref, in_reply_to_ids) -> {"ref", "requester", "routine", "request_type", "queue"} or None
-FollowupLookup = Callable[[str | None, list[str]], dict[str, Any] | None]
+__all__ = ["FollowupLookup", "Settings", "decide", "default_routine"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Settings:
     personal_data: PersonalDataConfig = field(default_factory=PersonalDataConfig)
     mail_limits: MailLimits = field(default_factory=MailLimits)
     max_message_bytes: int = 25 * 1024 * 1024
+    default_routine: str = ""  # mailbox.default_routine; "" only when one routine is served
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:
@@ -53,6 +55,7 @@ class Settings:
             max_age=timedelta(days=replies["max_age_days"]) if replies["max_age_days"] else None,
             personal_data=PersonalDataConfig.from_mapping(pd),
             max_message_bytes=config["mailbox"]["max_message_bytes"],
+            default_routine=config["mailbox"]["default_routine"],
         )
 
 
@@ -66,48 +69,82 @@ def _header_block(raw: bytes) -> bytes | None:
     return head if len(head) <= HEADER_READ_LIMIT else None
 
 
+def default_routine(routines: Sequence[Routine], name: str | None) -> Routine:
+    """The routine named ``name`` among ``routines``; with no name, the only routine there is.
+
+    With several routines and no name this is an error, never a silent "the first one": which routine
+    answers mail whose subject fits none is configuration (``mailbox.default_routine``).
+    """
+    if not routines:
+        raise ValueError("decide needs at least one routine")
+    if not name:
+        if len(routines) > 1:
+            raise ValueError("several routines are served: name the default one (mailbox.default_routine)")
+        return routines[0]
+    for routine in routines:
+        if routine.id == name:
+            return routine
+    raise ValueError(f"default routine {name!r} is not among the routines served")
+
+
 def decide(
     raw: bytes,
-    routines: list[Routine],
+    routines: Sequence[Routine],
     *,
+    default: str | None = None,
     settings: Settings | None = None,
     now: datetime | None = None,
     received: datetime | None = None,
     lookup: FollowupLookup | None = None,
     size: int | None = None,
+    lookups: Mapping[str, Callable[..., Any]] | None = None,
 ) -> Decision:
     """Judge one raw mail against ``routines``. Never raises for any input bytes.
 
-    ``size`` is the mail's real size when ``raw`` is only its header (mail over the size cap).
+    ``default`` names the routine that answers mail whose subject fits none (else
+    ``settings.default_routine``; it may be left out only when one routine is served). ``size`` is
+    the mail's real size when ``raw`` is only its header (mail over the size cap). ``lookups`` are
+    further read-only lookups the shell offers the checks, by name.
     """
     settings = settings or Settings()
-    if not routines:
-        raise ValueError("decide needs at least one routine")
+    fallback = default_routine(routines, default or settings.default_routine)
     try:
         if max(len(raw), size or 0) > settings.max_message_bytes:
-            return _too_large(raw, max(len(raw), size or 0), routines[0], settings)
+            return _too_large(raw, max(len(raw), size or 0), fallback, settings, routines)
         mail = parse_mail(raw, settings.mail_limits)
     except UnparseableMail as exc:
-        return _unparseable(raw, routines[0], settings, str(exc))
+        return _unparseable(raw, fallback, settings, str(exc), routines)
     except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the poll
-        return _unparseable(raw, routines[0], settings, f"parser error: {type(exc).__name__}")
+        return _unparseable(raw, fallback, settings, f"parser error: {type(exc).__name__}", routines)
     try:
-        return _judge(raw, mail, routines, settings, now, received, lookup)
+        return _judge(raw, mail, tuple(routines), fallback, settings, now, received, lookup, lookups or {})
     except Exception as exc:  # noqa: BLE001 - same: record it, answer it, go on
-        return _unparseable(raw, routines[0], settings, f"rule error: {type(exc).__name__}")
+        return _unparseable(raw, fallback, settings, f"rule error: {type(exc).__name__}", routines)
 
 
 def _judge(
     raw: bytes,
     mail: ParsedMail,
-    routines: list[Routine],
+    routines: tuple[Routine, ...],
+    fallback: Routine,
     settings: Settings,
     now: datetime | None,
     received: datetime | None,
     lookup: FollowupLookup | None,
+    lookups: Mapping[str, Callable[..., Any]],
 ) -> Decision:
+    routine, rtype, match = _match(mail.subject, routines)
+    facts = Facts(
+        raw=raw, mail=mail, routines=routines, default=fallback, routine=routine, request_type=rtype,
+        match=match, now=now or datetime.now(), own_addresses=settings.own_addresses,
+        allowed_domains=settings.allowed_domains, trusted_domains=settings.trusted_domains,
+        personal_data=settings.personal_data, followup_lookup=lookup, lookups=lookups,
+        form_judge=(lambda: _judge_form(mail, routine, rtype, now)) if routine and rtype else None,
+    )
+    served = facts.served_routine
+    result = run_chain(served.chain, facts, served.reason_overrides)
     base = Decision(
-        verdict="accepted",
+        verdict=result.verdict,
         message_key=message_key(mail.message_id, raw),
         message_id=mail.message_id,
         sender=mail.sender,
@@ -115,110 +152,43 @@ def _judge(
         sent_at=mail.date if isinstance(mail.date, datetime) else None,
         in_reply_to=mail.in_reply_to,
         references=tuple(mail.references),
+        reasons=result.reasons,
+        findings=facts.findings_seen,
+        trail=tuple(result.trail),
     )
-    hits = Hits()
-
-    # 1. Mail that must never be answered: auto-replies, bounces, lists, our own.
-    block = auto_reply_block(
-        mail.headers, mail.sender, mail.content_type, settings.own_addresses,
-        return_path=(mail.headers.get("return-path") or [None])[0],
-    )
-    if block is not None:
-        bounce_of = _named_message_ids(raw) if block.code == "mail.bounce" else ()
-        return replace(base, verdict="ignored", reasons=(block,), bounce_of=bounce_of)
-
-    # 2. Which routine and request type the subject names (or a ticket it follows up).
-    routine, rtype, match = _match(mail.subject, routines)
+    if result.ignored is not None:
+        return replace(base, bounce_of=tuple(result.ignored.data or ()))
     if not mail.sender:
-        return replace(base, verdict="rejected", reasons=(reason("sender.missing"),))
-    policy = (routine or routines[0]).reason_overrides
+        # Nobody to answer and nobody to open a ticket for: recorded under no routine, never accepted
+        # (even by a pack whose chain leaves out the sender_missing check).
+        if base.verdict != "rejected":
+            base = replace(base, verdict="rejected", reasons=(reason("sender.missing"),))
+        return base
+    if result.joined is not None:
+        target = result.joined  # a follow-up to one of our tickets joins it instead of opening a new one
+        return replace(base, routine=target["routine"], request_type=target.get("request_type"),
+                       queue=target.get("queue"), ticket_ref=target["ref"])
 
-    # 3. Personal data in the subject or body: clear findings reject, uncertain ones hold.
-    findings = scan(
-        mail.subject, mail.body_text, sender_name=mail.sender_name, sender_address=mail.sender,
-        today=(now or datetime.now()).date(), config=settings.personal_data,
-    )
-    if mail.html_text:
-        # What an Outlook reader sees is the HTML part: a finding only there counts as well.
-        seen = {f.category for f in findings if f.location == "body"}
-        html_findings = scan("", mail.html_text, sender_name=mail.sender_name, sender_address=mail.sender,
-                             today=(now or datetime.now()).date(), config=settings.personal_data)
-        findings += [f for f in html_findings if f.location == "body" and f.category not in seen]
-    base = replace(base, findings=tuple(findings))
-    pd = settings.personal_data
-    for location, code in (("subject", "subject.personal_data"), ("body", "body.personal_data")):
-        clear = [f for f in findings if f.location == location and f.score >= pd.reject_threshold]
-        unsure = [
-            f for f in findings if f.location == location and pd.hold_threshold <= f.score < pd.reject_threshold
-        ]
-        if clear:
-            hits.rejections.append(
-                reason(code, detail=_finding_detail(clear), overrides=policy, what=describe(clear))
-            )
-        elif unsure:
-            hits.held.append(
-                reason(f"{location}.possible_personal_data", detail=_finding_detail(unsure), what=describe(unsure))
-            )
-
-    # 4. A follow-up to one of our tickets joins that ticket instead of opening a new one.
-    followup = _followup(mail, match, lookup, settings)
-    if followup is not None and not hits.rejections:
-        return replace(
-            base,
-            verdict=verdict_of([], bool(hits.held), False),
-            routine=followup["routine"],
-            request_type=followup.get("request_type"),
-            queue=followup.get("queue"),
-            reasons=tuple(hits.held),
-            ticket_ref=followup["ref"],
-        )
-
-    # 5. Sender policy.
-    if settings.allowed_domains and mail.sender.rsplit("@", 1)[-1] not in settings.allowed_domains:
-        hits.rejections.append(
-            reason("sender.not_allowed", overrides=policy, detail="domain not in senders.allowed_domains")
-        )
-
-    # 6. Subject convention.
-    if rtype is None:
-        code = "subject.missing" if not mail.subject.strip() else "subject.unknown"
-        hits.rejections.insert(0, reason(code, overrides=policy))
-
-    # 7. The form, for request types that need one.
-    form = form_attachment = None
-    if routine is not None and rtype is not None and rtype.needs_form:
-        form, form_attachment, form_reasons = _check_form(mail, routine, rtype, now)
-        hits.rejections.extend(form_reasons)
-
-    verdict = verdict_of(hits.rejections, bool(hits.held), False)
+    judged = facts.form_judged
+    rejected = base.verdict == "rejected"
     decision = replace(
         base,
-        verdict=verdict,
-        routine=(routine or routines[0]).id if verdict != "rejected" or routine else None,
+        routine=routine.id if routine else None,
         request_type=rtype.id if rtype else None,
         queue=rtype.queue if rtype else None,
-        reasons=tuple(hits.rejections or hits.held),
-        form=form,
-        form_attachment=form_attachment if verdict != "rejected" else None,
-        personal_data=any(r.code.endswith(".personal_data") for r in hits.rejections),
+        form=judged.form if judged else None,
+        form_attachment=judged.attachment if judged and not rejected else None,
+        personal_data=any(r.code.endswith(".personal_data") for r in result.rejections),
+        # An uncertain finding beside a rejection is not dropped: the mail keeps no raw text (issue 10).
+        unsure_personal_data=tuple(r for r in result.held if r.code.endswith(".possible_personal_data"))
+        if rejected else (),
+        reply_routine=served.id,
+        offered=routines if rtype is None else (),
     )
-    return _with_reply(decision, routine or routines[0], rtype, now, received, settings)
+    return _with_reply(decision, served, rtype, now, received, settings)
 
 
-_MESSAGE_ID = re.compile(rb"<[^<>\s@]{1,250}@[^<>\s@]{1,250}>")
-
-
-def _named_message_ids(raw: bytes, limit: int = 50) -> tuple[str, ...]:
-    """Message-IDs anywhere in a bounce (its returned headers name the mail that failed)."""
-    seen: dict[str, None] = {}
-    for m in _MESSAGE_ID.finditer(raw[: 1024 * 1024]):
-        seen.setdefault(m.group().decode("ascii", "replace"), None)
-        if len(seen) >= limit:
-            break
-    return tuple(seen)
-
-
-def _match(subject: str, routines: list[Routine]) -> tuple[Routine | None, RequestType | None, Any]:
+def _match(subject: str, routines: Sequence[Routine]) -> tuple[Routine | None, RequestType | None, Any]:
     first = None
     for routine in routines:
         match = match_subject(subject, routine.conventions())
@@ -228,38 +198,9 @@ def _match(subject: str, routines: list[Routine]) -> tuple[Routine | None, Reque
     return None, None, first
 
 
-def _finding_detail(findings: list[Any]) -> str:
-    # Categories and places only: the value never leaves the mail.
-    parts = [f"{f.category}@{'subject' if f.line is None else 'line ' + str(f.line)}" for f in findings]
-    return ", ".join(parts)
-
-
-def _followup(
-    mail: ParsedMail, match: Any, lookup: FollowupLookup | None, settings: Settings
-) -> dict[str, Any] | None:
-    if lookup is None:
-        return None
-    ids = [i for i in [mail.in_reply_to, *mail.references] if i]
-    ref = match.ticket_ref if match else None
-    if not ref and not ids:
-        return None
-    target = lookup(ref, ids)
-    if target is None:
-        return None
-    domain = mail.sender.rsplit("@", 1)[-1]
-    if mail.sender == (target.get("requester") or "").lower() or domain in settings.trusted_domains:
-        return target
-    return None
-
-
-def _check_form(
-    mail: ParsedMail, routine: Routine, rtype: RequestType, now: datetime | None
-) -> tuple[Any, Any, list[Reason]]:
-    from rules.forms import judge_form
-
-    j = judge_form(mail.attachments, routine.form_schema, form_kinds=list(rtype.form_kinds),
-                   request_type_label=rtype.label, today=(now or datetime.now()).date())
-    return j.form, j.attachment, list(j.reasons)
+def _judge_form(mail: ParsedMail, routine: Routine, rtype: RequestType, now: datetime | None) -> FormJudgement:
+    return judge_form(mail.attachments, routine.form_schema, form_kinds=list(rtype.form_kinds),
+                      request_type_label=rtype.label, today=(now or datetime.now()).date())
 
 
 def _with_reply(
@@ -284,19 +225,21 @@ def _with_reply(
     return replace(decision, reply=reply)
 
 
-def _unparseable(raw: bytes, routine: Routine, settings: Settings, detail: str) -> Decision:
+def _unparseable(raw: bytes, routine: Routine, settings: Settings, detail: str,
+                 served: Sequence[Routine] = ()) -> Decision:
     why = reason("mail.unparseable", detail=detail, overrides=routine.reason_overrides)
-    return _from_headers(raw, why, routine, settings)
+    return _from_headers(raw, why, routine, settings, served)
 
 
-def _too_large(raw: bytes, size: int, routine: Routine, settings: Settings) -> Decision:
+def _too_large(raw: bytes, size: int, routine: Routine, settings: Settings, served: Sequence[Routine] = ()) -> Decision:
     limit = settings.max_message_bytes
     why = reason("mail.too_large", detail=f"{size} bytes > {limit}", overrides=routine.reason_overrides,
                  size_mb=f"{size / 1e6:.1f}", limit_mb=f"{limit / 1e6:.0f}")
-    return _from_headers(raw, why, routine, settings)
+    return _from_headers(raw, why, routine, settings, served)
 
 
-def _from_headers(raw: bytes, why: Reason, routine: Routine, settings: Settings) -> Decision:
+def _from_headers(raw: bytes, why: Reason, routine: Routine, settings: Settings,
+                  served: Sequence[Routine] = ()) -> Decision:
     """A rejection of mail we could not read, judged from its header block alone.
 
     It is answered only when the whole header block was read and shows no auto-reply, list or bounce.
@@ -319,7 +262,7 @@ def _from_headers(raw: bytes, why: Reason, routine: Routine, settings: Settings)
     except Exception:  # noqa: BLE001 - a header we cannot read: record it, and when in doubt, do not answer
         readable = False
     decision = Decision(verdict="rejected", message_key=message_key(mid, raw), message_id=mid, sender=sender,
-                        reasons=(why,))
+                        reasons=(why,), reply_routine=routine.id, offered=tuple(served))
     if block is not None:
         return replace(decision, verdict="ignored", reasons=(why, block))
     if not sender or not readable:

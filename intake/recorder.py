@@ -40,7 +40,7 @@ class Recorder:
             again = store.find_message(decision.message_key)
             if again is not None:
                 return Recorded(again["id"], new=False, ticket_ref=None, outbox_id=None)
-            subject_pd = "subject.personal_data" in decision.codes
+            subject_pd = decision.subject_withheld
             message_pk = db["messages"].insert({
                 "message_key": decision.message_key,
                 "content_hash": digest or content_hash(fetched.raw if fetched.raw is not None else fetched.header),
@@ -61,7 +61,7 @@ class Recorder:
                 "recorded_at": now_iso,
                 # Mail rejected for personal data is kept as metadata only, and so is mail we could not
                 # read: its content was never scanned (the mail itself stays in its folder on the server).
-                "raw": None if decision.personal_data or _unread(decision) else fetched.raw,
+                "raw": None if decision.metadata_only or _unread(decision) else fetched.raw,
             }).last_pk
             store.add_event("received", message_id=message_pk, at=now_iso,
                             data={"verdict": decision.verdict, "reasons": decision.codes})

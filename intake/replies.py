@@ -48,6 +48,9 @@ def render_reply(
         "reasons": decision.reasons,
         "attach_form": attach_form,
         "note": note,
+        # The routines whose subjects a rejection lists: every routine the mailbox serves when the
+        # subject fitted none, else this one.
+        "offered": getattr(decision, "offered", ()) or (routine,),
     }
     if kind == "ack":
         template = rtype.ack_template if rtype else routine.templates["rejection"]

@@ -20,6 +20,7 @@ from intake.decision import Decision
 from intake.recorder import Recorder
 from intake.replies import new_message_id, render_reply
 from intake.store import NotFoundError, Store
+from parsers.errors import IntakeError
 from rules.packs import Routine
 
 STATUSES = ("new", "in_progress", "waiting", "done", "rejected")
@@ -42,7 +43,7 @@ EXPORT_COLUMNS = ("ref", "routine", "request_type", "queue", "status", "requeste
                   "created_at", "updated_at", "closed_at", "purged_at")
 
 
-class TicketError(ValueError):
+class TicketError(IntakeError, ValueError):
     """An action that is not allowed in the ticket's (or message's) present state."""
 
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from parsers.errors import IntakeError
 
-class FormSchemaError(ValueError):
+
+class FormSchemaError(IntakeError, ValueError):
     """A form.toml is missing, malformed or inconsistent; the message names the file and key."""
 
 

@@ -1,8 +1,10 @@
 """Routine packs: a routine (subjects, request types, queues, form, reply texts) as data.
 
 A pack is a folder with ``pack.toml``, an optional ``form.toml`` (the form schema) and
-``templates/`` (Jinja2 reply texts in Swedish). Packs are loaded and checked at start-up; a bad
-pack is a :class:`PackError` naming the file and the key, so nothing starts half-configured.
+``templates/`` (Jinja2 reply texts in Swedish). ``pack.toml`` may declare the routine's check chain
+(``[[chain]]`` rows, see :mod:`rules.checks`); without one the pack gets the default chain. Packs are
+loaded and checked at start-up; a bad pack is a :class:`PackError` naming the file and the key, so
+nothing starts half-configured.
 """
 
 from __future__ import annotations
@@ -16,14 +18,25 @@ from typing import Any
 
 import jinja2
 
+from parsers.errors import IntakeError
+from rules.checks import ChainError, ChainRow, default_chain, parse_chain
 from rules.reasons import catalogue
 
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 _PREFIX = re.compile(r"^[A-Z]{1,5}$")
 
 
-class PackError(ValueError):
-    """A routine pack is missing, malformed or inconsistent."""
+class PackError(IntakeError, ValueError):
+    """A routine pack is missing, malformed or inconsistent; the message names the file and the key."""
+
+
+#: Every top-level key pack.toml accepts (each is documented in the README, "Writing a routine pack").
+PACK_KEYS = (
+    "id", "name", "ref_prefix", "desk_name", "form_name", "queues", "request_types", "templates",
+    "reply_subjects", "reasons", "chain",
+)
+#: The keys of one ``[[request_types]]`` table.
+REQUEST_TYPE_KEYS = ("id", "subject", "label", "when", "queue", "needs_form", "form_kinds", "ack_template")
 
 
 @dataclass(frozen=True)
@@ -56,7 +69,7 @@ class Routine:
     reason_overrides: dict[str, str]
     path: Path
     form_schema: Any = None  # rules.forms.FormSchema when the pack has a form.toml
-    personal_data: dict[str, Any] = field(default_factory=dict)
+    chain: tuple[ChainRow, ...] = field(default_factory=default_chain)  # the checks, in order ([[chain]])
 
     def request_type(self, type_id: str) -> RequestType:
         for rt in self.request_types:
@@ -104,6 +117,10 @@ def load_pack(folder: str | Path) -> Routine:
     except tomllib.TOMLDecodeError as exc:
         raise PackError(f"{where}: not valid TOML ({exc})") from None
 
+    unknown_keys = sorted(set(data) - set(PACK_KEYS))
+    if unknown_keys:
+        hint = " (set the personal_data check's params in [[chain]])" if unknown_keys[0] == "personal_data" else ""
+        raise PackError(f"{where}: {unknown_keys[0]}: unknown key{hint}")
     pack_id = _need(data, "id", str, where)
     if not _ID.match(pack_id):
         raise PackError(f"{where}: id: must be lower-case letters, digits and _")
@@ -128,9 +145,7 @@ def load_pack(folder: str | Path) -> Routine:
         queue = _need(rt, "queue", str, here)
         if queue not in queues:
             raise PackError(f"{here}: queue: {queue!r} is not one of the pack's queues")
-        unknown = set(rt) - {
-            "id", "subject", "label", "when", "queue", "needs_form", "form_kinds", "ack_template",
-        }
+        unknown = set(rt) - set(REQUEST_TYPE_KEYS)
         if unknown:
             raise PackError(f"{here}: {sorted(unknown)[0]}: unknown key")
         types.append(
@@ -205,8 +220,19 @@ def load_pack(folder: str | Path) -> Routine:
         reason_overrides=overrides,
         path=folder,
         form_schema=form_schema,
-        personal_data=dict(data.get("personal_data", {})),
+        chain=load_chain(data, where),
     )
+
+
+def load_chain(data: dict[str, Any], where: str) -> tuple[ChainRow, ...]:
+    """The pack's ``[[chain]]`` rows, checked (unknown check, parameter or action: :class:`PackError`),
+    or the default chain when it declares none."""
+    if "chain" not in data:
+        return default_chain()
+    try:
+        return parse_chain(data["chain"])
+    except ChainError as exc:
+        raise PackError(f"{where}: {exc}") from None
 
 
 def builtin_pack_dir() -> Path:

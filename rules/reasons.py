@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import string
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -20,9 +20,18 @@ class Reason:
     code: str
     message: str
     detail: str = ""
+    # The placeholders' values (labels, counts, positions), kept so a routine pack's override of the
+    # sentence can be applied later, once, when a check's hits are collected (see ``with_overrides``).
+    params: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+        return {"code": self.code, "message": self.message, "detail": self.detail}
+
+    def with_overrides(self, overrides: dict[str, str] | None) -> Reason:
+        """This reason with its sentence taken from ``overrides`` (a pack's ``[reasons]``) when it has one."""
+        if not overrides or self.code not in overrides:
+            return self
+        return reason(self.code, self.detail, overrides, **dict(self.params))
 
 
 class UnknownReasonError(KeyError):
@@ -54,4 +63,5 @@ def reason(code: str, detail: str = "", overrides: dict[str, str] | None = None,
     if template is None:
         raise UnknownReasonError(code)
     message = string.Formatter().vformat(template, (), _Lenient({k: str(v) for k, v in params.items()}))
-    return Reason(code=code, message=message, detail=detail)
+    return Reason(code=code, message=message, detail=detail,
+                  params=tuple((k, str(v)) for k, v in params.items()))

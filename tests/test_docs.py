@@ -69,3 +69,45 @@ def test_form_worked_example_loads():
     example = FORM_DOC.split("```toml\n", 1)[1].split("```", 1)[0]
     schema = form_schema_from_dict(tomllib.loads(example), "README.md")
     assert schema.parties == ("attestant",) and schema.users.action is not None and schema.rules
+# -- routine packs: every pack.toml key the loader accepts and every registered check -----------------
+
+
+def _pack_keys():
+    from rules.checks import ROW_KEYS
+    from rules.packs import PACK_KEYS, REQUEST_TYPE_KEYS
+
+    return ([*PACK_KEYS] + [f"request_types.{k}" for k in REQUEST_TYPE_KEYS] + [f"chain.{k}" for k in ROW_KEYS])
+
+
+def _pack_chapter() -> str:
+    assert "\n## Writing a routine pack\n" in README
+    return README.split("\n## Writing a routine pack\n", 1)[1].split("\n## ", 1)[0]
+
+
+@pytest.mark.parametrize("key", _pack_keys())
+def test_pack_key_documented(key):
+    assert f"| `{key}` |" in _pack_chapter()
+
+
+def _checks():
+    from rules.checks import registry
+
+    return sorted(registry().items())
+
+
+@pytest.mark.parametrize(("name", "check"), _checks())
+def test_check_documented_with_its_parameters(name, check):
+    chapter = _pack_chapter()
+    row = next((line for line in chapter.splitlines() if line.startswith(f"| `{name}` |")), None)
+    assert row is not None, f"check {name} is not in the check table"
+    for param in check.params:
+        assert f"`{param.name}`" in row
+    for action in check.actions:
+        assert f"`{action}`" in row
+
+
+def test_default_chain_documented():
+    from rules.checks import DEFAULT_CHAIN
+
+    text = " ".join(_pack_chapter().split())
+    assert "; ".join(f"`{name}` → {action}" for name, action in DEFAULT_CHAIN) in text

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from parsers.errors import IntakeError
+
 
 @dataclass(frozen=True)
 class FetchedMail:
@@ -24,7 +26,7 @@ class FetchedMail:
     header: bytes = b""
 
 
-class SourceError(Exception):
+class SourceError(IntakeError):
     """The mailbox could not be reached or refused a command; the message names the command."""
 
 

@@ -11,9 +11,10 @@ from typing import Any
 import sqlite_utils
 
 from intake.store.migrations import MIGRATIONS
+from parsers.errors import IntakeError
 
 
-class NotFoundError(LookupError):
+class NotFoundError(IntakeError, LookupError):
     """No ticket or message with that reference."""
 
 

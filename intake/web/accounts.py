@@ -11,6 +11,7 @@ from typing import Any
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from intake.store import NotFoundError, Store
+from parsers.errors import IntakeError
 
 ROLES = ("handler", "admin")
 MIN_PASSWORD = 12
@@ -24,7 +25,7 @@ _NAME = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 _DUMMY_HASH = generate_password_hash("not a real password", method="scrypt")
 
 
-class AccountError(ValueError):
+class AccountError(IntakeError, ValueError):
     """A bad user name, role or password."""
 
 

@@ -95,3 +95,53 @@ def test_values_that_would_fail_later_are_refused_up_front(data, message):
 def test_bad_pattern_is_refused_up_front():
     with pytest.raises(config.ConfigError, match="person_hsa_suffixes: '\\(' is not a regular expression"):
         config.from_mapping({"personal_data": {"person_hsa_suffixes": ["("]}})
+
+
+# -- the default routine and typed access --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"routines": {"enabled": ["mittvaccin", "chaintest"]}},
+         "mailbox.default_routine: missing (needed when more than one routine is enabled: it answers mail whose "
+         "subject fits none)"),
+        ({"mailbox": {"default_routine": "ministop"}},
+         "mailbox.default_routine: 'ministop' is not one of routines.enabled"),
+        ({"routines": {"enabled": []}}, "routines.enabled: at least one routine is needed"),
+        ({"routines": {"enabled": ["mittvaccin", "mittvaccin"]}}, "routines.enabled: a routine is listed twice"),
+    ],
+)
+def test_default_routine_is_checked_at_start_up(data, message):
+    with pytest.raises(config.ConfigError) as err:
+        config.from_mapping(data)
+    assert str(err.value) == message
+
+
+def test_the_only_routine_is_the_default():
+    assert config.from_mapping({}).mailbox.default_routine == "mittvaccin"
+    both = config.from_mapping({"routines": {"enabled": ["mittvaccin", "chaintest"]},
+                                "mailbox": {"default_routine": "chaintest"}})
+    assert both.mailbox.default_routine == both["mailbox"]["default_routine"] == "chaintest"
+
+
+def test_typed_access_sees_the_same_values_as_sections():
+    c = config.from_mapping({"mailbox": {"port": 1993, "folders": {"held": "Review"}},
+                             "senders": {"allowed_domains": ["kommun.example.test"]}})
+    assert c.mailbox.port == c["mailbox"]["port"] == 1993
+    assert c.mailbox.folders.held == c["mailbox.folders"]["held"] == "Review"
+    assert c.senders.allowed_domains == ("kommun.example.test",)
+    for name, section_type in config.SECTION_TYPES.items():
+        fields = set(section_type.__dataclass_fields__) - {"folders"}
+        assert fields == set(config.SCHEMA[name]), name
+
+
+def test_a_pack_error_at_start_up_is_one_line(tmp_path):
+    folder = tmp_path / "packs" / "mittvaccin"
+    folder.mkdir(parents=True)
+    (folder / "pack.toml").write_text('id = "mittvaccin"\nref_prefix = "mv"\n')
+    path = tmp_path / "intake.toml"
+    path.write_text('[routines]\nextra_dirs = ["packs"]\n')
+    result = CliRunner().invoke(main, ["-c", str(path), "check", str(path)])
+    assert result.exit_code == 1
+    assert result.output == f"Error: {folder / 'pack.toml'}: ref_prefix: must be 1-5 upper-case letters\n"

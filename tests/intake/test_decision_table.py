@@ -58,6 +58,11 @@ def _cases() -> dict[str, bytes]:
         SUBJECTS["new"], held_body, message_id="<form.held@halmstad.example.test>",
         attachments=[form_attachment("filled/blank_new_1user.xlsx")],
     )
+    # An uncertain finding beside another rejection is not dropped: the mail keeps no raw text (issue 10).
+    cases["support/held-order-number-unknown-subject"] = make_mail(
+        "Fråga om inloggning", held_body, message_id="<support.held.unknown@halmstad.example.test>")
+    cases["form/held-order-number-no-form@new"] = make_mail(
+        SUBJECTS["new"], held_body, message_id="<form.held.noform@halmstad.example.test>")
     cases["form/two-forms@new"] = make_mail(
         SUBJECTS["new"], "Hej!\nTvå blanketter.\nEva", message_id="<form.two@halmstad.example.test>",
         attachments=[form_attachment("filled/blank_new_1user.xlsx"), form_attachment("filled/blank_new_1user.docx")],
@@ -75,6 +80,7 @@ def _row(raw: bytes) -> dict[str, object]:
         "reply": d.reply.kind if d.reply is not None else None,
         "routine": d.routine,
         "request_type": d.request_type,
+        "metadata_only": d.metadata_only,
     }
 
 
