@@ -1,7 +1,15 @@
 """Identity numbers (personnummer, samordningsnummer) and reserve numbers in mail text.
 
 The check digit and the date come from ``rules.identity``; this module decides from the context
-whether a valid number is a person's (not an order, account or phone number, nor a timestamp).
+whether a valid number is a person's (not an order, account or phone number, nor a timestamp). Three
+shapes need more than one match of ``_NUMBER``:
+
+- a number a mail client wrapped over a line break ("19121212-" / "1212", also inside "> " quotes and
+  after a quoted-printable soft break "="): joined again at the break (``_wrapped``);
+- a reserve number written only in digits but named as one ("reservnr 991212-1234"): found from the
+  word (``_named_reserve``), whatever the digits;
+- a date and a time in a file name or a log line ("skärmdump_20240513-1430.png"): a timestamp, not a
+  small child's personnummer (``_is_timestamp``).
 """
 
 from __future__ import annotations
@@ -14,7 +22,8 @@ from rules.personal_data.birth_dates import plain_date
 from rules.personal_data.text import Hit, LineIndex
 from rules.personal_data.words_data import alternation
 
-_SEP_CHARS = re.escape(SEPARATORS.replace(" ", "").replace("\u00a0", "").replace("+", ""))
+_DASHES = SEPARATORS.replace(" ", "").replace("\u00a0", "").replace("+", "")
+_SEP_CHARS = re.escape(_DASHES)
 # A date (6 digits, optionally after a century) and a four-character serial, with at most one
 # separator; a dash may have a space on either side ("19121212 - 1212").
 _NUMBER = re.compile(
@@ -34,56 +43,200 @@ _ORDER_CONTEXT = re.compile(
     rf"(?i:\b(?:{alternation('order_context')})\.?\s?(?:nr|nummer|no|#)?\.?)\s*[:#.=]?\s*$"
 )
 
+# --- timestamps -------------------------------------------------------------------------------
+
+_RECENT = timedelta(days=3 * 366)  # a timestamp in a mail is from the last few years
+# On the same line: a word about logs, files or times, a log level, or a clock time ("14:30").
+_TIME_CONTEXT = re.compile(
+    rf"(?i:\b(?:{alternation('timestamp_context')})\b)|\b(?:INFO|WARN|WARNING|ERROR|DEBUG|TRACE|FATAL)\b"
+    r"|(?<![0-9])(?:[01]?[0-9]|2[0-3])[:.][0-5][0-9](?![0-9])"
+)
+# Seconds or a fraction right after the serial ("20240513-1430-12", "…1430:05", "…1430.123"), or a
+# file-name tail ("_1.png", ".jpg").
+_TIME_TAIL = re.compile(r"(?:[-:.][0-5][0-9](?![0-9])|[.,][0-9]{3}(?![0-9])|_|\.[A-Za-z][A-Za-z0-9]{1,4}\b)")
+_FILE_EXT = re.compile(
+    r"(?i:\.(?:png|jpe?g|gif|bmp|tiff?|heic|webp|pdf|txt|log|csv|tsv|xlsx?|docx?|pptx?|odt|ods|zip|"
+    r"7z|json|xml|html?|eml|msg|mp4|mov|avi|wav|mp3|bak|dmp))(?![A-Za-z0-9])"
+)
+
+
+def _clock(serial: str) -> bool:
+    return serial.isdigit() and int(serial[:2]) < 24 and int(serial[2:]) < 60
+
 
 def _looks_like_timestamp(serial: str, born: date, today: date) -> bool:
-    """YYYYMMDDhhmm of the last few years: a log or file timestamp, not a person."""
-    hh, mm = int(serial[:2]), int(serial[2:])
-    return hh < 24 and mm < 60 and (today - born) <= timedelta(days=3 * 366)
+    """YYYYMMDDhhmm of the last few years: the shape of a log or file timestamp."""
+    return _clock(serial) and (today - born) <= _RECENT
 
 
-def scan_numbers(text: str, today: date, line_start: LineIndex) -> list[Hit]:
-    """Identity and reserve numbers in masked ``text``."""
+def _in_file_name(text: str, start: int, end: int) -> bool:
+    """The number is part of a file name: glued to a word ("skärmdump_", "IMG-") or before an extension."""
+    before = text[start - 1] if start else " "
+    if before == "_" or before.isalpha() or (before in _DASHES and start > 1 and text[start - 2].isalnum()):
+        return True
+    token_end = end
+    while token_end < len(text) and not text[token_end].isspace() and token_end - end < 40:
+        token_end += 1
+    return bool(_FILE_EXT.search(text, end, token_end))
+
+
+def _is_timestamp(text: str, start: int, end: int, line: tuple[int, int], sep: str, pnr_context: bool) -> bool:
+    """A recent date and a clock time that the text shows to be a timestamp (the caller checked the shape).
+
+    In a file name it is always a timestamp; on a line about logs, files or times, or with seconds
+    after it, it is one unless a word like "pnr" stands before it; written with no separator or a
+    space it is one unless such a word does (the older rule: "Felet uppstod 202611231530").
+    """
+    if _in_file_name(text, start, end):
+        return True
+    if pnr_context:
+        return False
+    if sep in ("", " ") or _TIME_TAIL.match(text, end):
+        return True
+    return bool(_TIME_CONTEXT.search(text[line[0] : start]) or _TIME_CONTEXT.search(text, end, line[1]))
+
+
+# --- one number -------------------------------------------------------------------------------
+
+
+def _judge(m: re.Match[str], text: str, line: tuple[int, int], today: date) -> tuple[str, float] | None:
+    """The category and score of the candidate ``m`` on the line ``line`` (start, end) of ``text``."""
+    digits, serial = m.group("digits"), m.group("serial")
+    cent, yymmdd = (digits[:2], digits[2:]) if len(digits) == 8 else (None, digits)
+    if cent is not None and cent not in ("18", "19", "20"):
+        return None
+    raw_sep = m.group("sep") or ""
+    plus = "+" in raw_sep
+    sep = "+" if plus else ("" if not raw_sep else ("-" if raw_sep.strip() else " "))
+    pre = text[max(line[0], m.start() - 48) : m.start()]
+    if _ORG_CONTEXT.search(pre):
+        return None
+    order_context = bool(_ORDER_CONTEXT.search(pre))
+    pnr_context = bool(_PNR_CONTEXT.search(pre))
+    if serial.isdigit():
+        ident = parse_identity_number(f"{cent or ''}{yymmdd}{'-' if sep == ' ' else sep}{serial}", today)
+        if ident is None:
+            return None
+        score = 0.95 if (cent or sep in ("-", "+")) else 0.9
+        if order_context:
+            if not (cent and sep == "-"):
+                return None
+            score = 0.6
+        else:
+            if _looks_like_timestamp(serial, ident.birth_date, today) and _is_timestamp(
+                text, m.start(), m.end(), line, sep, pnr_context
+            ):
+                return None
+            if not pnr_context and not cent and yymmdd[0] == "0":
+                # Swedish phone numbers are ten digits starting with 0 as well: silenced by a
+                # phone word, and held rather than rejected when written without a dash.
+                if _PHONE_CONTEXT.search(pre):
+                    return None
+                if sep != "-":
+                    score = 0.6
+        return ident.kind, score
+    if order_context:
+        return None
+    letters = sum(c.isalpha() for c in serial)
+    if not 1 <= letters <= 2 or cent is None and not raw_sep and not pnr_context:
+        return None  # ten characters run together: too much like a product or order code
+    if plain_date(cent, yymmdd, plus, today) is None:
+        return None
+    return "reservnummer", 0.9 if (cent or pnr_context) else 0.8
+
+
+def _line_of(text: str, offset: int, lines: LineIndex) -> tuple[int, int]:
+    end = text.find("\n", offset)
+    return lines.start_of(offset), len(text) if end < 0 else end
+
+
+# --- numbers wrapped over a line break --------------------------------------------------------
+
+# A break a mail client may put inside a number: a quoted-printable soft break "=" (when the part
+# was shown undecoded), trailing spaces, the line break, and the next line's quote marks and indent.
+_WRAP = re.compile(
+    rf"(?<=[0-9{_SEP_CHARS}+])(?P<brk>(?P<qp>=)?(?P<space>[ \t\u00a0]*)\n(?:[ \t]*>)*[ \t]*)"
+    rf"(?=[0-9A-Za-z{_SEP_CHARS}+])"
+)
+_TAIL = 48 + 16  # the context window before a number, and the longest number
+
+
+def _wrapped(text: str, today: date, lines: LineIndex, taken: list[Hit]) -> list[Hit]:
+    """Numbers split over a line break, joined again; reported on the line they start on."""
+    hits: list[Hit] = []
+    for b in _WRAP.finditer(text):
+        start, brk_end = b.start(), b.end()
+        line_start = lines.start_of(start)
+        tail = text[max(line_start, start - _TAIL) : start]
+        next_end = text.find("\n", brk_end)
+        head = text[brk_end : (len(text) if next_end < 0 else next_end)][:40]
+        mid_run = tail[-1:].isdigit() and head[:1].isdigit()
+        # Broken at a space (a word wrap) the space is gone; broken inside a run of digits (a fixed
+        # column wrap, a soft break) nothing is: try both readings when a run of digits was cut.
+        glues = [" ", ""] if mid_run and not b.group("qp") else ([" "] if b.group("space") else [""])
+        for glue in glues:
+            joined = tail + glue + head
+            cut = len(tail)
+            found = None
+            for m in _NUMBER.finditer(joined):
+                if m.start() < cut < m.end() - len(glue):
+                    judged = _judge(m, joined, (0, len(joined)), today)
+                    if judged is not None:
+                        found = m, judged
+                    break
+            if found is None:
+                continue
+            m, (category, score) = found
+            offset = start - cut + m.start()
+            if any(s < brk_end and offset < e for _, _, _, s, e in taken):
+                break  # part of a number already found on one of the lines
+            if mid_run and glue == "" and not b.group("qp") and not (m.group("sep") or "").strip():
+                score = min(score, 0.6)  # digits only, cut at the break: less sure it is one number
+            hits.append((category, offset, score, offset, brk_end + (m.end() - cut - len(glue))))
+            break
+    return hits
+
+
+# --- reserve numbers named as such ------------------------------------------------------------
+
+# The word, then at most a few short words or signs on the same line ("reservnumret för patienten
+# är:"), or a colon and the next line; then digits shaped like an identity number (any date, any
+# check digit: reserve numbers follow each region's own scheme) or a run of 10 to 13 digits.
+_NAMED_RESERVE = re.compile(
+    rf"(?i:\b(?:{alternation('reserve_context')})\b)"
+    r"(?P<filler>(?:[ \t:=#|(,\u00a0]+[^\W\d_]{1,15}){0,4}?[ \t:=#|(,\u00a0.-]*(?:\n[ \t>]*)?)"
+    rf"(?P<value>(?<![0-9A-Za-z])(?:[0-9]{{6}}(?:[0-9]{{2}})?(?:[ \t\u00a0]?[{_SEP_CHARS}+][ \t\u00a0]?|[ \t\u00a0])?"
+    rf"[0-9A-Za-z]{{4,5}}|[0-9]{{10,13}})(?![0-9A-Za-z]))"
+)
+
+
+def _named_reserve(text: str, lines: LineIndex, taken: list[Hit]) -> list[Hit]:
+    hits: list[Hit] = []
+    for m in _NAMED_RESERVE.finditer(text):
+        value = m.group("value")
+        if sum(c.isalpha() for c in value) > 2:
+            continue  # a code, not a number
+        filler = m.group("filler")
+        if _ORDER_CONTEXT.search(filler) or _ORG_CONTEXT.search(filler) or _PHONE_CONTEXT.search(filler):
+            continue  # "reservnummer saknas, ärende 1234567890": the digits are something else
+        start, end = m.span("value")
+        if any(s < end and start < e for _, _, _, s, e in taken):
+            continue  # already found: a valid personnummer, or a reserve number with a letter
+        hits.append(("reservnummer", start, 0.9, start, end))
+    return hits
+
+
+# --- all numbers ------------------------------------------------------------------------------
+
+
+def scan_numbers(text: str, today: date, lines: LineIndex) -> list[Hit]:
+    """Identity and reserve numbers in masked ``text``, in order of offset."""
     hits: list[Hit] = []
     for m in _NUMBER.finditer(text):
-        digits, serial = m.group("digits"), m.group("serial")
-        cent, yymmdd = (digits[:2], digits[2:]) if len(digits) == 8 else (None, digits)
-        if cent is not None and cent not in ("18", "19", "20"):
-            continue
-        raw_sep = m.group("sep") or ""
-        plus = "+" in raw_sep
-        sep = "+" if plus else ("" if not raw_sep else ("-" if raw_sep.strip() else " "))
-        pre = text[max(line_start.start_of(m.start()), m.start() - 48) : m.start()]
-        if _ORG_CONTEXT.search(pre):
-            continue
-        order_context = bool(_ORDER_CONTEXT.search(pre))
-        pnr_context = bool(_PNR_CONTEXT.search(pre))
-        if serial.isdigit():
-            ident = parse_identity_number(f"{cent or ''}{yymmdd}{'-' if sep == ' ' else sep}{serial}", today)
-            if ident is None:
-                continue
-            score = 0.95 if (cent or sep in ("-", "+")) else 0.9
-            if order_context:
-                if not (cent and sep == "-"):
-                    continue
-                score = 0.6
-            elif not pnr_context:
-                if sep in ("", " ") and _looks_like_timestamp(serial, ident.birth_date, today):
-                    continue
-                if not cent and yymmdd[0] == "0":
-                    # Swedish phone numbers are ten digits starting with 0 as well: silenced by a
-                    # phone word, and held rather than rejected when written without a dash.
-                    if _PHONE_CONTEXT.search(pre):
-                        continue
-                    if sep != "-":
-                        score = 0.6
-            hits.append((ident.kind, m.start(), score, m.start(), m.end()))
-        elif not order_context:
-            letters = sum(c.isalpha() for c in serial)
-            if not 1 <= letters <= 2 or cent is None and not raw_sep and not pnr_context:
-                continue  # ten characters run together: too much like a product or order code
-            born = plain_date(cent, yymmdd, plus, today)
-            if born is None:
-                continue
-            score = 0.9 if (cent or pnr_context) else 0.8
-            hits.append(("reservnummer", m.start(), score, m.start(), m.end()))
-    return hits
+        judged = _judge(m, text, _line_of(text, m.start(), lines), today)
+        if judged is not None:
+            hits.append((judged[0], m.start(), judged[1], m.start(), m.end()))
+    if "\n" in text:
+        hits += _wrapped(text, today, lines, hits)
+    hits += _named_reserve(text, lines, hits)
+    return sorted(hits, key=lambda h: h[1])
