@@ -1,16 +1,25 @@
-"""Throughput of rules.personal_data.scan on realistic mail bodies (5 KB, 50 KB, 1 MB).
+"""Throughput and worst cases of rules.personal_data.scan.
 
-Usage:  .venv/bin/python benchmarks/bench_pd_scan.py [--repeat N]
+Usage:  .venv/bin/python benchmarks/bench_pd_scan.py [--repeat N] [--baseline REV]
 
-Bodies are built from the look-alike snippets of the corpus (phone numbers, dates, order numbers,
-signatures, quoted replies) with a few real findings mixed in, so every detector does real work.
-Prints MB of text per second (best of N runs); asserts nothing.
+1. Throughput on realistic mail bodies (5 KB, 50 KB, 1 MB), built from the look-alike snippets of the
+   corpus (phone numbers, dates, order numbers, signatures, quoted replies) with a few real findings
+   mixed in, so every detector does real work: MB of text per second (best of N runs).
+2. Worst cases: a 12 MB body packed with one line shape (personnummer, numbers that are only held,
+   names in context, look-alikes). Each runs in a fresh process: CPU seconds, peak memory (max RSS
+   of that process, interpreter included) and the findings returned.
+
+With --baseline REV (a git revision, e.g. a commit before the scan budget) the same worst cases run on
+that revision's personal-data guard too, and the table shows both side by side. Asserts nothing.
 """
 
 from __future__ import annotations
 
 import json
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -18,10 +27,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rules.personal_data import scan  # noqa: E402
-
 CORPUS = ROOT / "fixtures" / "personal_data" / "corpus.jsonl"
 TODAY = date(2026, 11, 24)
+WORST_SIZE = 12_000_000
+# Line shapes for the worst cases (only the published test personnummer).
+WORST = {
+    "personnummer": "19121212-1212\n",  # 857,142 clear findings: the case measured in issue 10
+    "held numbers": "Hon har 0001042399\n",  # only uncertain findings: no early stop
+    "names": "gäller Karin Lindqvist\n",
+    "look-alikes": "Ring 035-13 10 00 om ordern VMU3000096.\n",  # nothing to find: the size budget
+}
 
 
 def build_body(size: int) -> str:
@@ -40,6 +55,8 @@ def build_body(size: int) -> str:
 
 
 def bench(size: int, repeat: int) -> tuple[float, int]:
+    from rules.personal_data import scan
+
     body = build_body(size)
     mb = len(body.encode("utf-8")) / 1e6
     best, found = float("inf"), 0
@@ -51,12 +68,66 @@ def bench(size: int, repeat: int) -> tuple[float, int]:
     return mb / best, found
 
 
+def worst_child(case: str, module_dir: str | None) -> None:
+    """Run one worst case in this (fresh) process and print its figures as JSON."""
+    if module_dir:  # an older revision of the guard, extracted by baseline_dir()
+        sys.path.insert(0, module_dir)
+        from old_personal_data import scan  # type: ignore[import-not-found]
+    else:
+        from rules.personal_data import scan
+    unit = WORST[case]
+    body = unit * (WORST_SIZE // len(unit.encode("utf-8")))
+    t0 = time.process_time()
+    findings = scan("MittVaccin – Behörighet", body, today=TODAY)
+    cpu = time.process_time() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"cpu": cpu, "rss_mb": rss, "findings": len(findings)}))
+
+
+def run_worst(case: str, module_dir: str | None) -> dict:
+    cmd = [sys.executable, __file__, "--worst-child", case] + (["--module-dir", module_dir] if module_dir else [])
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def baseline_dir(rev: str, tmp: str) -> str:
+    """The guard as it was at ``rev`` (the single-module version), importable as old_personal_data."""
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:rules/personal_data.py"], check=True,
+                         capture_output=True, text=True).stdout
+    wording = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:rules/personal_data.toml"], check=True,
+                             capture_output=True, text=True).stdout
+    Path(tmp, "old_personal_data.py").write_text(src, "utf-8")
+    Path(tmp, "personal_data.toml").write_text(wording, "utf-8")
+    return tmp
+
+
 def main(argv: list[str]) -> int:
+    if "--worst-child" in argv:
+        module_dir = argv[argv.index("--module-dir") + 1] if "--module-dir" in argv else None
+        worst_child(argv[argv.index("--worst-child") + 1], module_dir)
+        return 0
     repeat = int(argv[argv.index("--repeat") + 1]) if "--repeat" in argv else 5
+    baseline = argv[argv.index("--baseline") + 1] if "--baseline" in argv else None
+    print("Throughput on realistic bodies")
     print(f"{'body':>8}{'MB/s':>10}{'ms/body':>10}{'findings':>10}")
     for label, size in (("5 KB", 5_000), ("50 KB", 50_000), ("1 MB", 1_000_000)):
         rate, found = bench(size, repeat)
         print(f"{label:>8}{rate:>10.1f}{size / 1e6 / rate * 1000:>10.2f}{found:>10}")
+    print(f"\nWorst cases: a {WORST_SIZE / 1e6:.0f} MB body of one line shape (one fresh process each)")
+    with tempfile.TemporaryDirectory() as tmp:
+        old_dir = baseline_dir(baseline, tmp) if baseline else None
+        head = f"{'body':<14}{'CPU s':>8}{'peak MB':>9}{'findings':>10}"
+        if old_dir:
+            head += f"   | {baseline[:10]:>10}: {'CPU s':>7}{'peak MB':>9}{'findings':>10}{'CPU ratio':>11}"
+        print(head)
+        for case in WORST:
+            new = run_worst(case, None)
+            line = f"{case:<14}{new['cpu']:>8.2f}{new['rss_mb']:>9.0f}{new['findings']:>10}"
+            if old_dir:
+                old = run_worst(case, old_dir)
+                line += (f"   | {'':>10}  {old['cpu']:>7.2f}{old['rss_mb']:>9.0f}{old['findings']:>10}"
+                         f"{old['cpu'] / max(new['cpu'], 1e-9):>10.0f}x")
+            print(line)
     return 0
 
 

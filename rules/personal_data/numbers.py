@@ -15,12 +15,13 @@ shapes need more than one match of ``_NUMBER``:
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
 from datetime import date, timedelta
 
 from rules.identity import SEPARATORS, parse_identity_number
 from rules.personal_data.birth_dates import plain_date
 from rules.personal_data.text import Hit, LineIndex
-from rules.personal_data.words_data import alternation
+from rules.personal_data.words_data import alternation, entries
 
 _DASHES = SEPARATORS.replace(" ", "").replace("\u00a0", "").replace("+", "")
 _SEP_CHARS = re.escape(_DASHES)
@@ -54,6 +55,7 @@ _TIME_CONTEXT = re.compile(
 # Seconds or a fraction right after the serial ("20240513-1430-12", "…1430:05", "…1430.123"), or a
 # file-name tail ("_1.png", ".jpg").
 _TIME_TAIL = re.compile(r"(?:[-:.][0-5][0-9](?![0-9])|[.,][0-9]{3}(?![0-9])|_|\.[A-Za-z][A-Za-z0-9]{1,4}\b)")
+_PNR_WORD_BEFORE = re.compile(rf"(?i:\b(?:{alternation('pnr_context')}))$")
 _FILE_EXT = re.compile(
     r"(?i:\.(?:png|jpe?g|gif|bmp|tiff?|heic|webp|pdf|txt|log|csv|tsv|xlsx?|docx?|pptx?|odt|ods|zip|"
     r"7z|json|xml|html?|eml|msg|mp4|mov|avi|wav|mp3|bak|dmp))(?![A-Za-z0-9])"
@@ -72,6 +74,8 @@ def _looks_like_timestamp(serial: str, born: date, today: date) -> bool:
 def _in_file_name(text: str, start: int, end: int) -> bool:
     """The number is part of a file name: glued to a word ("skärmdump_", "IMG-") or before an extension."""
     before = text[start - 1] if start else " "
+    if before.isalpha() and _PNR_WORD_BEFORE.search(text, max(0, start - 24), start):
+        return False  # "Pnr19121212-1212": a number written straight after its label
     if before == "_" or before.isalpha() or (before in _DASHES and start > 1 and text[start - 2].isalnum()):
         return True
     token_end = end
@@ -153,46 +157,60 @@ def _line_of(text: str, offset: int, lines: LineIndex) -> tuple[int, int]:
 # --- numbers wrapped over a line break --------------------------------------------------------
 
 # A break a mail client may put inside a number: a quoted-printable soft break "=" (when the part
-# was shown undecoded), trailing spaces, the line break, and the next line's quote marks and indent.
+# was shown undecoded) or up to two trailing spaces, the line break, and the next line's quote marks
+# and indent. The pattern starts with the digit or dash before the break (a plain character class
+# lets the regex engine skip ahead fast); the break starts right after it.
 _WRAP = re.compile(
-    rf"(?<=[0-9{_SEP_CHARS}+])(?P<brk>(?P<qp>=)?(?P<space>[ \t\u00a0]*)\n(?:[ \t]*>)*[ \t]*)"
-    rf"(?=[0-9A-Za-z{_SEP_CHARS}+])"
+    rf"[0-9{_SEP_CHARS}+](?:=|[ \t\u00a0]{{0,2}})\n(?:[ \t]*>)*[ \t]*(?=[0-9A-Za-z{_SEP_CHARS}+])"
 )
 _TAIL = 48 + 16  # the context window before a number, and the longest number
+_IN_NUMBER = "0123456789" + _DASHES + "+ \t\u00a0"  # what a number and its separators are made of
+_ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
 def _wrapped(text: str, today: date, lines: LineIndex, taken: list[Hit]) -> list[Hit]:
-    """Numbers split over a line break, joined again; reported on the line they start on."""
+    """Numbers split over a line break, joined again; reported on the line they start on.
+
+    ``taken`` are the numbers found on single lines, in order of offset: a join that overlaps one of
+    them is not a number of its own.
+    """
+    starts, ends = [h[3] for h in taken], [h[4] for h in taken]
     hits: list[Hit] = []
     for b in _WRAP.finditer(text):
-        start, brk_end = b.start(), b.end()
+        start, brk_end = b.start() + 1, b.end()
+        qp = text[start] == "="
+        space = 0 if qp else text.index("\n", start) - start
         line_start = lines.start_of(start)
         tail = text[max(line_start, start - _TAIL) : start]
         next_end = text.find("\n", brk_end)
         head = text[brk_end : (len(text) if next_end < 0 else next_end)][:40]
-        mid_run = tail[-1:].isdigit() and head[:1].isdigit()
+        # At most this many characters of a number on the two sides of the break: at least ten needed.
+        before = len(tail) - len(tail.rstrip(_IN_NUMBER))
+        after = len(head) - len(head.lstrip(_IN_NUMBER))
+        after += min(4, len(head) - after - len(head[after:].lstrip(_ALNUM)))  # a serial with letters
+        if before + after < 10:
+            continue
+        mid_run = tail[-1:].isdigit() and head[:1].isdigit() and not space
         # Broken at a space (a word wrap) the space is gone; broken inside a run of digits (a fixed
         # column wrap, a soft break) nothing is: try both readings when a run of digits was cut.
-        glues = [" ", ""] if mid_run and not b.group("qp") else ([" "] if b.group("space") else [""])
+        glues = [" ", ""] if mid_run and not qp else ([" "] if space else [""])
         for glue in glues:
             joined = tail + glue + head
             cut = len(tail)
-            found = None
-            for m in _NUMBER.finditer(joined):
-                if m.start() < cut < m.end() - len(glue):
-                    judged = _judge(m, joined, (0, len(joined)), today)
-                    if judged is not None:
-                        found = m, judged
-                    break
-            if found is None:
+            m = next((m for m in _NUMBER.finditer(joined) if m.end() > cut), None)
+            if m is None or not m.start() < cut < m.end() - len(glue):
                 continue
-            m, (category, score) = found
-            offset = start - cut + m.start()
-            if any(s < brk_end and offset < e for _, _, _, s, e in taken):
+            judged = _judge(m, joined, (0, len(joined)), today)
+            if judged is None:
+                continue
+            category, score = judged
+            offset, end = start - cut + m.start(), brk_end + (m.end() - cut - len(glue))
+            i = bisect_left(starts, end) - 1  # the last number on one line starting before this ends
+            if i >= 0 and ends[i] > offset:
                 break  # part of a number already found on one of the lines
-            if mid_run and glue == "" and not b.group("qp") and not (m.group("sep") or "").strip():
+            if mid_run and glue == "" and not qp and not (m.group("sep") or "").strip():
                 score = min(score, 0.6)  # digits only, cut at the break: less sure it is one number
-            hits.append((category, offset, score, offset, brk_end + (m.end() - cut - len(glue))))
+            hits.append((category, offset, score, offset, end))
             break
     return hits
 
@@ -202,6 +220,8 @@ def _wrapped(text: str, today: date, lines: LineIndex, taken: list[Hit]) -> list
 # The word, then at most a few short words or signs on the same line ("reservnumret för patienten
 # är:"), or a colon and the next line; then digits shaped like an identity number (any date, any
 # check digit: reserve numbers follow each region's own scheme) or a run of 10 to 13 digits.
+# Most mail names no reserve number: the first letters of the words, looked for first, say so fast.
+_RESERVE_STEMS = frozenset(e.lower().split(" ")[0][:5] for e in entries("reserve_context"))
 _NAMED_RESERVE = re.compile(
     rf"(?i:\b(?:{alternation('reserve_context')})\b)"
     r"(?P<filler>(?:[ \t:=#|(,\u00a0]+[^\W\d_]{1,15}){0,4}?[ \t:=#|(,\u00a0.-]*(?:\n[ \t>]*)?)"
@@ -210,9 +230,29 @@ _NAMED_RESERVE = re.compile(
 )
 
 
-def _named_reserve(text: str, lines: LineIndex, taken: list[Hit]) -> list[Hit]:
+def _reserve_words(text: str) -> list[re.Match[str]]:
+    """Matches of ``_NAMED_RESERVE``, tried only where a reserve word starts (found with ``str.find``,
+    far faster than letting the case-blind regex try every position)."""
+    lower = text.lower()
+    if len(lower) != len(text):  # a few characters (e.g. "İ") grow when lower-cased: offsets would not match
+        return list(_NAMED_RESERVE.finditer(text))
+    starts = set()
+    for stem in _RESERVE_STEMS:
+        pos = lower.find(stem)
+        while pos >= 0:
+            starts.add(pos)
+            pos = lower.find(stem, pos + 1)
+    found, end = [], 0
+    for pos in sorted(starts):
+        if pos >= end and (m := _NAMED_RESERVE.match(text, pos)) is not None:
+            found.append(m)
+            end = m.end()
+    return found
+
+
+def _named_reserve(text: str, taken: list[Hit]) -> list[Hit]:
     hits: list[Hit] = []
-    for m in _NAMED_RESERVE.finditer(text):
+    for m in _reserve_words(text):
         value = m.group("value")
         if sum(c.isalpha() for c in value) > 2:
             continue  # a code, not a number
@@ -238,5 +278,5 @@ def scan_numbers(text: str, today: date, lines: LineIndex) -> list[Hit]:
             hits.append((judged[0], m.start(), judged[1], m.start(), m.end()))
     if "\n" in text:
         hits += _wrapped(text, today, lines, hits)
-    hits += _named_reserve(text, lines, hits)
+    hits += _named_reserve(text, hits)
     return sorted(hits, key=lambda h: h[1])

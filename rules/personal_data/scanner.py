@@ -29,13 +29,16 @@ def _own_words(sender_name: str, sender_address: str) -> set[str]:
     return words
 
 
-def _detect(text: str, is_subject: bool, today: date, config: PersonalDataConfig, own: set[str]) -> list[Hit]:
-    """Every detector over prepared ``text``: hits in order of offset."""
+def _detect(
+    text: str, is_subject: bool, today: date, config: PersonalDataConfig, own: set[str]
+) -> tuple[list[Hit], LineIndex]:
+    """Every detector over prepared ``text``: hits in order of offset, and the text's line index."""
     hsa = list(HSA.finditer(text))
     hits = scan_hsa(hsa, config)
     spans = [m.span() for m in hsa] + [m.span() for rx in (OID, IBAN) for m in rx.finditer(text)]
-    masked = mask(text, spans)
-    numbers = scan_numbers(masked, today, LineIndex(masked))
+    masked = mask(text, spans)  # same length and line breaks as text
+    lines = LineIndex(masked)
+    numbers = scan_numbers(masked, today, lines)
     hits += numbers
     # A birth date inside an identity number ("född 870521-2382") is that number, reported once.
     starts, ends = [h[3] for h in numbers], [h[4] for h in numbers]
@@ -45,7 +48,7 @@ def _detect(text: str, is_subject: bool, today: date, config: PersonalDataConfig
             hits.append(h)
     if config.detect_names:
         hits += scan_names(text, is_subject, own)
-    return sorted(hits, key=lambda h: h[1])
+    return sorted(hits, key=lambda h: h[1]), lines
 
 
 def _cut(text: str, limit: int) -> int:
@@ -56,9 +59,8 @@ def _cut(text: str, limit: int) -> int:
     return brk + 1 if brk > 0 else limit
 
 
-def _keep(hits: list[Hit], text: str, location: str, config: PersonalDataConfig) -> list[Finding]:
+def _keep(hits: list[Hit], lines: LineIndex | None, location: str, config: PersonalDataConfig) -> list[Finding]:
     """Findings from hits: at least the hold threshold, at most ``max_findings`` per category and level."""
-    lines = LineIndex(text) if location == "body" else None
     kept: list[Finding] = []
     last: dict[tuple[str, bool], int] = {}  # (category, clear) -> index in kept of the last one kept
     count: dict[tuple[str, bool], int] = {}
@@ -90,14 +92,14 @@ def _scan_text(
     stop = None  # where scanning stopped, when it did not reach the end of the text
     if len(part) > config.early_stop_chars:
         head = part[: _cut(part, config.early_stop_chars)]
-        hits = _detect(head, is_subject, today, config, own)
+        hits, lines = _detect(head, is_subject, today, config, own)
         if any(h[2] >= config.reject_threshold for h in hits):
             stop, part = len(head), head
     if stop is None:
-        hits = _detect(part, is_subject, today, config, own)
+        hits, lines = _detect(part, is_subject, today, config, own)
         if end < len(text):
             stop = len(part)
-    findings = _keep(hits, part, location, config)
+    findings = _keep(hits, None if is_subject else lines, location, config)
     if stop is not None:
         clear = any(f.score >= config.reject_threshold for f in findings)
         line = None if is_subject else part.count("\n", 0, stop) + 1

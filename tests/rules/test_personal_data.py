@@ -504,6 +504,10 @@ def _wraps(number: str) -> list[tuple[str, str]]:
         ("quoted reply", f"{d8}-\n> {serial}"),
         ("quoted twice", f"{d8}-\n> > {serial}"),
         ("spaced dash", f"{d8} -\n{serial}"),
+        ("en dash", f"{d8}\u2013\n{serial}"),
+        ("inside the serial", f"{d8}-{serial[:2]}\n{serial[2:]}"),
+        ("indented next line", f"{d8}-\n    {serial}"),
+        ("quoted without a space", f"{d8}-\n>>{serial}"),
     ]
 
 
@@ -646,6 +650,8 @@ def test_date_and_time_in_a_file_name_or_log_line_is_not_a_personnummer(text, to
     "Det gäller 19121212-1212 (född i december).",
     "Pnr 191212121212 står i loggen",
     "Behörigheten gäller 121212-1212.",
+    "Pnr19121212-1212",
+    "Vårdnadshavare till pnr:121212-1212",
 ])
 def test_the_same_digits_as_a_person_are_still_found(text):
     # A child's personnummer written as such is not a timestamp, even soon after its birth.
