@@ -143,6 +143,9 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "hold_threshold": (float, 0.5),
         "person_hsa_suffixes": (list, ["P\\w+"]),
         "detect_names": (bool, True),
+        "max_findings": (int, 20),
+        "max_scan_chars": (int, 2_000_000),
+        "early_stop_chars": (int, 200_000),
     },
     "logging": {
         "level": (str, "INFO"),
@@ -285,6 +288,9 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("poll", "interval_seconds"): (1, 86_400),
     ("personal_data", "reject_threshold"): (0, 1),
     ("personal_data", "hold_threshold"): (0, 1),
+    ("personal_data", "max_findings"): (1, 10_000),
+    ("personal_data", "max_scan_chars"): (1_000, 100_000_000),
+    ("personal_data", "early_stop_chars"): (1_000, 100_000_000),
     ("web", "session_hours"): (0.1, 24 * 30),
     ("retention", "days"): (1, 36_500),
 }

@@ -784,3 +784,36 @@ def test_a_huge_body_full_of_personnummer_is_rejected_with_few_findings_kept(rou
     assert len(decision.findings) <= settings.personal_data.max_findings + 1
     assert "personnummer (rad 2, 3, 4, 5, 6 m.fl.)" in decision.reasons[0].message
     assert "1212" not in decision.reasons[0].message + decision.reasons[0].detail
+
+
+def test_config_file_defaults_are_the_guards_defaults():
+    from intake.config import SCHEMA
+
+    defaults = PersonalDataConfig()
+    for key, (_kind, default) in SCHEMA["personal_data"].items():
+        assert getattr(defaults, key) == (tuple(default) if isinstance(default, list) else default), key
+
+
+# --- the package and its data -----------------------------------------------------------------
+
+
+def test_word_lists_are_data_shipped_with_the_package():
+    import tomllib
+
+    package = ROOT / "rules" / "personal_data"
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]["package-data"]["*"]
+    data = [p for p in package.rglob("*") if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts]
+    assert len(data) >= 15
+    for path in data:
+        assert (path.parent / "__init__.py").exists(), path  # inside a package, so setuptools finds it
+        assert any(path.match(pattern) for pattern in patterns), path
+
+
+def test_word_list_format():
+    from rules.personal_data.words_data import alternation, entries
+
+    assert entries("pnr_context")[0] == "pnr"  # comments skipped, order kept
+    assert len(entries("pnr_context")) == len(set(entries("pnr_context")))  # duplicates dropped
+    rx = re.compile(rf"^(?:{alternation('triggers')})$")
+    assert rx.match("avsluta \t behörigheten\nför")  # a space in an entry matches any white space
+    assert not rx.match("avsluta-behörigheten-för")
