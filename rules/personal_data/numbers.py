@@ -47,10 +47,10 @@ _ORDER_CONTEXT = re.compile(
 # --- timestamps -------------------------------------------------------------------------------
 
 _RECENT = timedelta(days=3 * 366)  # a timestamp in a mail is from the last few years
-# On the same line: a word about logs, files or times, a log level, or a clock time ("14:30").
+# On the same line: a word about logs, screenshots or points in time, a log level, or a clock time ("14:30").
 _TIME_CONTEXT = re.compile(
     rf"(?i:\b(?:{alternation('timestamp_context')})\b)|\b(?:INFO|WARN|WARNING|ERROR|DEBUG|TRACE|FATAL)\b"
-    r"|(?<![0-9])(?:[01]?[0-9]|2[0-3])[:.][0-5][0-9](?![0-9])"
+    r"|(?<![0-9])(?:[01]?[0-9]|2[0-3]):[0-5][0-9](?![0-9])"
 )
 # Seconds or a fraction right after the serial ("20240513-1430-12", "…1430:05", "…1430.123"), or a
 # file-name tail ("_1.png", ".jpg").

@@ -539,7 +539,7 @@ def test_a_run_of_digits_cut_by_a_break_is_held_not_rejected():
     assert (held.category, held.line, 0.5 <= held.score < 0.8) == ("personnummer", 1, True)
 
 
-@pytest.mark.parametrize("text", [
+WRAPPED_LOOK_ALIKES = [
     "Ring 070-123\n45 67 om det brådskar.",
     "Ordernummer: 19121212-\n1212",  # a ticket word: held, see below, never rejected
     "Nummer 19121212-\n1213 har fel kontrollsiffra.",
@@ -552,7 +552,10 @@ def test_a_run_of_digits_cut_by_a_break_is_held_not_rejected():
     "Version 2.30.\n1 är installerad.",
     "Ring växeln 035-13 10\n00 eller mejla.",
     "Org.nr 870521-\n2382 (enskild firma)",
-])
+]
+
+
+@pytest.mark.parametrize("text", WRAPPED_LOOK_ALIKES)
 def test_wrapped_look_alikes_are_not_rejected(text):
     assert not [f for f in scan("", text, today=TODAY) if f.score >= 0.8]
 
@@ -593,7 +596,7 @@ def test_a_valid_personnummer_named_a_reserve_number_is_still_one_finding():
     assert body_kinds("Reservnummer 19121212-1212") == [("personnummer", 1)]
 
 
-@pytest.mark.parametrize("text", [
+RESERVE_LOOK_ALIKES = [
     "Reservnumret står i blanketten.",
     "Reservnummer saknas, ärende 1234567890 gäller något annat.",
     "Vi har inget reservnummer, ring 035-13 10 00.",
@@ -606,7 +609,12 @@ def test_a_valid_personnummer_named_a_reserve_number_is_still_one_finding():
     "Reservnumret skapades 2026-11-24 14:30.",
     "reservnr 12 st har delats ut",
     "Reservnummer ABCD12345678",
-])
+    "Jag har ett tillfälligt nummer 0701234567 den här veckan.",
+    "T-nr 0701234567",
+]
+
+
+@pytest.mark.parametrize("text", RESERVE_LOOK_ALIKES)
 def test_reserve_word_without_a_reserve_number_is_not_flagged(text):
     assert body_kinds(text) == []
 
@@ -643,7 +651,7 @@ def test_date_and_time_in_a_file_name_or_log_line_is_not_a_personnummer(text, to
     assert scan("", f"Hej!\n{text}\nMvh Eva", today=today) == []
 
 
-@pytest.mark.parametrize("text", [
+CHILD_NUMBERS = [
     "Barnet 19121212-1212 ska vaccineras.",
     "pnr 19121212-1212",
     "Patient: 19121212-1212",
@@ -652,7 +660,14 @@ def test_date_and_time_in_a_file_name_or_log_line_is_not_a_personnummer(text, to
     "Behörigheten gäller 121212-1212.",
     "Pnr19121212-1212",
     "Vårdnadshavare till pnr:121212-1212",
-])
+    "Barnet 19121212-1212 syns på bilden i bilagan.",
+    "Gäller 19121212-1212, senast på fredag.",
+    "Priset 12.50 kr gäller 19121212-1212.",
+    "Version 2.30 av journalen visar 19121212-1212.",
+]
+
+
+@pytest.mark.parametrize("text", CHILD_NUMBERS)
 def test_the_same_digits_as_a_person_are_still_found(text):
     # A child's personnummer written as such is not a timestamp, even soon after its birth.
     assert [f.category for f in scan("", text, today=date(1913, 3, 1))] == ["personnummer"]
@@ -663,10 +678,13 @@ def test_a_file_name_with_an_old_date_and_time_is_still_a_personnummer():
     assert body_kinds("Se bifogad blankett_19121212-1212.pdf") == [("personnummer", 1)]
 
 
-@pytest.mark.parametrize("text", [
+NOT_IDENTITY_NUMBERS = [
     "skärmdump_20250102-0915.png", "log 20231130-0800 ERROR", "2026-03-01 23:59 fel i 20260301-2359",
     "IMG_20241224_101500.jpg", "Loggen 20251015-073012", "export-20260601-1200.csv",
-])
+]
+
+
+@pytest.mark.parametrize("text", NOT_IDENTITY_NUMBERS)
 def test_timestamps_that_are_no_identity_number_at_all_are_not_flagged(text):
     assert body_kinds(text) == []
 
@@ -684,11 +702,8 @@ def _digit_windows(text: str) -> set[str]:
 
 def test_new_cases_hold_no_identity_number_but_the_published_ones():
     allowed = {n.replace("-", "")[2:] for n in PUBLISHED}
-    texts = [w for n in PUBLISHED for _, w in _wraps(n)] + RESERVE_VALUES + TIMESTAMPS + [
-        "Ring 070-123\n45 67", "19121212-\n1213", "Antal: 12\n34 st", "3000096\n3000097\n3000098",
-        "Bankgiro 5050-\n1055", "035-13 10\n00", "1234567890", "9912120000", "20250102-0915", "20231130-0800",
-        "20260301-2359", "20241224_101500", "20251015-073012", "20260601-1200", "1987052\n12382",
-    ]
+    texts = [w for n in PUBLISHED for _, w in _wraps(n)] + RESERVE_VALUES + TIMESTAMPS + WRAPPED_LOOK_ALIKES + \
+        RESERVE_LOOK_ALIKES + CHILD_NUMBERS + NOT_IDENTITY_NUMBERS + ["1987052\n12382"]
     for text in texts:
         for window in _digit_windows(text):
             valid = any(parse_identity_number(f"{c}{window[:6]}-{window[6:]}", TODAY) for c in ("18", "19", "20"))
