@@ -11,6 +11,7 @@ package is split by job:
 - ``config``: ``Finding``, ``PersonalDataConfig`` (thresholds, switches, the scan budget);
 - ``text``: normalising the text, masking look-alike spans (OIDs, IBANs, HSA-ids), line numbers;
 - ``numbers``: personnummer, samordningsnummer and reserve numbers, and the contexts that silence them;
+- ``timestamps``: dates and times in file names and log lines, which are not personnummer;
 - ``hsa``: HSA-ids of persons;
 - ``names``: names of persons written in context;
 - ``birth_dates``: birth dates stated as such;

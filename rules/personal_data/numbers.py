@@ -9,22 +9,22 @@ shapes need more than one match of ``_NUMBER``:
 - a reserve number written only in digits but named as one ("reservnr 991212-1234"): found from the
   word (``_named_reserve``), whatever the digits;
 - a date and a time in a file name or a log line ("skärmdump_20240513-1430.png"): a timestamp, not a
-  small child's personnummer (``_is_timestamp``).
+  small child's personnummer (``timestamps.is_timestamp``).
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from datetime import date, timedelta
+from datetime import date
 
-from rules.identity import SEPARATORS, parse_identity_number
+from rules.identity import parse_identity_number
 from rules.personal_data.birth_dates import plain_date
 from rules.personal_data.text import Hit, LineIndex
+from rules.personal_data.timestamps import DASHES, is_timestamp, looks_like_timestamp
 from rules.personal_data.words_data import alternation, entries
 
-_DASHES = SEPARATORS.replace(" ", "").replace("\u00a0", "").replace("+", "")
-_SEP_CHARS = re.escape(_DASHES)
+_SEP_CHARS = re.escape(DASHES)
 # A date (6 digits, optionally after a century) and a four-character serial, with at most one
 # separator; a dash may have a space on either side ("19121212 - 1212").
 _NUMBER = re.compile(
@@ -43,62 +43,6 @@ _ORG_CONTEXT = re.compile(rf"(?i:\b(?:{alternation('org_context')})\.?)\s*[:#.=]
 _ORDER_CONTEXT = re.compile(
     rf"(?i:\b(?:{alternation('order_context')})\.?\s?(?:nr|nummer|no|#)?\.?)\s*[:#.=]?\s*$"
 )
-
-# --- timestamps -------------------------------------------------------------------------------
-
-_RECENT = timedelta(days=3 * 366)  # a timestamp in a mail is from the last few years
-# On the same line: a word about logs, screenshots or points in time, a log level, or a clock time ("14:30").
-_TIME_CONTEXT = re.compile(
-    rf"(?i:\b(?:{alternation('timestamp_context')})\b)|\b(?:INFO|WARN|WARNING|ERROR|DEBUG|TRACE|FATAL)\b"
-    r"|(?<![0-9])(?:[01]?[0-9]|2[0-3]):[0-5][0-9](?![0-9])"
-)
-# Seconds or a fraction right after the serial ("20240513-1430-12", "…1430:05", "…1430.123"), or a
-# file-name tail ("_1.png", ".jpg").
-_TIME_TAIL = re.compile(r"(?:[-:.][0-5][0-9](?![0-9])|[.,][0-9]{3}(?![0-9])|_|\.[A-Za-z][A-Za-z0-9]{1,4}\b)")
-_PNR_WORD_BEFORE = re.compile(rf"(?i:\b(?:{alternation('pnr_context')}))$")
-_FILE_EXT = re.compile(
-    r"(?i:\.(?:png|jpe?g|gif|bmp|tiff?|heic|webp|pdf|txt|log|csv|tsv|xlsx?|docx?|pptx?|odt|ods|zip|"
-    r"7z|json|xml|html?|eml|msg|mp4|mov|avi|wav|mp3|bak|dmp))(?![A-Za-z0-9])"
-)
-
-
-def _clock(serial: str) -> bool:
-    return serial.isdigit() and int(serial[:2]) < 24 and int(serial[2:]) < 60
-
-
-def _looks_like_timestamp(serial: str, born: date, today: date) -> bool:
-    """YYYYMMDDhhmm of the last few years: the shape of a log or file timestamp."""
-    return _clock(serial) and (today - born) <= _RECENT
-
-
-def _in_file_name(text: str, start: int, end: int) -> bool:
-    """The number is part of a file name: glued to a word ("skärmdump_", "IMG-") or before an extension."""
-    before = text[start - 1] if start else " "
-    if before.isalpha() and _PNR_WORD_BEFORE.search(text, max(0, start - 24), start):
-        return False  # "Pnr19121212-1212": a number written straight after its label
-    if before == "_" or before.isalpha() or (before in _DASHES and start > 1 and text[start - 2].isalnum()):
-        return True
-    token_end = end
-    while token_end < len(text) and not text[token_end].isspace() and token_end - end < 40:
-        token_end += 1
-    return bool(_FILE_EXT.search(text, end, token_end))
-
-
-def _is_timestamp(text: str, start: int, end: int, line: tuple[int, int], sep: str, pnr_context: bool) -> bool:
-    """A recent date and a clock time that the text shows to be a timestamp (the caller checked the shape).
-
-    In a file name it is always a timestamp; on a line about logs, files or times, or with seconds
-    after it, it is one unless a word like "pnr" stands before it; written with no separator or a
-    space it is one unless such a word does (the older rule: "Felet uppstod 202611231530").
-    """
-    if _in_file_name(text, start, end):
-        return True
-    if pnr_context:
-        return False
-    if sep in ("", " ") or _TIME_TAIL.match(text, end):
-        return True
-    return bool(_TIME_CONTEXT.search(text[line[0] : start]) or _TIME_CONTEXT.search(text, end, line[1]))
-
 
 # --- one number -------------------------------------------------------------------------------
 
@@ -127,7 +71,7 @@ def _judge(m: re.Match[str], text: str, line: tuple[int, int], today: date) -> t
                 return None
             score = 0.6
         else:
-            if _looks_like_timestamp(serial, ident.birth_date, today) and _is_timestamp(
+            if looks_like_timestamp(serial, ident.birth_date, today) and is_timestamp(
                 text, m.start(), m.end(), line, sep, pnr_context
             ):
                 return None
@@ -164,7 +108,7 @@ _WRAP = re.compile(
     rf"[0-9{_SEP_CHARS}+](?:=|[ \t\u00a0]{{0,2}})\n(?:[ \t]*>)*[ \t]*(?=[0-9A-Za-z{_SEP_CHARS}+])"
 )
 _TAIL = 48 + 16  # the context window before a number, and the longest number
-_IN_NUMBER = "0123456789" + _DASHES + "+ \t\u00a0"  # what a number and its separators are made of
+_IN_NUMBER = "0123456789" + DASHES + "+ \t\u00a0"  # what a number and its separators are made of
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
