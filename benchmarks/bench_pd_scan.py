@@ -6,11 +6,12 @@ Usage:  .venv/bin/python benchmarks/bench_pd_scan.py [--repeat N] [--baseline RE
    corpus (phone numbers, dates, order numbers, signatures, quoted replies) with a few real findings
    mixed in, so every detector does real work: MB of text per second (best of N runs).
 2. Worst cases: a 12 MB body packed with one line shape (personnummer, numbers that are only held,
-   names in context, look-alikes). Each runs in a fresh process: CPU seconds, peak memory (max RSS
-   of that process, interpreter included) and the findings returned.
+   names in context, look-alikes), and the first of them as a whole mail through intake.pipeline.decide
+   (parsing and the staff detail included). Each runs in a fresh process: CPU seconds, peak memory (max
+   RSS of that process, interpreter included) and the findings returned.
 
-With --baseline REV (a git revision, e.g. a commit before the scan budget) the same worst cases run on
-that revision's personal-data guard too, and the table shows both side by side. Asserts nothing.
+With --baseline REV (a git revision, e.g. 92b8ed8, the commit before the scan budget) the same worst
+cases run on that revision's code too (extracted with git archive), side by side. Asserts nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ WORST = {
     "names": "gäller Karin Lindqvist\n",
     "look-alikes": "Ring 035-13 10 00 om ordern VMU3000096.\n",  # nothing to find: the size budget
 }
+MAIL = "mail, decide()"  # the personnummer case as a whole mail through the pipeline
 
 
 def build_body(size: int) -> str:
@@ -68,59 +70,91 @@ def bench(size: int, repeat: int) -> tuple[float, int]:
     return mb / best, found
 
 
-def worst_child(case: str, module_dir: str | None) -> None:
+def worst_child(case: str, tree: str | None) -> None:
     """Run one worst case in this (fresh) process and print its figures as JSON."""
-    if module_dir:  # an older revision of the guard, extracted by baseline_dir()
-        sys.path.insert(0, module_dir)
-        from old_personal_data import scan  # type: ignore[import-not-found]
+    if tree:  # another revision's code, extracted by baseline_tree()
+        sys.path.insert(0, tree)
+    if case == MAIL:
+        from intake.pipeline import Settings, decide
+        from rules.packs import load_packs
+        from tests.conftest import NOW
+        from tests.mailmaker import make_mail
+
+        raw = make_mail(subject="MittVaccin – användarstöd", body="Hej!\n" + WORST["personnummer"] * (
+            WORST_SIZE // len(WORST["personnummer"])))
+        routines, settings = load_packs(["mittvaccin"]), Settings(from_address="mittvaccin@region.example.test")
+        t0 = time.process_time()
+        findings = decide(raw, routines, settings=settings, now=NOW).findings
     else:
         from rules.personal_data import scan
-    unit = WORST[case]
-    body = unit * (WORST_SIZE // len(unit.encode("utf-8")))
-    t0 = time.process_time()
-    findings = scan("MittVaccin – Behörighet", body, today=TODAY)
+
+        unit = WORST[case]
+        body = unit * (WORST_SIZE // len(unit.encode("utf-8")))
+        t0 = time.process_time()
+        findings = scan("MittVaccin – Behörighet", body, today=TODAY)
     cpu = time.process_time() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"cpu": cpu, "rss_mb": rss, "findings": len(findings)}))
 
 
-def run_worst(case: str, module_dir: str | None) -> dict:
-    cmd = [sys.executable, __file__, "--worst-child", case] + (["--module-dir", module_dir] if module_dir else [])
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+def run_worst(case: str, tree: str | None) -> dict:
+    cmd = [sys.executable, __file__, "--worst-child", case] + (["--tree", tree] if tree else [])
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=tree or ROOT).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
-def baseline_dir(rev: str, tmp: str) -> str:
-    """The guard as it was at ``rev`` (the single-module version), importable as old_personal_data."""
-    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:rules/personal_data.py"], check=True,
-                         capture_output=True, text=True).stdout
-    wording = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:rules/personal_data.toml"], check=True,
-                             capture_output=True, text=True).stdout
-    Path(tmp, "old_personal_data.py").write_text(src, "utf-8")
-    Path(tmp, "personal_data.toml").write_text(wording, "utf-8")
+def baseline_tree(rev: str, tmp: str) -> str:
+    """The repository as it was at ``rev``, extracted into ``tmp``."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "x", "-C", tmp], input=archive, check=True)
     return tmp
 
 
+def throughput_child(size: int, repeat: int, tree: str | None) -> None:
+    if tree:
+        sys.path.insert(0, tree)
+    rate, found = bench(size, repeat)
+    print(json.dumps({"rate": rate, "findings": found}))
+
+
+def run_throughput(size: int, repeat: int, tree: str | None) -> dict:
+    cmd = [sys.executable, __file__, "--throughput-child", str(size), str(repeat)] + (["--tree", tree] if tree else [])
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=tree or ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def main(argv: list[str]) -> int:
+    tree = argv[argv.index("--tree") + 1] if "--tree" in argv else None
     if "--worst-child" in argv:
-        module_dir = argv[argv.index("--module-dir") + 1] if "--module-dir" in argv else None
-        worst_child(argv[argv.index("--worst-child") + 1], module_dir)
+        worst_child(argv[argv.index("--worst-child") + 1], tree)
+        return 0
+    if "--throughput-child" in argv:
+        i = argv.index("--throughput-child")
+        throughput_child(int(argv[i + 1]), int(argv[i + 2]), tree)
         return 0
     repeat = int(argv[argv.index("--repeat") + 1]) if "--repeat" in argv else 5
     baseline = argv[argv.index("--baseline") + 1] if "--baseline" in argv else None
-    print("Throughput on realistic bodies")
-    print(f"{'body':>8}{'MB/s':>10}{'ms/body':>10}{'findings':>10}")
-    for label, size in (("5 KB", 5_000), ("50 KB", 50_000), ("1 MB", 1_000_000)):
-        rate, found = bench(size, repeat)
-        print(f"{label:>8}{rate:>10.1f}{size / 1e6 / rate * 1000:>10.2f}{found:>10}")
-    print(f"\nWorst cases: a {WORST_SIZE / 1e6:.0f} MB body of one line shape (one fresh process each)")
     with tempfile.TemporaryDirectory() as tmp:
-        old_dir = baseline_dir(baseline, tmp) if baseline else None
+        old_dir = baseline_tree(baseline, tmp) if baseline else None
+        print("Throughput on realistic bodies (best of N runs, one fresh process each)")
+        head = f"{'body':>8}{'MB/s':>10}{'ms/body':>10}{'findings':>10}"
+        if old_dir:  # ratio: how many times faster than the baseline
+            head += f"   | {baseline[:10]:>10}: {'MB/s':>6}{'ms/body':>9}{'findings':>10}{'ratio':>7}"
+        print(head)
+        for label, size in (("5 KB", 5_000), ("50 KB", 50_000), ("1 MB", 1_000_000)):
+            new = run_throughput(size, repeat, None)
+            line = f"{label:>8}{new['rate']:>10.1f}{size / 1e6 / new['rate'] * 1000:>10.2f}{new['findings']:>10}"
+            if old_dir:
+                old = run_throughput(size, repeat, old_dir)
+                line += (f"   | {'':>10}  {old['rate']:>6.1f}{size / 1e6 / old['rate'] * 1000:>9.2f}"
+                         f"{old['findings']:>10}{new['rate'] / old['rate']:>6.2f}x")
+            print(line)
+        print(f"\nWorst cases: a {WORST_SIZE / 1e6:.0f} MB body of one line shape (one fresh process each)")
         head = f"{'body':<14}{'CPU s':>8}{'peak MB':>9}{'findings':>10}"
         if old_dir:
             head += f"   | {baseline[:10]:>10}: {'CPU s':>7}{'peak MB':>9}{'findings':>10}{'CPU ratio':>11}"
         print(head)
-        for case in WORST:
+        for case in [*WORST, MAIL]:
             new = run_worst(case, None)
             line = f"{case:<14}{new['cpu']:>8.2f}{new['rss_mb']:>9.0f}{new['findings']:>10}"
             if old_dir:
