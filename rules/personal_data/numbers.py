@@ -195,6 +195,9 @@ def _reserve_words(text: str) -> list[re.Match[str]]:
 
 
 def _named_reserve(text: str, taken: list[Hit]) -> list[Hit]:
+    """Reserve numbers named as such, unless ``taken`` (the numbers found already) holds them."""
+    taken = sorted(taken, key=lambda h: h[3])
+    starts, ends = [h[3] for h in taken], [h[4] for h in taken]
     hits: list[Hit] = []
     for m in _reserve_words(text):
         value = m.group("value")
@@ -204,7 +207,8 @@ def _named_reserve(text: str, taken: list[Hit]) -> list[Hit]:
         if _ORDER_CONTEXT.search(filler) or _ORG_CONTEXT.search(filler) or _PHONE_CONTEXT.search(filler):
             continue  # "reservnummer saknas, ärende 1234567890": the digits are something else
         start, end = m.span("value")
-        if any(s < end and start < e for _, _, _, s, e in taken):
+        i = bisect_left(starts, end) - 1  # the last number found starting before this one ends
+        if i >= 0 and ends[i] > start:
             continue  # already found: a valid personnummer, or a reserve number with a letter
         hits.append(("reservnummer", start, 0.9, start, end))
     return hits
