@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rules.identity import parse_identity_number
-from rules.personal_data import CATEGORIES, Finding, PersonalDataConfig, describe, scan
+from rules.personal_data import CATEGORIES, UNSCANNED, Finding, PersonalDataConfig, describe, scan
 
 ROOT = Path(__file__).resolve().parents[2]
 TODAY = date(2026, 11, 24)
@@ -395,7 +395,7 @@ def test_findings_and_description_never_carry_the_value(record):
 
 def _random_strings(n: int) -> list[str]:
     rng = random.Random(7)
-    pool = "0123456789-+ \u00a0\u2013\n\r\t.,:/TPSEabcåäöKLAM@#>\x00\ufeff\u200b\ud800\uffff１"
+    pool = "0123456789-+ \u00a0\u2013\n\r\t.,:/TPSEabcåäöKLAM@#>=_\x00\ufeff\u200b\ud800\uffff１"
     return ["".join(rng.choice(pool) for _ in range(rng.randint(0, 400))) for _ in range(n)]
 
 
@@ -420,10 +420,14 @@ def test_scan_never_raises_and_findings_are_well_formed(text):
 
 
 def test_huge_body_with_many_numbers():
+    # Before the budget every one of the 20,000 numbers was kept; now the first few are, the rest are
+    # counted, and the scan stops early because the first lines already decide the verdict.
     body = "Rad med 19121212-1212 och Tel 070-123 45 67\n" * 20_000  # about 1 MB
     findings = scan("", body, today=TODAY)
-    assert len(findings) == 20_000
-    assert findings[-1].line == 20_000
+    numbers = [f for f in findings if f.category == "personnummer"]
+    assert len(numbers) == PersonalDataConfig().max_findings
+    assert numbers[-1].more > 0
+    assert findings[-1].category == UNSCANNED and findings[-1].score >= 0.8
 
 
 def test_default_today_is_the_real_today():
@@ -475,3 +479,357 @@ def test_held_out_corpus_identity_numbers_all_caught_and_no_false_alarm(which):
     for category in IDENTITY:
         assert fig.caught[category] == fig.positives[category], category
     assert fig.flagged_neg == 0, fig.fp_ids
+
+
+# --- the three classes a blind corpus missed (issue 10.8) --------------------------------------
+# Real-looking numbers here are only the five published test numbers of COMMON.md; every other digit
+# string is checked below (test_new_cases_hold_no_identity_number_but_the_published_ones).
+
+PUBLISHED = ["19121212-1212", "19870521-2382", "20000229-2381", "19440813-9089", "19571230-2842"]
+INTRO = "Hej!\nVi behöver hjälp med behörigheten för den person som står i ärendet, det gäller nummer "
+
+
+def _wraps(number: str) -> list[tuple[str, str]]:
+    """(shape, text) for the ways a mail client splits ``number`` over a line break."""
+    d8, serial = number.split("-")
+    d6 = d8[2:]
+    return [
+        ("after the dash", f"{d8}-\n{serial}"),
+        ("before the dash", f"{d8}\n-{serial}"),
+        ("ten digits, after the dash", f"{d6}-\n{serial}"),
+        ("at the space", f"{d8}\n{serial}"),  # written "19121212 1212", the space became the break
+        ("flowed, trailing space", f"{d8}- \n{serial}"),
+        ("inside the date", f"{d8[:5]}\n{d8[5:]}-{serial}"),  # a fixed-column wrap
+        ("quoted-printable soft break", f"{d8[:6]}=\n{d8[6:]}-{serial}"),
+        ("quoted reply", f"{d8}-\n> {serial}"),
+        ("quoted twice", f"{d8}-\n> > {serial}"),
+        ("spaced dash", f"{d8} -\n{serial}"),
+        ("en dash", f"{d8}\u2013\n{serial}"),
+        ("inside the serial", f"{d8}-{serial[:2]}\n{serial[2:]}"),
+        ("indented next line", f"{d8}-\n    {serial}"),
+        ("quoted without a space", f"{d8}-\n>>{serial}"),
+    ]
+
+
+def _quote(text: str, depth: int) -> str:
+    return "\n".join("> " * depth + line for line in text.split("\n"))
+
+
+@pytest.mark.parametrize(("number", "shape", "wrapped"),
+                         [(n, shape, w) for n in PUBLISHED for shape, w in _wraps(n)])
+def test_identity_number_wrapped_over_a_line_break_is_found(number, shape, wrapped):
+    body = INTRO + wrapped + " i journalen.\n\nMvh\nEva"
+    findings = scan(SUBJECT, body, today=TODAY)
+    assert [(f.category, f.line) for f in findings] == [("personnummer", 2)], shape
+    assert findings[0].score >= 0.8
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_wrapped_number_inside_a_quoted_reply_is_found_on_its_first_line(depth):
+    body = "Svar nedan.\n\n" + _quote(INTRO + "19870521-\n2382 i journalen.", depth)
+    assert body_kinds(body) == [("personnummer", 4)]
+
+
+def test_wrapped_reserve_number_and_samordningsnummer_are_found():
+    assert body_kinds(INTRO + "19121212-\nT123 i journalen.") == [("reservnummer", 2)]
+
+
+def test_a_run_of_digits_cut_by_a_break_is_held_not_rejected():
+    [held] = scan("", "Nummer 1987052\n12382 enligt listan.", today=TODAY)
+    assert (held.category, held.line, 0.5 <= held.score < 0.8) == ("personnummer", 1, True)
+
+
+WRAPPED_LOOK_ALIKES = [
+    "Ring 070-123\n45 67 om det brådskar.",
+    "Ordernummer: 19121212-\n1212",  # a ticket word: held, see below, never rejected
+    "Nummer 19121212-\n1213 har fel kontrollsiffra.",
+    "Antal: 12\n34 st",
+    "Vi ses 2026-11-24\n14:30 på enheten.",
+    "Ärenden:\n3000096\n3000097\n3000098",
+    "Fakturanummer 870521-\n2382",
+    "Bankgiro 5050-\n1055",
+    "Kl. 08:00-\n12:00 är supporten öppen.",
+    "Version 2.30.\n1 är installerad.",
+    "Ring växeln 035-13 10\n00 eller mejla.",
+    "Org.nr 870521-\n2382 (enskild firma)",
+]
+
+
+@pytest.mark.parametrize("text", WRAPPED_LOOK_ALIKES)
+def test_wrapped_look_alikes_are_not_rejected(text):
+    assert not [f for f in scan("", text, today=TODAY) if f.score >= 0.8]
+
+
+# A reserve number given only in digits, named as one in the text. The digits are not a valid
+# personnummer (regions number them their own way), so only the word tells.
+RESERVE_VALUES = ["19121212-9999", "991212-0000", "99121212-1234", "20000229-0000", "19870521-0001",
+                  "1912121299999", "9912120000", "19440813-9080", "19121212 0000", "87052100001"]
+
+
+@pytest.mark.parametrize(("lead", "value"), [(lead, v) for lead in [
+    "Patienten har reservnummer {}.",
+    "Reservnr: {}",
+    "reservnr {}",
+    "Hen har fått ett reservnummer, {}, i journalen.",
+    "Reservnumret för patienten är {}",
+    "Reserv-nr {} enligt kansliet.",
+    "T-nummer {}",
+    "Tillfälligt personnummer: {}",
+    "Reservnummer:\n{}",
+    "> Reservnummer:\n> {}",
+] for v in RESERVE_VALUES[:3]] + [("Reservnummer {}", v) for v in RESERVE_VALUES[3:]])
+def test_reserve_number_named_as_one_is_found_whatever_its_digits(lead, value):
+    text = lead.format(value)
+    assert parse_identity_number(value.replace(" ", "-"), TODAY) is None  # not a valid personnummer
+    findings = scan("", text, today=TODAY)
+    assert [f.category for f in findings] == ["reservnummer"]
+    assert findings[0].score >= 0.8
+    assert findings[0].line == text[: text.index(value)].count("\n") + 1
+
+
+def test_reserve_number_named_in_the_subject_is_found():
+    findings = scan("MittVaccin – reservnr 99121212-1234", "", today=TODAY)
+    assert [(f.category, f.location) for f in findings] == [("reservnummer", "subject")]
+
+
+def test_a_valid_personnummer_named_a_reserve_number_is_still_one_finding():
+    assert body_kinds("Reservnummer 19121212-1212") == [("personnummer", 1)]
+
+
+RESERVE_LOOK_ALIKES = [
+    "Reservnumret står i blanketten.",
+    "Reservnummer saknas, ärende 1234567890 gäller något annat.",
+    "Vi har inget reservnummer, ring 035-13 10 00.",
+    "Reservnummer används för patienter utan personnummer.",
+    "Rutinen för reservnummer uppdaterades 2026-11-24.",
+    "Reservnummer: se bifogad blankett (version 2.30.1).",
+    "Reservnummer ärende 1234567890",
+    "Reservnummer, ordernr 9912120000",
+    "Fältet reservnummer ska vara tomt; kundnr 9912120000.",
+    "Reservnumret skapades 2026-11-24 14:30.",
+    "reservnr 12 st har delats ut",
+    "Reservnummer ABCD12345678",
+    "Jag har ett tillfälligt nummer 0701234567 den här veckan.",
+    "T-nr 0701234567",
+]
+
+
+@pytest.mark.parametrize("text", RESERVE_LOOK_ALIKES)
+def test_reserve_word_without_a_reserve_number_is_not_flagged(text):
+    assert body_kinds(text) == []
+
+
+# A date and a time in a file name or a log line is a timestamp, not the personnummer of a child born
+# that day. 19121212-1212 is also 1912-12-12 12:12, so seen from early 1913 it is a recent timestamp.
+SOON_AFTER = [date(1912, 12, 13), date(1913, 3, 1), date(1915, 6, 30)]
+TIMESTAMPS = [
+    "Se bifogad skärmdump_19121212-1212.png",
+    "skärmdump-19121212-1212.png",
+    "Screenshot_19121212-1212.jpg",
+    "IMG_19121212-1212.jpeg",
+    "Filen heter export_191212121212.csv",
+    "bild 19121212-1212.png bifogas",
+    "backup-121212-1212.zip",
+    "C:\\Loggar\\app_19121212-1212.log",
+    "log 19121212-1212 ERROR inloggningen misslyckades",
+    "19121212-1212 INFO användaren loggade in",
+    "[19121212-1212] WARN session utgången",
+    "Tidsstämpel: 19121212-1212",
+    "Felet uppstod 19121212-1212, se loggen.",
+    "1912-12-12 12:12:05 ERROR vid 19121212-1212",
+    "Loggen: 19121212-1212-30 fel 500",
+    "Loggen: 19121212-1212:30 fel 500",
+    "Felet kom kl. 12.12, i loggen står 19121212-1212.",
+    "> log 19121212-1212 ERROR kunde inte spara",
+    "Skärmbild 191212 1212 bifogad",
+    "Loggen: 191212121212",
+]
+
+
+@pytest.mark.parametrize(("text", "today"), [(t, d) for t in TIMESTAMPS for d in SOON_AFTER])
+def test_date_and_time_in_a_file_name_or_log_line_is_not_a_personnummer(text, today):
+    assert scan("", f"Hej!\n{text}\nMvh Eva", today=today) == []
+
+
+CHILD_NUMBERS = [
+    "Barnet 19121212-1212 ska vaccineras.",
+    "pnr 19121212-1212",
+    "Patient: 19121212-1212",
+    "Det gäller 19121212-1212 (född i december).",
+    "Pnr 191212121212 står i loggen",
+    "Behörigheten gäller 121212-1212.",
+    "Pnr19121212-1212",
+    "Vårdnadshavare till pnr:121212-1212",
+    "Barnet 19121212-1212 syns på bilden i bilagan.",
+    "Gäller 19121212-1212, senast på fredag.",
+    "Priset 12.50 kr gäller 19121212-1212.",
+    "Version 2.30 av journalen visar 19121212-1212.",
+]
+
+
+@pytest.mark.parametrize("text", CHILD_NUMBERS)
+def test_the_same_digits_as_a_person_are_still_found(text):
+    # A child's personnummer written as such is not a timestamp, even soon after its birth.
+    assert [f.category for f in scan("", text, today=date(1913, 3, 1))] == ["personnummer"]
+
+
+def test_a_file_name_with_an_old_date_and_time_is_still_a_personnummer():
+    # Timestamps in a mail are recent; a file named after a grown-up's personnummer is not one.
+    assert body_kinds("Se bifogad blankett_19121212-1212.pdf") == [("personnummer", 1)]
+
+
+NOT_IDENTITY_NUMBERS = [
+    "skärmdump_20250102-0915.png", "log 20231130-0800 ERROR", "2026-03-01 23:59 fel i 20260301-2359",
+    "IMG_20241224_101500.jpg", "Loggen 20251015-073012", "export-20260601-1200.csv",
+]
+
+
+@pytest.mark.parametrize("text", NOT_IDENTITY_NUMBERS)
+def test_timestamps_that_are_no_identity_number_at_all_are_not_flagged(text):
+    assert body_kinds(text) == []
+
+
+def _digit_windows(text: str) -> set[str]:
+    """Every 10-digit window of every run of digits in ``text`` (runs may be split by a separator,
+    a line break, quote marks or a soft break), read as YYMMDDNNNN."""
+    runs = re.findall(r"\d+(?:(?:[-+ \u00a0\u2013=]|\n(?:> )*)+\d+)*", text)
+    windows = set()
+    for run in runs:
+        digits = re.sub(r"\D", "", run)
+        windows |= {digits[i : i + 10] for i in range(len(digits) - 9)}
+    return windows
+
+
+def test_new_cases_hold_no_identity_number_but_the_published_ones():
+    allowed = {n.replace("-", "")[2:] for n in PUBLISHED}
+    texts = [w for n in PUBLISHED for _, w in _wraps(n)] + RESERVE_VALUES + TIMESTAMPS + WRAPPED_LOOK_ALIKES + \
+        RESERVE_LOOK_ALIKES + CHILD_NUMBERS + NOT_IDENTITY_NUMBERS + ["1987052\n12382"]
+    for text in texts:
+        for window in _digit_windows(text):
+            valid = any(parse_identity_number(f"{c}{window[:6]}-{window[6:]}", TODAY) for c in ("18", "19", "20"))
+            assert not valid or window in allowed, text
+
+
+# --- the budget (issue 10.3) ------------------------------------------------------------------
+
+
+def test_findings_kept_are_capped_and_the_rest_counted():
+    body = "".join(f"Rad {i}: 19121212-1212\n" for i in range(1, 51))
+    findings = scan("", body, today=TODAY)
+    assert len(findings) == 20
+    assert [f.line for f in findings] == list(range(1, 21))
+    assert findings[-1].more == 30
+    assert describe(findings) == "50 personnummer (rad 1, 2, 3, 4, 5 m.fl.)"
+
+
+def test_the_cap_is_per_category_and_level():
+    config = PersonalDataConfig(max_findings=2)
+    body = "19121212-1212\n" * 3 + "Hon har 0001042399\n" * 3 + "gäller Karin Lindqvist\n" * 3
+    findings = scan("", body, today=TODAY, config=config)
+    kinds = [(f.category, f.score >= 0.8, f.more) for f in findings]
+    assert kinds == [("personnummer", True, 0), ("personnummer", True, 1), ("personnummer", False, 0),
+                     ("personnummer", False, 1), ("name", True, 0), ("name", True, 1)]
+
+
+def test_text_past_the_budget_is_held_for_a_handler():
+    config = PersonalDataConfig(max_scan_chars=1_000, early_stop_chars=1_000)
+    body = "Hej, en fråga om inloggningen.\n" * 100 + "Det gäller 19121212-1212.\n"
+    findings = scan("", body, today=TODAY, config=config)
+    assert [(f.category, f.line) for f in findings] == [(UNSCANNED, 33)]
+    assert config.hold_threshold <= findings[0].score < config.reject_threshold
+    assert describe(findings) == "text som inte granskades (från rad 33)"
+
+
+def test_a_clear_finding_early_stops_the_scan_without_changing_the_verdict():
+    config = PersonalDataConfig(early_stop_chars=500)
+    body = "Det gäller 19121212-1212.\n" + "Mer text om ärendet.\n" * 100 + "Behörigheten gäller Karin Lindqvist.\n"
+    full = scan("", body, today=TODAY)
+    short = scan("", body, today=TODAY, config=config)
+    assert [f.category for f in full] == ["personnummer", "name"]
+    assert [f.category for f in short] == ["personnummer", UNSCANNED]
+    assert all(f.score >= 0.8 for f in short)  # still rejected, for the same reason
+    assert describe(short) == "ett personnummer på rad 1 och text som inte granskades (från rad 24)"
+
+
+def test_uncertain_findings_do_not_stop_the_scan():
+    config = PersonalDataConfig(early_stop_chars=500)
+    body = "Hon har 0001042399.\n" + "Mer text om ärendet.\n" * 100 + "Det gäller 19121212-1212.\n"
+    findings = scan("", body, today=TODAY, config=config)
+    assert [(f.category, f.score >= 0.8) for f in findings] == [("personnummer", False), ("personnummer", True)]
+
+
+@pytest.mark.parametrize("unit", ["19121212-1212\n", "Hon har 0001042399\n", "gäller Karin Lindqvist\n",
+                                  "Ring 035-13 10 00 om ordern VMU3000096.\n", "19121212-\n1212\n",
+                                  "reservnr 991212-0000\n", "log 20251102-0915 ERROR\n", "1\n"])
+def test_a_huge_body_keeps_few_findings(unit):
+    body = unit * (3_000_000 // len(unit))
+    findings = scan("", body, today=TODAY)
+    config = PersonalDataConfig()
+    assert len(findings) <= config.max_findings + 1
+    assert findings[-1].category == UNSCANNED  # either stopped early or past the budget
+    describe(findings)
+
+
+def test_config_budget_settings():
+    config = PersonalDataConfig.from_mapping({"max_findings": 5, "max_scan_chars": 10_000, "early_stop_chars": 100})
+    assert (config.max_findings, config.max_scan_chars, config.early_stop_chars) == (5, 10_000, 100)
+    for bad in ({"max_findings": 0}, {"max_scan_chars": "1 MB"}, {"early_stop_chars": True}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            PersonalDataConfig.from_mapping(bad)
+
+
+def test_unscanned_has_swedish_wording_in_the_subject_and_body():
+    assert describe([Finding(UNSCANNED, "body", 40, 0.5)]) == "text som inte granskades (från rad 40)"
+    assert describe([Finding(UNSCANNED, "subject", None, 0.5)]) == "text som inte granskades (ämnesraden)"
+
+
+def test_describe_counts_findings_not_kept():
+    found = [Finding("personnummer", "body", 1, 0.95), Finding("personnummer", "body", 1, 0.95, more=857_140)]
+    assert describe(found) == "857\u00a0142 personnummer (rad 1 m.fl.)"
+
+
+def test_a_huge_body_full_of_personnummer_is_rejected_with_few_findings_kept(routines, settings):
+    from intake.pipeline import decide
+    from tests.conftest import NOW
+    from tests.mailmaker import make_mail
+
+    raw = make_mail(subject="MittVaccin – användarstöd", body="Hej!\n" + "19121212-1212\n" * 100_000)
+    decision = decide(raw, routines, settings=settings, now=NOW)
+    assert decision.verdict == "rejected"
+    assert decision.codes == ["body.personal_data"]
+    assert len(decision.findings) <= settings.personal_data.max_findings + 1
+    assert "personnummer (rad 2, 3, 4, 5, 6 m.fl.)" in decision.reasons[0].message
+    assert "1212" not in decision.reasons[0].message + decision.reasons[0].detail
+
+
+def test_config_file_defaults_are_the_guards_defaults():
+    from intake.config import SCHEMA
+
+    defaults = PersonalDataConfig()
+    for key, (_kind, default) in SCHEMA["personal_data"].items():
+        assert getattr(defaults, key) == (tuple(default) if isinstance(default, list) else default), key
+
+
+# --- the package and its data -----------------------------------------------------------------
+
+
+def test_word_lists_are_data_shipped_with_the_package():
+    import tomllib
+
+    package = ROOT / "rules" / "personal_data"
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"]["setuptools"]["package-data"]["*"]
+    data = [p for p in package.rglob("*") if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts]
+    assert len(data) >= 15
+    for path in data:
+        assert (path.parent / "__init__.py").exists(), path  # inside a package, so setuptools finds it
+        assert any(path.match(pattern) for pattern in patterns), path
+
+
+def test_word_list_format():
+    from rules.personal_data.words_data import alternation, entries
+
+    assert entries("pnr_context")[0] == "pnr"  # comments skipped, order kept
+    assert len(entries("pnr_context")) == len(set(entries("pnr_context")))  # duplicates dropped
+    rx = re.compile(rf"^(?:{alternation('triggers')})$")
+    assert rx.match("avsluta \t behörigheten\nför")  # a space in an entry matches any white space
+    assert not rx.match("avsluta-behörigheten-för")

@@ -1,0 +1,65 @@
+"""Text preparation shared by the detectors: normalising, masking look-alike spans, line numbers."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_right
+
+# Invisible characters that could split a number without a reader noticing.
+_INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+
+
+def prepare(text: str) -> str:
+    """Normalise so that look-alike digits and odd line breaks cannot hide a number.
+
+    NFKC folds full-width and other compatibility digits to ASCII and never adds or removes a
+    line break, so line numbers still match the text as written (CR LF and lone CR count as one).
+    """
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if _INVISIBLE.search(text):
+        text = _INVISIBLE.sub("", text)
+    try:
+        return unicodedata.normalize("NFKC", text)
+    except (ValueError, TypeError):  # pragma: no cover - defensive: never raise on input
+        return text
+
+
+# Spans that hold digits but are never a personal identity number: masked before the number scan.
+# Each starts with a plain character class (so the regex engine can skip ahead fast) followed by
+# a look-behind on the character before it: "not inside a longer token".
+OID = re.compile(r"\d(?<![\d.]\d)\d{0,5}(?:\.\d{1,6}){3,}(?![\d.])")
+IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])")
+HSA = re.compile(r"[Ss](?<![A-Za-z0-9][Ss])[Ee][0-9]{10}-[A-Za-z0-9]{1,31}(?![A-Za-z0-9])")
+
+
+def mask(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` with the spans overwritten: same length, no digits, no line breaks, so offsets and
+    line numbers stay valid."""
+    if not spans:
+        return text
+    out, pos = [], 0
+    for start, end in sorted(spans):
+        if start < pos:
+            start = pos
+        out += [text[pos:start], "#" * (end - start)]
+        pos = max(pos, end)
+    out.append(text[pos:])
+    return "".join(out)
+
+
+class LineIndex:
+    """Offsets of line starts, for 1-based line numbers and same-line context windows."""
+
+    def __init__(self, text: str) -> None:
+        self._starts = [0, *(m.end() for m in re.finditer("\n", text))]
+
+    def line(self, offset: int) -> int:
+        return bisect_right(self._starts, offset)
+
+    def start_of(self, offset: int) -> int:
+        return self._starts[bisect_right(self._starts, offset) - 1]
+
+
+# A hit of a detector: (category, offset, score, start, end); offset is where it is reported.
+Hit = tuple[str, int, float, int, int]

@@ -1,0 +1,37 @@
+"""The guard's word lists, read once at import from the data files in ``rules/personal_data/words/``.
+
+Format of a word list (``NAME.txt``): one entry per line; blank lines and lines starting with ``#``
+are skipped. An entry is a literal word or phrase; in a regular expression a space in it matches any
+run of white space, and the entries are tried in the order of the file. Month names are a TOML table
+(``months.toml``: name = month number).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from importlib import resources
+
+_PACKAGE = "rules.personal_data"
+
+
+def entries(name: str) -> tuple[str, ...]:
+    """The entries of ``words/NAME.txt``, in file order, without duplicates."""
+    text = resources.files(_PACKAGE).joinpath("words", f"{name}.txt").read_text("utf-8")
+    lines = (line.strip() for line in text.splitlines())
+    return tuple(dict.fromkeys(line for line in lines if line and not line.startswith("#")))
+
+
+def word_set(name: str) -> frozenset[str]:
+    """The entries of ``words/NAME.txt``, case-folded, for membership tests."""
+    return frozenset(e.casefold() for e in entries(name))
+
+
+def alternation(name: str) -> str:
+    """The entries of ``words/NAME.txt`` as a regular-expression alternation (no group around it)."""
+    return "|".join(re.escape(e).replace(r"\ ", r"\s+") for e in entries(name))
+
+
+def table(name: str) -> dict:
+    """The TOML file ``NAME.toml`` of the package."""
+    return tomllib.loads(resources.files(_PACKAGE).joinpath(f"{name}.toml").read_text("utf-8"))
