@@ -116,10 +116,7 @@ class Outbox:
         self.clock = clock
 
     def due(self) -> list[dict[str, Any]]:
-        now = self.clock().isoformat(timespec="seconds")
-        return list(self.store.db.query(
-            "select * from outbox where status = 'pending' and next_attempt_at <= ? order by id", [now]
-        ))
+        return self.store.due_outbox(self.clock().isoformat(timespec="seconds"))
 
     def message_for(self, row: dict[str, Any]) -> EmailMessage:
         attachments = []
@@ -130,7 +127,9 @@ class Outbox:
             from_address=self.from_address, from_name=self.from_name,
             message_id=row["rfc_message_id"], in_reply_to=row["in_reply_to"] or "",
             references=(row["references_"] or "").split(),
-            automatic=row["kind"] in ("ack", "rejection"),
+            # Rows from before migration 004 have no flag: then the kind decides, as it did.
+            automatic=bool(row["automatic"]) if row.get("automatic") is not None
+            else row["kind"] in ("ack", "rejection"),
             attachments=attachments,
         )
 
@@ -160,8 +159,8 @@ class Outbox:
                 result.failed += 1
                 return True
             wait = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
-            with store.transaction() as db:
-                db["outbox"].update(row["id"], {
+            with store.transaction():
+                store.update_outbox(row["id"], {
                     "attempts": attempts, "last_error": str(exc)[:500],
                     "next_attempt_at": (now + timedelta(seconds=wait)).isoformat(timespec="seconds"),
                 })
@@ -175,8 +174,8 @@ class Outbox:
             self._fail(row, str(exc), now_iso)
             result.failed += 1
             return True
-        with store.transaction() as db:
-            db["outbox"].update(row["id"], {"status": "sent", "sent_at": now_iso, "attempts": row["attempts"] + 1})
+        with store.transaction():
+            store.update_outbox(row["id"], {"status": "sent", "sent_at": now_iso, "attempts": row["attempts"] + 1})
             store.add_event("reply_sent", ticket_id=row["ticket_id"], message_id=row["message_id"], at=now_iso,
                             data={"kind": row["kind"], "outbox": row["id"]})
         log.info("outbox id=%s sent (%s)", row["id"], row["kind"])
@@ -184,9 +183,9 @@ class Outbox:
         return True
 
     def _fail(self, row: dict[str, Any], error: str, now_iso: str) -> None:
-        with self.store.transaction() as db:
-            db["outbox"].update(row["id"], {"status": "failed", "last_error": error[:500],
-                                            "attempts": row["attempts"] + 1})
+        with self.store.transaction():
+            self.store.update_outbox(row["id"], {"status": "failed", "last_error": error[:500],
+                                                 "attempts": row["attempts"] + 1})
             self.store.add_event("reply_failed", ticket_id=row["ticket_id"], message_id=row["message_id"],
                                  at=now_iso, data={"kind": row["kind"], "outbox": row["id"], "error": error[:200]})
         log.error("outbox id=%s failed for good: %s", row["id"], error)
