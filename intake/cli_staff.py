@@ -275,3 +275,46 @@ def register(main: click.Group) -> None:
         """
         outbox_id = _desk(ctx).reject_held(message_id, actor)
         click.echo(f"message {message_id} rejected" + ("; reply queued" if outbox_id else ""))
+
+    @main.group()
+    def timers() -> None:
+        """Lifecycle timers (reminders, expiry, release on a date); `intake run` fires them every minute."""
+
+    @timers.command("list")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @click.option("--all", "show_all", is_flag=True, help="Also fired and cancelled timers.")
+    @click.pass_context
+    def timers_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
+        """List pending timers: ticket, name, event and when each is due.
+
+        Example: intake timers list --json
+        """
+        from intake.store import open_store
+
+        store = open_store(_config(ctx).db_path)
+        rows = store.timer_rows(pending_only=not show_all)
+        if as_json:
+            click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+            return
+        for r in rows:
+            click.echo(f"{r['ref']:14} {r['name']:12} {r['event']:12} {r['due_at']}  {r['status']}")
+        if not rows:
+            click.echo("(no timers)")
+
+    @timers.command("run")
+    @click.pass_context
+    @_friendly
+    def timers_run(ctx: click.Context) -> None:
+        """Fire the timers that are due now, once, through each ticket's lifecycle.
+
+        Example: intake timers run
+        """
+        from intake.app import open_app
+        from intake.engine import Engine
+        from intake.pipeline import Settings
+
+        config = _config(ctx)
+        store, routines = open_app(config)
+        engine = Engine(store, routines, Settings.from_config(config),
+                        rate_limit_per_hour=config["replies"]["rate_limit_per_hour"])
+        click.echo(f"{engine.run_due_timers()} timers fired")

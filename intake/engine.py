@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from intake import faults
 from intake.decision import Decision
 from intake.mailer import Mailer, form_of
 from intake.store import Store
@@ -273,7 +274,9 @@ class Engine:
                 except TicketError as exc:
                     self.store.add_event("timer_refused", actor="scheduler", ticket_id=ticket["id"], at=_iso(now),
                                          data={"timer": timer["name"], "code": getattr(exc, "code", "error")})
-                fired += 1
+                faults.point("timer-before-commit")
+            faults.point("timer-after-commit")
+            fired += 1
         if fired:
             log.info("timers: %s fired", fired)
         return fired

@@ -396,11 +396,11 @@ def load_lifecycle(data: Mapping[str, Any], where: str, *, templates: set[str],
         if not _ID.match(sid):
             raise LifecycleError(f"{here}.states.{sid}: state ids are lower-case letters, digits and _")
     events, scheduler_events = set(), set()
-    for row in transitions_data:
+    for i, row in enumerate(transitions_data):
         if isinstance(row, dict) and isinstance(row.get("event"), str):
             events.add(row["event"])
-            by = row.get("by", [])
-            if "scheduler" in ([by] if isinstance(by, str) else by):
+            by = _roles(row["by"], f"{here}.transitions[{i}].by", ACTOR_ROLES) if "by" in row else ()
+            if "scheduler" in by:
                 scheduler_events.add(row["event"])
     ctx = PackContext(
         where=where, states=frozenset(states_data), events=frozenset(events),

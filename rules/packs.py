@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -84,7 +83,6 @@ def common_dir() -> Path:
     return builtin_pack_dir() / "_common"
 
 
-@cache
 def _template_env(folder: Path) -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(folder)),

@@ -42,3 +42,11 @@ class TimerQueries(StoreBase):
 
     def timers(self, ticket_id: int) -> list[dict[str, Any]]:
         return list(self.db.query("select * from timers where ticket_id = ? order by id", [ticket_id]))
+
+    def timer_rows(self, *, pending_only: bool = True) -> list[dict[str, Any]]:
+        """Timers with their ticket's reference, soonest first."""
+        sql = ("select t.ref, x.name, x.event, x.due_at, x.status, x.fired_at from timers x "
+               "join tickets t on t.id = x.ticket_id")
+        if pending_only:
+            sql += " where x.status = 'pending'"
+        return list(self.db.query(sql + " order by x.due_at, x.id"))
