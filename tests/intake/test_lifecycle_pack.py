@@ -11,6 +11,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -321,3 +322,29 @@ def test_a_killed_timer_run_fires_each_timer_exactly_once(tmp_path, fault):
     assert sorted(r["ticket_id"] for r in reminders) == sorted(store.ticket(ref)["id"] for ref in refs)
     listed = json.loads(_cli(conf, "timers", "list", "--json").stdout)
     assert [r["name"] for r in listed] == ["expire"] * 3  # only the expiries are still pending
+
+
+def test_the_web_ui_shows_the_packs_states_and_its_refusals_in_swedish(tmp_path):
+    from intake.web.accounts import add_user
+    from intake.web.app import create_app
+    from tests.intake.test_web import PASSWORD, csrf_of, login
+
+    bot = Bot(tmp_path, web={"secret_key": "test-secret-" + "x" * 32})
+    ref = bot.order()
+    add_user(bot.store, "anna", PASSWORD)
+    app = create_app(bot.config)
+    app.testing = True
+    client = app.test_client()
+    assert login(client).status_code == 302
+    page = client.get(f"/tickets/{ref}").get_data(as_text=True)
+    options = re.findall(r'<option value="([a-z_]+)">([^<]+)</option>', page)
+    assert options == [("waiting_for_third_party", "Väntar på beställaren"), ("in_progress", "Pågår"),
+                       ("cancelled", "Makulerad")]
+    token = csrf_of(page)
+    client.post(f"/tickets/{ref}/status", data={"csrf_token": token, "status": "in_progress"})
+    page = client.post(f"/tickets/{ref}/status", data={"csrf_token": token, "status": "done"},
+                       follow_redirects=True).get_data(as_text=True)
+    assert "Ärendet måste ha en handläggare först." in page
+    assert bot.store.ticket(ref)["status"] == "in_progress"
+    queues = client.get("/").get_data(as_text=True)
+    assert "Väntar på beställaren" in queues and "Makulerad" in queues and "Beställningar" in queues
