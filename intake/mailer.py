@@ -85,9 +85,11 @@ def context(routine: Routine, rtype: RequestType | None, *, ref: str | None, **e
     return base
 
 
-def render(routine: Routine, template: str, ctx: Mapping[str, Any], *, body: str | None = None) -> Rendered:
+def render(routine: Routine, template: str, ctx: Mapping[str, Any], *, body: str | None = None,
+           subject: str | None = None) -> Rendered:
     """Render the mail ``template`` (a name in the pack's ``[templates]`` and ``[reply_subjects]``; ``ack``
-    takes the request type's receipt). ``body`` replaces the template's text (a handler's own words)."""
+    takes the request type's receipt). ``body`` and ``subject`` replace the template's (a handler's own
+    words; a fixed subject)."""
     env = routine.template_env()
     if body is None:
         rtype = ctx.get("request_type")
@@ -96,7 +98,8 @@ def render(routine: Routine, template: str, ctx: Mapping[str, Any], *, body: str
         else:
             name = routine.templates[template]
         body = env.get_template(name).render(**ctx)
-    subject = env.from_string(routine.reply_subjects[template]).render(**ctx)
+    if subject is None:
+        subject = env.from_string(routine.reply_subjects[template]).render(**ctx)
     return Rendered(clean_header(subject), body)
 
 
@@ -186,6 +189,7 @@ class Mailer:
         rate_kinds: tuple[str, ...] | None = None,
         attach_blank_form: bool = False,
         body: str | None = None,
+        subject: str | None = None,
     ) -> int | None:
         """Render and queue one mail; returns its outbox id, or None when a guard suppressed it.
 
@@ -216,7 +220,7 @@ class Mailer:
             store.add_event("reply_suppressed", actor=actor, message_id=thread.message_pk, ticket_id=ticket_id,
                             at=now_iso, data=data)
             return None
-        text = render(routine, template, ctx, body=body)
+        text = render(routine, template, ctx, body=body, subject=subject)
         outbox_id = store.insert_outbox({
             "message_id": thread.message_pk,
             "ticket_id": ticket_id,
@@ -285,31 +289,10 @@ class Mailer:
 
     def queue_handler_reply(self, routine: Routine, ticket: Mapping[str, Any], actor: str, text: str,
                             now: datetime) -> int | None:
-        """A handler's own words to the requester, under the receipt's subject (keeps the reference)."""
+        """A handler's own words to the requester, under the receipt's subject (keeps the reference); a ticket
+        whose request type the pack no longer has gets just the reference as its subject."""
         rtype = _rtype(routine, ticket.get("request_type"))
-        ctx = context(routine, rtype, ref=ticket["ref"])
-        template = "ack" if rtype is not None else "handler_reply"
-        if rtype is None:
-            return self._queue_untyped(routine, ticket, actor, text, now)
-        return self.queue(routine=routine, kind="handler_reply", template=template, to="requester", ctx=ctx,
-                          now=now, ticket=ticket, thread=self.ticket_thread(ticket), actor=actor,
-                          automatic=False, body=text + "\n")
-
-    def _queue_untyped(self, routine: Routine, ticket: Mapping[str, Any], actor: str, text: str,
-                       now: datetime) -> int | None:
-        # A ticket whose request type the pack no longer has: the subject is just the reference.
-        patched = _SubjectOnly(routine, f"[{ticket['ref']}]")
-        return self.queue(routine=patched, kind="handler_reply", template="handler_reply",  # type: ignore[arg-type]
-                          to="requester", ctx=context(routine, None, ref=ticket["ref"]), now=now, ticket=ticket,
-                          thread=self.ticket_thread(ticket), actor=actor, automatic=False, body=text + "\n")
-
-
-class _SubjectOnly:
-    """A routine stand-in whose only reply subject is a fixed text."""
-
-    def __init__(self, routine: Routine, subject: str):
-        self._routine = routine
-        self.reply_subjects = {"handler_reply": subject}
-
-    def template_env(self) -> Any:
-        return self._routine.template_env()
+        return self.queue(routine=routine, kind="handler_reply", template="ack", to="requester",
+                          ctx=context(routine, rtype, ref=ticket["ref"]), now=now, ticket=ticket,
+                          thread=self.ticket_thread(ticket), actor=actor, automatic=False, body=text + "\n",
+                          subject=None if rtype is not None else f"[{ticket['ref']}]")

@@ -19,8 +19,6 @@ def clean_header(text: str) -> str:
     return " ".join(text.replace("\x00", " ").splitlines()).strip()
 
 
-_clean_header = clean_header
-
 
 def build_message(
     *,
@@ -38,13 +36,13 @@ def build_message(
     """The outgoing mail for a reply: plain text, threaded, marked as automatic (RFC 3834)."""
     msg = EmailMessage(policy=_POLICY)
     msg["From"] = email.utils.formataddr((from_name, from_address)) if from_name else from_address
-    msg["To"] = _clean_header(to)
-    msg["Subject"] = _clean_header(subject)
+    msg["To"] = clean_header(to)
+    msg["Subject"] = clean_header(subject)
     msg["Date"] = email.utils.formatdate(localtime=False)
     msg["Message-ID"] = message_id
     if in_reply_to:
-        msg["In-Reply-To"] = _clean_header(in_reply_to)
-    refs = [_clean_header(r) for r in (references or []) if r]
+        msg["In-Reply-To"] = clean_header(in_reply_to)
+    refs = [clean_header(r) for r in (references or []) if r]
     if refs:
         msg["References"] = " ".join(refs)
     if automatic:

@@ -85,8 +85,8 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
         return label(section, key)
 
     app.jinja_env.globals.update(label=staff_label, labels=labels, csrf_token=_csrf_token, STATUSES=statuses)
-    app.jinja_env.filters.update(local=_local_time, event_summary=_event_summary, reason_text=_reason_text,
-                                 filesize=_filesize)
+    app.jinja_env.filters.update(local=_local_time, event_summary=lambda e: _event_summary(e, staff_label),
+                                 reason_text=_reason_text, filesize=_filesize)
     proxies = [ipaddress.ip_network(p, strict=False) for p in web["trusted_proxies"]]
     by_id = {r.id: r for r in routines}
 
@@ -390,7 +390,7 @@ def _reason_text(code: str) -> str:
     return re.sub(r"\{\w+\}", "…", catalogue().get(code, ""))
 
 
-def _event_summary(event: dict[str, Any]) -> str:
+def _event_summary(event: dict[str, Any], label: Any = label) -> str:
     data, kind = event["data"], event["kind"]
     if kind == "status_changed":
         return f"{label('status', data.get('from'))} → {label('status', data.get('to'))}"

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import pytest
 
+from intake.desk import TicketDesk
 from intake.pipeline import Settings, decide
 from intake.recorder import Recorder
 from intake.sources.base import FetchedMail
 from intake.store import open_store
-from intake.tickets import TicketDesk
 from tests.conftest import FIXTURES, NOW, ROOT
 from tests.mailmaker import make_mail
 
