@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,7 +26,7 @@ from intake import faults
 from intake.decision import Decision
 from intake.mailer import Mailer, form_of
 from intake.store import Store
-from rules.lifecycle import Advance, Effect, Refusal, TicketFacts, advance, refusal
+from rules.lifecycle import Advance, Effect, Refusal, TicketFacts, advance, field_date, refusal
 from rules.packs import Routine
 
 log = logging.getLogger("intake.engine")
@@ -308,18 +308,17 @@ def add_working_days(start: datetime, days: int) -> datetime:
 
 def timer_due(params: Mapping[str, Any], ticket: Mapping[str, Any], now: datetime) -> datetime:
     """When a ``timer`` effect fires: after N days/hours/working days, or at 00:00 local time on the
-    date in a form field (at once when that field holds no date)."""
+    date in a form field, moved by ``offset_days`` (at once when that field holds no date)."""
     if "after_days" in params:
         return now + timedelta(days=params["after_days"])
     if "after_hours" in params:
         return now + timedelta(hours=params["after_hours"])
     if "after_working_days" in params:
         return add_working_days(now, params["after_working_days"])
-    value = (form_of(ticket).get("fields") or {}).get(params["at_field"])
-    try:
-        day = date.fromisoformat(str(value)[:10])
-    except ValueError:
+    day = field_date((form_of(ticket).get("fields") or {}).get(params["at_field"]))
+    if day is None:
         return now
+    day += timedelta(days=params.get("offset_days", 0))
     return datetime.combine(day, time(0, 0), tzinfo=LOCAL_TZ)
 
 

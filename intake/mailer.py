@@ -188,6 +188,7 @@ class Mailer:
         rate_limit: int | None = None,
         rate_kinds: tuple[str, ...] | None = None,
         attach_blank_form: bool = False,
+        attach_form: bool = False,
         body: str | None = None,
         subject: str | None = None,
     ) -> int | None:
@@ -232,6 +233,7 @@ class Mailer:
             "in_reply_to": thread.in_reply_to or None,
             "references_": thread.references or None,
             "attach_blank_form": int(attach_blank_form),
+            "attach_ticket_form": int(attach_form),
             "automatic": int(automatic),
             "status": "pending",
             "attempts": 0,
@@ -274,7 +276,8 @@ class Mailer:
     def queue_effect(self, params: Mapping[str, Any], *, routine: Routine, ticket: Mapping[str, Any],
                      actor: str, payload: Mapping[str, Any], now: datetime) -> int | None:
         """A lifecycle ``mail`` effect: ``to``, ``template``, optional ``kind``, ``automatic``,
-        ``rate_limit_per_hour``. Mail to the requester answers the ticket's first mail."""
+        ``rate_limit_per_hour``, ``attach_form`` (the ticket's stored form goes with it). Mail to the
+        requester answers the ticket's first mail. The template sees ``note`` from the event's payload."""
         to = params["to"]
         template = params["template"]
         kind = params.get("kind", template)
@@ -285,6 +288,7 @@ class Mailer:
             routine=routine, kind=kind, template=template, to=to, ctx=ctx, now=now, ticket=ticket,
             thread=thread, actor=actor, automatic=params.get("automatic", True),
             rate_limit=params.get("rate_limit_per_hour", EFFECT_RATE_LIMIT),
+            attach_form=params.get("attach_form", False),
         )
 
     def queue_handler_reply(self, routine: Routine, ticket: Mapping[str, Any], actor: str, text: str,

@@ -122,6 +122,8 @@ class Outbox:
         attachments = []
         if row["attach_blank_form"] and self.blank_forms is not None:
             attachments = self.blank_forms(row["id"])
+        if row.get("attach_ticket_form") and row["ticket_id"] is not None:
+            attachments += self.ticket_forms(row["ticket_id"])
         return build_message(
             to=row["to_addr"], subject=row["subject"], body=row["body"],
             from_address=self.from_address, from_name=self.from_name,
@@ -132,6 +134,16 @@ class Outbox:
             else row["kind"] in ("ack", "rejection"),
             attachments=attachments,
         )
+
+    def ticket_forms(self, ticket_id: int) -> list[tuple[str, bytes, str]]:
+        """The ticket's stored form, named by its type only (the sender's file name may hold a name)."""
+        files = []
+        for i, att in enumerate(self.store.attachment_files(ticket_id), 1):
+            suffix = Path(att["filename"] or "").suffix.lower()
+            suffix = suffix if suffix in (".xlsx", ".docx", ".pdf") else ".bin"
+            name = f"blankett{suffix}" if i == 1 else f"blankett-{i}{suffix}"
+            files.append((name, att["data"], att["content_type"] or "application/octet-stream"))
+        return files
 
     def send_due(self) -> SendResult:
         result = SendResult()

@@ -17,8 +17,8 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -133,6 +133,7 @@ class TicketFacts:
     requester: str | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    now: datetime | None = None  # the moment of the step (set by advance), for gates about dates
 
 
 @dataclass(frozen=True)
@@ -252,6 +253,8 @@ def _timer_check(params: Mapping[str, Any], ctx: PackContext) -> str | None:
     given = [k for k in _WHEN if k in params]
     if len(given) != 1:
         return f"needs exactly one of {', '.join(_WHEN)}"
+    if "offset_days" in params and given[0] != "at_field":
+        return "offset_days: only with at_field"
     if given[0] == "at_field":
         if ctx.form_fields is None or params["at_field"] not in ctx.form_fields:
             return f"at_field: no form field {params['at_field']!r}"
@@ -265,14 +268,14 @@ def _timer_check(params: Mapping[str, Any], ctx: PackContext) -> str | None:
 register_effect(EffectSpec(
     "mail", "queue a mail to a recipient role, rendered from a template once the ticket exists",
     required={"to": str, "template": str},
-    optional={"kind": str, "automatic": bool, "rate_limit_per_hour": int},
+    optional={"kind": str, "automatic": bool, "rate_limit_per_hour": int, "attach_form": bool},
     check=_mail_check,
 ))
 register_effect(EffectSpec(
     "timer", "set a timer that fires an event by the scheduler when due (replaces a pending one of that name)",
     required={"name": str, "event": str},
     optional={"after_days": (int, float), "after_hours": (int, float), "after_working_days": int,
-              "at_field": str, "keep": bool},
+              "at_field": str, "offset_days": int, "keep": bool},
     check=_timer_check,
 ))
 register_effect(EffectSpec(
@@ -295,6 +298,32 @@ register_gate(GateSpec(
     lambda facts, p: facts.fields.get(p["field"]) not in (None, "", []),
     params={"field": str}, param_check=_field_param,
     sv="Fältet {field} i blanketten är tomt.", en="form field {field} is empty",
+))
+
+
+def field_date(value: Any) -> date | None:
+    """The date a form field holds (stored as ISO text), or None."""
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def _date_reached(facts: TicketFacts, params: Mapping[str, Any]) -> bool:
+    day = field_date(facts.fields.get(params["field"]))
+    if day is None or facts.now is None:
+        return True
+    from zoneinfo import ZoneInfo
+
+    return day <= facts.now.astimezone(ZoneInfo("Europe/Stockholm")).date()
+
+
+register_gate(GateSpec(
+    "date_reached", "the date in a form field is today or past (in Sweden), or the field holds no date",
+    _date_reached, params={"field": str}, param_check=_field_param,
+    sv="Datumet i fältet {field} har inte kommit än.", en="the date in form field {field} has not come yet",
 ))
 
 
@@ -516,7 +545,8 @@ def advance(
     when ``override`` (the reason) is given. Effects: the transition's own, then, when the state changes,
     the new state's ``on_enter``. ``now`` is accepted for gates that compare times (none built in yet).
     """
-    del now  # part of the contract; no built-in gate needs the time
+    if now is not None:
+        facts = replace(facts, now=now)
     state = facts.state
     if target is not None and target not in lifecycle.states:
         return refusal("lifecycle.unknown_state", state=target, states=", ".join(lifecycle.states))

@@ -180,6 +180,7 @@ def _m004_lifecycle(db: sqlite_utils.Database) -> None:
     db["tickets"].add_column("approver", str)  # the approval's present and previous approver addresses
     db["tickets"].add_column("previous_approver", str)
     db["outbox"].add_column("automatic", int)  # 1: RFC 3834 auto-reply headers; NULL: decided by kind
+    db["outbox"].add_column("attach_ticket_form", int)  # 1: the ticket's stored form goes with the mail
     db["users"].add_column("email", str)  # where mail to the "handler" role goes
 
 

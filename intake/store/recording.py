@@ -43,6 +43,11 @@ class RecordingQueries(StoreBase):
         return list(self.db.query("select id, filename, content_type, size from attachments "
                                   "where ticket_id = ? order by id", [ticket_id]))
 
+    def attachment_files(self, ticket_id: int) -> list[dict[str, Any]]:
+        """The ticket's stored attachments with their bytes (purged ones are gone)."""
+        return list(self.db.query("select filename, content_type, data from attachments where ticket_id = ? "
+                                  "order by id", [ticket_id]))
+
     def attachment(self, ticket_id: int, att_id: int) -> dict[str, Any] | None:
         rows = list(self.db.query("select * from attachments where id = ? and ticket_id = ?", [att_id, ticket_id]))
         return rows[0] if rows else None

@@ -31,6 +31,7 @@ FRIDAY = datetime(2026, 11, 27, 15, 0, tzinfo=UTC)
     ({"after_working_days": 3}, {}, datetime(2026, 12, 2, 15, 0, tzinfo=UTC)),
     # A start date means that day from midnight in Sweden (23:00 UTC the day before, in winter).
     ({"at_field": "datum"}, {"datum": "2026-12-07"}, datetime(2026, 12, 6, 23, 0, tzinfo=UTC)),
+    ({"at_field": "datum", "offset_days": -3}, {"datum": "2026-12-07"}, datetime(2026, 12, 3, 23, 0, tzinfo=UTC)),
     ({"at_field": "datum"}, {"datum": "snart"}, FRIDAY),  # no date: at once
     ({"at_field": "datum"}, {}, FRIDAY),
 ])

@@ -139,9 +139,13 @@ def test_an_order_waits_for_the_third_party_who_is_mailed_and_reminded_once(bot)
 
     # The file outbox sends both to the third party, marked automatic.
     make_outbox(bot.config, bot.store, bot.routines).send_due()
-    mails = [m for m in bot.desk.sent_mail() if m["To"] == THIRD]
-    assert sorted(m["Subject"] for m in mails) == sorted([ask["subject"], reminder["subject"]])
-    assert all(m["Auto-Submitted"] == "auto-replied" for m in mails)
+    mails = {m["Subject"]: m for m in bot.desk.sent_mail() if m["To"] == THIRD}
+    assert sorted(mails) == sorted([ask["subject"], reminder["subject"]])
+    assert all(m["Auto-Submitted"] == "auto-replied" for m in mails.values())
+    # The ask carries the accepted form (named by its type only); the reminder does not.
+    [form] = list(mails[ask["subject"]].iter_attachments())
+    assert (form.get_filename(), form.get_content()) == ("blankett.xlsx", FORM.read_bytes())
+    assert list(mails[reminder["subject"]].iter_attachments()) == []
 
     # Confirmed: work starts; leaving the state cancels its expiry.
     desk.set_status(ref, "anna", "in_progress")
@@ -280,7 +284,7 @@ def test_third_party_mail_goes_out_over_smtp(tmp_path, smtp_server):
     assert set(by_rcpt) == {REQUESTER, THIRD}
     ask = email.message_from_bytes(by_rcpt[THIRD].data, policy=email.policy.default)
     assert ask["Subject"] == f"Bekräfta beställning [{ref}]" and by_rcpt[THIRD].envelope_from == ""
-    assert_no_personal_data(ask.get_content())
+    assert_no_personal_data(ask.get_body(("plain",)).get_content())
     sent = [e["data"]["kind"] for e in bot.events(ref) if e["kind"] == "reply_sent"]
     assert sorted(sent) == ["ack", "third_party"]
 

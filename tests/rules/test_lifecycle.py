@@ -178,3 +178,52 @@ def test_common_templates_are_shared_and_a_pack_may_override_one(tmp_path):
 def test_common_is_not_a_pack():
     with pytest.raises(PackError, match="no such pack"):
         load_packs(["_common"])
+
+
+def _release_lifecycle():
+    """An approval-shaped lifecycle as data: approved orders start at once, or wait for their start date."""
+    from rules.lifecycle import load_lifecycle
+
+    table = {
+        "initial": "waiting_for_approval",
+        "states": {
+            "waiting_for_approval": {"label": "Väntar på attest", "workable": False},
+            "waiting_for_start": {"label": "Väntar på startdatum", "workable": False, "on_enter": [
+                {"effect": "timer", "name": "release", "event": "release", "at_field": "datum"}]},
+            "new": {"label": "Ny"},
+        },
+        "transitions": [
+            {"from": "waiting_for_approval", "to": "new", "event": "approve", "by": "approver",
+             "gates": [{"gate": "date_reached", "field": "datum"}]},
+            {"from": "waiting_for_approval", "to": "waiting_for_start", "event": "approve", "by": "approver"},
+            {"from": "waiting_for_start", "to": "new", "event": "release", "by": "scheduler"},
+        ],
+    }
+    return load_lifecycle(table, "pack.toml", templates=set(), form_fields={"datum"})
+
+
+@pytest.mark.parametrize(("datum", "expected"), [
+    ("2026-11-24", "new"),  # today in Sweden (already 00:30 on the 24th there)
+    ("2026-11-01", "new"),
+    ("", "new"),  # no date: nothing to wait for
+    ("2026-11-25", "waiting_for_start"),
+])
+def test_date_reached_sends_an_approved_order_to_work_or_to_wait_for_its_start_date(datum, expected):
+    from datetime import UTC, datetime
+
+    lc = _release_lifecycle()
+    now = datetime(2026, 11, 23, 23, 30, tzinfo=UTC)
+    step = advance(TicketFacts("waiting_for_approval", fields={"datum": datum}), "approve", "approver", lc, now)
+    assert step.new_state == expected
+    assert [e.name for e in step.effects] == (["timer"] if expected == "waiting_for_start" else [])
+    assert advance(TicketFacts("waiting_for_approval"), "approve", "handler", lc, now).code == "lifecycle.forbidden"
+
+
+def test_offset_days_belongs_to_at_field():
+    from rules.lifecycle import LifecycleError, load_lifecycle
+
+    table = {"initial": "a", "states": {"a": {"label": "A", "on_enter": [
+        {"effect": "timer", "name": "t", "event": "e", "after_days": 1, "offset_days": -2}]}},
+        "transitions": [{"from": "a", "to": "a", "event": "e", "by": "scheduler"}]}
+    with pytest.raises(LifecycleError, match=r"on_enter\[0\]\.offset_days: only with at_field"):
+        load_lifecycle(table, "pack.toml", templates=set(), form_fields={"datum"})
