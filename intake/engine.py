@@ -64,6 +64,9 @@ class EffectContext:
     payload: Mapping[str, Any]
     now: datetime
     state: str  # the ticket's state after the step
+    #: Shared by the effects of one step, in order: ``mail_context`` (a dict) is added to the template context
+    #: of the mails after it (an approval link); each queued mail is appended to ``mails`` ({kind, outbox}).
+    shared: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -241,12 +244,14 @@ class Engine:
 
     def _run(self, effects: tuple[Effect, ...], routine: Routine, ticket: dict[str, Any], actor: str, role: str,
              payload: Mapping[str, Any], now: datetime) -> list[str]:
-        done = []
+        done: list[str] = []
+        shared: dict[str, Any] = {}
         for effect in effects:
             run = EXECUTORS.get(effect.name)
             if run is None:  # the pack loader only accepts registered names; an executor must exist too
                 raise TicketError(f"{ticket['ref']}: effect {effect.name!r} has no executor")
-            run(EffectContext(self, routine, ticket, actor, role, payload, now, ticket["status"]), effect.params)
+            run(EffectContext(self, routine, ticket, actor, role, payload, now, ticket["status"], shared),
+                effect.params)
             done.append(effect.name)
         return done
 
@@ -292,8 +297,11 @@ def refused(ref: str, code: str, **data: Any) -> Refused:
 
 @executor("mail")
 def _mail(ctx: EffectContext, params: Mapping[str, Any]) -> int | None:
-    return ctx.engine.mailer.queue_effect(params, routine=ctx.routine, ticket=ctx.ticket, actor=ctx.actor,
-                                          payload=ctx.payload, now=ctx.now)
+    outbox_id = ctx.engine.mailer.queue_effect(params, routine=ctx.routine, ticket=ctx.ticket, actor=ctx.actor,
+                                               payload=ctx.payload, now=ctx.now,
+                                               extra=ctx.shared.get("mail_context", {}))
+    ctx.shared.setdefault("mails", []).append({"kind": params.get("kind", params["template"]), "outbox": outbox_id})
+    return outbox_id
 
 
 def add_working_days(start: datetime, days: int) -> datetime:

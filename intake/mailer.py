@@ -274,15 +274,19 @@ class Mailer:
         return Thread(first["id"] if first else None, mid, mid)
 
     def queue_effect(self, params: Mapping[str, Any], *, routine: Routine, ticket: Mapping[str, Any],
-                     actor: str, payload: Mapping[str, Any], now: datetime) -> int | None:
+                     actor: str, payload: Mapping[str, Any], now: datetime,
+                     extra: Mapping[str, Any] | None = None) -> int | None:
         """A lifecycle ``mail`` effect: ``to``, ``template``, optional ``kind``, ``automatic``,
         ``rate_limit_per_hour``, ``attach_form`` (the ticket's stored form goes with it). Mail to the
-        requester answers the ticket's first mail. The template sees ``note`` from the event's payload."""
+        requester answers the ticket's first mail. The template sees ``note`` from the event's payload and
+        ``extra`` (what an earlier effect of the step put in ``mail_context``, e.g. an approval link)."""
         to = params["to"]
         template = params["template"]
         kind = params.get("kind", template)
-        ctx = context(routine, _rtype(routine, ticket.get("request_type")), ref=ticket["ref"],
-                      user_count=ticket.get("user_count") or 0, note=str(payload.get("note", "")).strip())
+        values: dict[str, Any] = {"user_count": ticket.get("user_count") or 0,
+                                  "note": str(payload.get("note", "")).strip()}
+        values.update(extra or {})
+        ctx = context(routine, _rtype(routine, ticket.get("request_type")), ref=ticket["ref"], **values)
         thread = self.ticket_thread(ticket) if to == "requester" else Thread()
         return self.queue(
             routine=routine, kind=kind, template=template, to=to, ctx=ctx, now=now, ticket=ticket,

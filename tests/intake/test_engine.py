@@ -116,7 +116,8 @@ def extension():
     @engine_mod.executor("stamp_test")
     def stamp(ctx, params):
         ctx.engine.store.add_event("stamped", actor=ctx.actor, ticket_id=ctx.ticket["id"],
-                                   data={"word": params["word"]})
+                                   data={"word": params["word"], "mails_before": ctx.shared.get("mails", [])})
+        ctx.shared["mail_context"] = {"note": f"Stämpel: {params['word']}"}  # seen by the mails after it
 
     yield
     lifecycle.GATES.pop("no_open_notes_test")
@@ -150,4 +151,7 @@ def test_a_registered_gate_and_effect_are_pack_data_and_hold_on_the_desk(tmp_pat
         desk.store.db.execute("update notes set text = 'klart' where ticket_id = ?", [ticket["id"]])
     assert handler.set_status(ref, "anna", "done")["status"] == "done"
     stamped = [json.loads(e["data"]) for e in desk.store.events(ticket["id"]) if e["kind"] == "stamped"]
-    assert stamped == [{"word": "klar"}]
+    assert stamped == [{"word": "klar", "mails_before": []}]
+    # The transition's effects run before the state's: the completion mail saw what the stamp shared.
+    [completion] = [r["body"] for r in desk.store.db.query("select body from outbox where kind = 'completion'")]
+    assert "Stämpel: klar" in completion
