@@ -99,7 +99,12 @@ def render(routine: Routine, template: str, ctx: Mapping[str, Any], *, body: str
             name = routine.templates[template]
         body = env.get_template(name).render(**ctx)
     if subject is None:
-        subject = env.from_string(routine.reply_subjects[template]).render(**ctx)
+        # Subjects are short templates in pack.toml: compiled once per environment, not per mail.
+        compiled = env.__dict__.setdefault("_intake_subjects", {})
+        text = routine.reply_subjects[template]
+        if text not in compiled:
+            compiled[text] = env.from_string(text)
+        subject = compiled[text].render(**ctx)
     return Rendered(clean_header(subject), body)
 
 

@@ -58,6 +58,7 @@ class Routine:
     form_schema: Any = None  # rules.forms.FormSchema when the pack has a form.toml
     personal_data: dict[str, Any] = field(default_factory=dict)
     lifecycle: Any = None  # rules.lifecycle.Lifecycle: the pack's own, or the common default
+    env: jinja2.Environment | None = field(default=None, repr=False, compare=False)  # built once, at load
 
     def request_type(self, type_id: str) -> RequestType:
         for rt in self.request_types:
@@ -73,9 +74,10 @@ class Routine:
         """The Jinja2 environment for this pack's mail texts (plain text; StrictUndefined).
 
         A template name is looked up in the pack's ``templates/`` first, then in the common folder
-        ``rules/packs/_common/templates/``, so packs share texts instead of copying them.
+        ``rules/packs/_common/templates/``, so packs share texts instead of copying them. Built once when
+        the pack loads (compiled templates are kept), so rendering a mail does not read the files again.
         """
-        return _template_env(self.path / "templates")
+        return self.env if self.env is not None else _template_env(self.path / "templates")
 
 
 def common_dir() -> Path:
@@ -222,6 +224,7 @@ def load_pack(folder: str | Path) -> Routine:
         form_schema=form_schema,
         personal_data=dict(data.get("personal_data", {})),
         lifecycle=lifecycle,
+        env=env,
     )
 
 
