@@ -352,3 +352,38 @@ def test_the_web_ui_shows_the_packs_states_and_its_refusals_in_swedish(tmp_path)
     assert bot.store.ticket(ref)["status"] == "in_progress"
     queues = client.get("/").get_data(as_text=True)
     assert "Väntar på beställaren" in queues and "Makulerad" in queues and "Beställningar" in queues
+
+
+def test_intake_run_fires_due_timers_on_its_schedule(tmp_path):
+    import signal
+    import time
+
+    bot = Bot(tmp_path, now=datetime.now(UTC).replace(microsecond=0) - timedelta(days=7))
+    ref = bot.order()
+    bot.handler().set_status(ref, "anna", "waiting_for_third_party")
+    bot.store.db.conn.close()
+    conf = tmp_path / "intake.toml"
+    conf.write_text("\n".join([
+        "[store]", 'path = "intake.db"', "", "[mailbox]", 'kind = "local"', 'path = "mailbox"', "",
+        "[outbox]", 'dir = "outbox"', "interval_seconds = 1", "",  # a timer's mail goes with the next send
+        "[routines]", 'enabled = ["mittvaccin", "lifecycletest"]', f'extra_dirs = ["{PACKS}"]', "",
+        "[replies]", f'from_address = "{FROM}"', "",
+    ]) + "\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+    run = subprocess.Popen([sys.executable, "-m", "intake.cli", "-c", str(conf), "run"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def reminded() -> bool:
+        return any(m["Subject"] == f"Påminnelse: bekräfta beställning [{ref}]" for m in bot.desk.sent_mail())
+
+    try:
+        deadline = time.monotonic() + 30
+        while not reminded() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        run.send_signal(signal.SIGTERM)
+        _, err = run.communicate(timeout=30)
+    assert reminded(), err
+    assert run.returncode == 0 and "Traceback" not in err
+    store = open_store(tmp_path / "intake.db")
+    assert [r["name"] for r in store.timer_rows()] == ["expire"]
