@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 
 from intake.decision import Decision, content_hash
-from intake.engine import Engine
+from intake.engine import Engine, TicketError
 from intake.pipeline import Settings
 from intake.sources.base import FetchedMail
 from intake.store import Recorded, Store
@@ -89,7 +89,13 @@ class Recorder:
         store = self.store
         ticket = store.ticket(decision.ticket_ref)
         store.update_message(message_pk, {"ticket_id": ticket["id"]})
-        self.engine.fire(ticket, "followup", actor="bot", role="bot", optional=True, now=now)
+        try:
+            self.engine.fire(ticket, "followup", actor="bot", role="bot", optional=True, now=now)
+        except TicketError as exc:
+            # A gate (or a pack that lets only others reopen) refused the step: the mail still joins the ticket.
+            store.add_event("transition_refused", ticket_id=ticket["id"], message_id=message_pk,
+                            at=now.isoformat(timespec="seconds"),
+                            data={"event": "followup", "code": getattr(exc, "code", "error")})
         store.add_event("followup", ticket_id=ticket["id"], message_id=message_pk,
                         at=now.isoformat(timespec="seconds"), data={"verdict": decision.verdict})
         return ticket["id"], ticket["ref"]

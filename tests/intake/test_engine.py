@@ -155,3 +155,26 @@ def test_a_registered_gate_and_effect_are_pack_data_and_hold_on_the_desk(tmp_pat
     # The transition's effects run before the state's: the completion mail saw what the stamp shared.
     [completion] = [r["body"] for r in desk.store.db.query("select body from outbox where kind = 'completion'")]
     assert "Stämpel: klar" in completion
+
+
+def test_a_refused_reopen_still_attaches_the_followup(tmp_path):
+    folder = tmp_path / "packs" / "lifecycletest"
+    shutil.copytree(ROOT / "tests" / "packs" / "lifecycletest", folder)
+    text = (folder / "pack.toml").read_text("utf-8")
+    text = text.replace('event = "followup"\nby = "bot"', 'event = "followup"\nby = "handler"')
+    (folder / "pack.toml").write_text(text, "utf-8")
+    desk = Desk(tmp_path / "bot", routines={"enabled": ["lifecycletest"], "extra_dirs": [str(tmp_path / "packs")]})
+    desk.drop(make_mail(subject="Testrutin – Fråga", message_id="<f1@halmstad.example.test>"))
+    desk.poll()
+    [ticket] = desk.store.tickets()
+    TicketDesk(desk.store, desk.routines, Settings.from_config(desk.config)).set_status(ticket["ref"], "anna",
+                                                                                         "cancelled")
+    desk.drop(make_mail(subject=f"SV: Testrutin – Fråga [{ticket['ref']}]", body="En sak till.\n",
+                        message_id="<f2@halmstad.example.test>"))
+    desk.poll()
+    t = desk.store.ticket(ticket["ref"])
+    assert t["status"] == "cancelled"
+    [followup] = [m for m in desk.messages() if m["message_id"] == "<f2@halmstad.example.test>"]
+    assert (followup["verdict"], followup["ticket_id"]) == ("accepted", t["id"])
+    kinds = [(e["kind"], json.loads(e["data"]).get("code")) for e in desk.store.events(t["id"])][-2:]
+    assert kinds == [("transition_refused", "lifecycle.forbidden"), ("followup", None)]
