@@ -255,7 +255,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
             replies=st.ticket_replies(t["id"]),
             notes=st.notes(t["id"]),
             history=history, transitions=d.targets(t, g.user.role),
-            closed=routine is not None and not routine.lifecycle.is_open(t["status"]),
+            workable=routine is not None and routine.lifecycle.is_workable(t["status"]),
             users=[u["name"] for u in accounts.list_users(store()) if u["active"]],
         )
 

@@ -344,7 +344,11 @@ def test_the_web_ui_shows_the_packs_states_and_its_refusals_in_swedish(tmp_path)
     options = re.findall(r'<option value="([a-z_]+)">([^<]+)</option>', page)
     assert options == [("waiting_for_third_party", "Väntar på beställaren"), ("in_progress", "Pågår"),
                        ("cancelled", "Makulerad")]
+    assert "Ta ärendet" in page
     token = csrf_of(page)
+    client.post(f"/tickets/{ref}/status", data={"csrf_token": token, "status": "waiting_for_third_party"})
+    page = client.get(f"/tickets/{ref}").get_data(as_text=True)
+    assert "Ta ärendet" not in page and "Väntar på beställaren" in page  # not workable: nobody takes it
     client.post(f"/tickets/{ref}/status", data={"csrf_token": token, "status": "in_progress"})
     page = client.post(f"/tickets/{ref}/status", data={"csrf_token": token, "status": "done"},
                        follow_redirects=True).get_data(as_text=True)
