@@ -59,10 +59,8 @@ def blank_form_attachments(routines: list[Routine], store: Store):
     by_id = {r.id: r for r in routines}
 
     def attachments(outbox_id: int) -> list[tuple[str, bytes, str]]:
-        rows = list(store.db.query(
-            "select m.routine, m.request_type from outbox o left join messages m on m.id = o.message_id "
-            "where o.id = ?", [outbox_id]))
-        routine = by_id.get(rows[0]["routine"]) if rows and rows[0]["routine"] else routines[0]
+        routine_id = store.outbox_routine(outbox_id)
+        routine = by_id.get(routine_id) if routine_id else routines[0]
         if routine is None or routine.form_schema is None:
             return []
         from intake.blankforms import write_blank_forms

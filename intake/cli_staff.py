@@ -1,7 +1,7 @@
 """Staff commands: the web UI, accounts, ticket actions, export, retention and held mail.
 
 Registered on the main ``intake`` group by :func:`register`; each command is a thin layer over
-:mod:`intake.tickets` and :mod:`intake.web.accounts`.
+:mod:`intake.desk`, :mod:`intake.reports`, :mod:`intake.retention` and :mod:`intake.web.accounts`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ def _config(ctx: click.Context):
 
 def _desk(ctx: click.Context):
     from intake.app import open_app
+    from intake.desk import TicketDesk
     from intake.pipeline import Settings
-    from intake.tickets import TicketDesk
 
     config = _config(ctx)
     store, routines = open_app(config)
@@ -40,7 +40,7 @@ def _friendly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from intake.tickets import TicketError
+        from intake.engine import TicketError
         from intake.web.accounts import AccountError
 
         try:
@@ -139,12 +139,13 @@ def register(main: click.Group) -> None:
 
     @ticket_group.command("status")
     @click.argument("ref")
-    @click.argument("status", type=click.Choice(["new", "in_progress", "waiting", "done", "rejected"]))
+    @click.argument("status")
     @click.option("--user", "actor", default=_user, help="Who does it (default: $USER).")
     @click.pass_context
     @_friendly
     def ticket_status(ctx: click.Context, ref: str, status: str, actor: str) -> None:
-        """Change a ticket's status (done also queues the completion mail).
+        """Change a ticket's status along its routine's lifecycle (the new state's effects run: in MittVaccin
+        done queues the completion mail). A refused step names its reason.
 
         Example: intake ticket status MV-2026-0001 in_progress
         """
@@ -195,8 +196,8 @@ def register(main: click.Group) -> None:
 
         Example: intake queue export --out arenden.xlsx --status done --from 2026-01-01
         """
+        from intake.reports import Filters, export_xlsx, search
         from intake.store import open_store
-        from intake.tickets import Filters, export_xlsx, search
 
         store = open_store(_config(ctx).db_path)
         try:
@@ -218,8 +219,8 @@ def register(main: click.Group) -> None:
 
         Example: intake purge --days 90
         """
+        from intake.retention import purge as purge_store
         from intake.store import open_store
-        from intake.tickets import purge as purge_store
 
         config = _config(ctx)
         result = purge_store(open_store(config.db_path), days if days is not None else config["retention"]["days"])
@@ -274,3 +275,46 @@ def register(main: click.Group) -> None:
         """
         outbox_id = _desk(ctx).reject_held(message_id, actor)
         click.echo(f"message {message_id} rejected" + ("; reply queued" if outbox_id else ""))
+
+    @main.group()
+    def timers() -> None:
+        """Lifecycle timers (reminders, expiry, release on a date); `intake run` fires them every minute."""
+
+    @timers.command("list")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    @click.option("--all", "show_all", is_flag=True, help="Also fired and cancelled timers.")
+    @click.pass_context
+    def timers_list(ctx: click.Context, as_json: bool, show_all: bool) -> None:
+        """List pending timers: ticket, name, event and when each is due.
+
+        Example: intake timers list --json
+        """
+        from intake.store import open_store
+
+        store = open_store(_config(ctx).db_path)
+        rows = store.timer_rows(pending_only=not show_all)
+        if as_json:
+            click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+            return
+        for r in rows:
+            click.echo(f"{r['ref']:14} {r['name']:12} {r['event']:12} {r['due_at']}  {r['status']}")
+        if not rows:
+            click.echo("(no timers)")
+
+    @timers.command("run")
+    @click.pass_context
+    @_friendly
+    def timers_run(ctx: click.Context) -> None:
+        """Fire the timers that are due now, once, through each ticket's lifecycle.
+
+        Example: intake timers run
+        """
+        from intake.app import open_app
+        from intake.engine import Engine
+        from intake.pipeline import Settings
+
+        config = _config(ctx)
+        store, routines = open_app(config)
+        engine = Engine(store, routines, Settings.from_config(config),
+                        rate_limit_per_hour=config["replies"]["rate_limit_per_hour"])
+        click.echo(f"{engine.run_due_timers()} timers fired")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,16 +14,39 @@ VERDICTS = ("accepted", "rejected", "ignored", "held")
 
 @dataclass(frozen=True)
 class Reply:
-    """A reply to send. ``body`` is plain text; it never quotes the incoming mail."""
+    """The plan of an automatic reply: its kind, recipient and what its template may see.
+
+    It is rendered once, by :mod:`intake.mailer`, when it is queued (by then the ticket reference
+    exists). ``subject`` and ``body`` are a preview with the reference shown as its pattern, for
+    ``intake check``. A reply never quotes the incoming mail.
+    """
 
     kind: str  # "ack" or "rejection"
     to: str
-    subject: str
-    body: str
     attach_blank_form: bool = False
+    routine: Any = field(default=None, repr=False, compare=False)  # rules.packs.Routine
+    request_type: str | None = None
+    reasons: tuple[Reason, ...] = ()
+    user_count: int = 0
+    # The routines whose subjects a rejection lists (every routine served, when the subject fitted none).
+    offered: tuple[Any, ...] = field(default=(), repr=False, compare=False)
+
+    def preview(self) -> Any:
+        from intake.mailer import render_reply
+
+        return render_reply(self, ref=None)
+
+    @property
+    def subject(self) -> str:
+        return self.preview().subject
+
+    @property
+    def body(self) -> str:
+        return self.preview().body
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "to": self.to, "subject": self.subject, "body": self.body}
+        text = self.preview()
+        return {"kind": self.kind, "to": self.to, "subject": text.subject, "body": text.body}
 
 
 @dataclass(frozen=True)

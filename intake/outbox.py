@@ -130,23 +130,34 @@ class Outbox:
         self.clock = clock
 
     def due(self) -> list[dict[str, Any]]:
-        now = self.clock().isoformat(timespec="seconds")
-        return list(self.store.db.query(
-            "select * from outbox where status = 'pending' and next_attempt_at <= ? order by id", [now]
-        ))
+        return self.store.due_outbox(self.clock().isoformat(timespec="seconds"))
 
     def message_for(self, row: dict[str, Any]) -> EmailMessage:
         attachments = []
         if row["attach_blank_form"] and self.blank_forms is not None:
             attachments = self.blank_forms(row["id"])
+        if row.get("attach_ticket_form") and row["ticket_id"] is not None:
+            attachments += self.ticket_forms(row["ticket_id"])
         return build_message(
             to=row["to_addr"], subject=row["subject"], body=row["body"],
             from_address=self.from_address, from_name=self.from_name,
             message_id=row["rfc_message_id"], in_reply_to=row["in_reply_to"] or "",
             references=(row["references_"] or "").split(),
-            automatic=row["kind"] in ("ack", "rejection"),
+            # Rows from before migration 004 have no flag: then the kind decides, as it did.
+            automatic=bool(row["automatic"]) if row.get("automatic") is not None
+            else row["kind"] in ("ack", "rejection"),
             attachments=attachments,
         )
+
+    def ticket_forms(self, ticket_id: int) -> list[tuple[str, bytes, str]]:
+        """The ticket's stored form, named by its type only (the sender's file name may hold a name)."""
+        files = []
+        for i, att in enumerate(self.store.attachment_files(ticket_id), 1):
+            suffix = Path(att["filename"] or "").suffix.lower()
+            suffix = suffix if suffix in (".xlsx", ".docx", ".pdf") else ".bin"
+            name = f"blankett{suffix}" if i == 1 else f"blankett-{i}{suffix}"
+            files.append((name, att["data"], att["content_type"] or "application/octet-stream"))
+        return files
 
     def send_due(self) -> SendResult:
         result = SendResult()
@@ -174,8 +185,8 @@ class Outbox:
                 result.failed += 1
                 return not isinstance(exc, ServerTimeout)
             wait = BACKOFF[min(attempts - 1, len(BACKOFF) - 1)]
-            with store.transaction() as db:
-                db["outbox"].update(row["id"], {
+            with store.transaction():
+                store.update_outbox(row["id"], {
                     "attempts": attempts, "last_error": str(exc)[:500],
                     "next_attempt_at": (now + timedelta(seconds=wait)).isoformat(timespec="seconds"),
                 })
@@ -192,8 +203,8 @@ class Outbox:
             self._fail(row, str(exc), now_iso)
             result.failed += 1
             return True
-        with store.transaction() as db:
-            db["outbox"].update(row["id"], {"status": "sent", "sent_at": now_iso, "attempts": row["attempts"] + 1})
+        with store.transaction():
+            store.update_outbox(row["id"], {"status": "sent", "sent_at": now_iso, "attempts": row["attempts"] + 1})
             store.add_event("reply_sent", ticket_id=row["ticket_id"], message_id=row["message_id"], at=now_iso,
                             data={"kind": row["kind"], "outbox": row["id"]})
         log.info("outbox id=%s sent (%s)", row["id"], row["kind"])
@@ -201,9 +212,9 @@ class Outbox:
         return True
 
     def _fail(self, row: dict[str, Any], error: str, now_iso: str) -> None:
-        with self.store.transaction() as db:
-            db["outbox"].update(row["id"], {"status": "failed", "last_error": error[:500],
-                                            "attempts": row["attempts"] + 1})
+        with self.store.transaction():
+            self.store.update_outbox(row["id"], {"status": "failed", "last_error": error[:500],
+                                                 "attempts": row["attempts"] + 1})
             self.store.add_event("reply_failed", ticket_id=row["ticket_id"], message_id=row["message_id"],
                                  at=now_iso, data={"kind": row["kind"], "outbox": row["id"], "error": error[:200]})
         log.error("outbox id=%s failed for good: %s", row["id"], error)

@@ -211,14 +211,11 @@ def _with_reply(
     received: datetime | None,
     settings: Settings,
 ) -> Decision:
-    from intake.replies import render_reply
+    from intake.mailer import reply_plan
 
     if decision.verdict not in ("accepted", "rejected"):
         return decision
-    if decision.verdict == "accepted":
-        reply = render_reply("ack", routine, rtype, decision, ref=None, settings=settings)
-    else:
-        reply = render_reply("rejection", routine, rtype, decision, ref=None, settings=settings)
+    reply = reply_plan("ack" if decision.verdict == "accepted" else "rejection", routine, rtype, decision)
     if received is not None and settings.max_age is not None and now is not None:
         if now - received > settings.max_age:
             return replace(decision, reply=None, reply_suppressed="mail.old")
@@ -244,7 +241,7 @@ def _from_headers(raw: bytes, why: Reason, routine: Routine, settings: Settings,
 
     It is answered only when the whole header block was read and shows no auto-reply, list or bounce.
     """
-    from intake.replies import render_reply
+    from intake.mailer import reply_plan
 
     head = _header_block(raw)
     sender = mid = ""
@@ -268,4 +265,4 @@ def _from_headers(raw: bytes, why: Reason, routine: Routine, settings: Settings,
     if not sender or not readable:
         # Without the whole header block we cannot know it is not an auto-reply: stay silent.
         return decision
-    return replace(decision, reply=render_reply("rejection", routine, None, decision, ref=None, settings=settings))
+    return replace(decision, reply=reply_plan("rejection", routine, None, decision))

@@ -12,12 +12,13 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from intake.config import Config
+from intake.engine import timers_job
 from intake.lock import InstanceLock
 from intake.logs import where
 from intake.outbox import Outbox
 from intake.poller import Poller, StoreFailure
+from intake.retention import purge_job
 from intake.sources.base import SourceError
-from intake.tickets import purge_job
 
 log = logging.getLogger("intake.run")
 
@@ -70,6 +71,8 @@ def run_forever(config: Config, poller: Poller, outbox: Outbox, *, stop: threadi
                           seconds=config["outbox"]["interval_seconds"], next_run_time=now,
                           max_instances=1, coalesce=True, id="outbox", executor="outbox")
 
+        scheduler.add_job(_guarded("timers", timers_job(poller.store, poller.routines, poller.settings)), "interval",
+                          seconds=60, next_run_time=now, max_instances=1, coalesce=True, id="timers")
         # Retention: personal data of long-closed tickets is purged once a day.
         scheduler.add_job(_guarded("purge", purge_job(config)), "interval", hours=24, next_run_time=now,
                           max_instances=1, coalesce=True, id="purge")

@@ -33,7 +33,7 @@ class PackError(IntakeError, ValueError):
 #: Every top-level key pack.toml accepts (each is documented in the README, "Writing a routine pack").
 PACK_KEYS = (
     "id", "name", "ref_prefix", "desk_name", "form_name", "queues", "request_types", "templates",
-    "reply_subjects", "reasons", "chain",
+    "reply_subjects", "reasons", "chain", "lifecycle",
 )
 #: The keys of one ``[[request_types]]`` table.
 REQUEST_TYPE_KEYS = ("id", "subject", "label", "when", "queue", "needs_form", "form_kinds", "ack_template")
@@ -70,6 +70,8 @@ class Routine:
     path: Path
     form_schema: Any = None  # rules.forms.FormSchema when the pack has a form.toml
     chain: tuple[ChainRow, ...] = field(default_factory=default_chain)  # the checks, in order ([[chain]])
+    lifecycle: Any = None  # rules.lifecycle.Lifecycle: the pack's own, or the common default
+    env: jinja2.Environment | None = field(default=None, repr=False, compare=False)  # built once, at load
 
     def request_type(self, type_id: str) -> RequestType:
         for rt in self.request_types:
@@ -82,13 +84,24 @@ class Routine:
         return [(rt.id, rt.subject) for rt in self.request_types]
 
     def template_env(self) -> jinja2.Environment:
-        """The Jinja2 environment for this pack's reply texts (plain text; StrictUndefined)."""
-        return _template_env(self.path / "templates")
+        """The Jinja2 environment for this pack's mail texts (plain text; StrictUndefined).
+
+        A template name is looked up in the pack's ``templates/`` first, then in the common folder
+        ``rules/packs/_common/templates/``, so packs share texts instead of copying them. Built once when
+        the pack loads (compiled templates are kept), so rendering a mail does not read the files again.
+        """
+        return self.env if self.env is not None else _template_env(self.path / "templates")
+
+
+def common_dir() -> Path:
+    """The folder of what packs share: common templates and the default lifecycle."""
+    return builtin_pack_dir() / "_common"
 
 
 def _template_env(folder: Path) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(folder)),
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(folder)),
+                                    jinja2.FileSystemLoader(str(common_dir() / "templates"))]),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # plain-text mail; nothing here is rendered as HTML
         keep_trailing_newline=True,
@@ -172,7 +185,8 @@ def load_pack(folder: str | Path) -> Routine:
         try:
             env.get_template(name)
         except jinja2.TemplateNotFound:
-            raise PackError(f"{where}: template {name}: not found in {folder / 'templates'}") from None
+            raise PackError(f"{where}: template {name}: not found in {folder / 'templates'} "
+                            f"or {common_dir() / 'templates'}") from None
         except jinja2.TemplateSyntaxError as exc:
             raise PackError(f"{where}: template {name}: line {exc.lineno}: {exc.message}") from None
 
@@ -180,10 +194,11 @@ def load_pack(folder: str | Path) -> Routine:
     for needed in ("ack", "rejection", "completion"):
         if needed not in reply_subjects:
             raise PackError(f"{where}: reply_subjects.{needed}: missing")
+    for name, text in reply_subjects.items():
         try:
-            env.from_string(reply_subjects[needed])
+            env.from_string(text)
         except jinja2.TemplateSyntaxError as exc:
-            raise PackError(f"{where}: reply_subjects.{needed}: {exc.message}") from None
+            raise PackError(f"{where}: reply_subjects.{name}: {exc.message}") from None
 
     overrides = dict(data.get("reasons", {}))
     for code in overrides:
@@ -207,6 +222,8 @@ def load_pack(folder: str | Path) -> Routine:
                 if known_kinds and kind not in known_kinds:
                     raise PackError(f"{where}: request type {rt.id}: form kind {kind!r} is not in form.toml")
 
+    lifecycle = _load_lifecycle(data, where, templates, reply_subjects, form_schema)
+
     return Routine(
         id=pack_id,
         name=_need(data, "name", str, where),
@@ -221,6 +238,8 @@ def load_pack(folder: str | Path) -> Routine:
         path=folder,
         form_schema=form_schema,
         chain=load_chain(data, where),
+        lifecycle=lifecycle,
+        env=env,
     )
 
 
@@ -235,6 +254,37 @@ def load_chain(data: dict[str, Any], where: str) -> tuple[ChainRow, ...]:
         raise PackError(f"{where}: {exc}") from None
 
 
+def _load_lifecycle(data: dict[str, Any], where: str, templates: dict[str, str], reply_subjects: dict[str, str],
+                    form_schema: Any) -> Any:
+    """The pack's ``[lifecycle]``, or the common default (``_common/lifecycle.toml``) when it declares none."""
+    from rules.lifecycle import LifecycleError, load_lifecycle
+
+    if "lifecycle" in data:
+        table, source = data["lifecycle"], where
+        if not isinstance(table, dict):
+            raise PackError(f"{where}: lifecycle: expected a table")
+    else:
+        source = str(common_dir() / "lifecycle.toml")
+        table = tomllib.loads((common_dir() / "lifecycle.toml").read_text("utf-8"))["lifecycle"]
+    fields = parties = None
+    if form_schema is not None:
+        fields = {f.id for section in form_schema.sections for f in section.fields}
+        parties = _party_ids(form_schema)
+    try:
+        return load_lifecycle(table, source, templates=set(templates) & set(reply_subjects),
+                              form_fields=fields, form_parties=parties)
+    except LifecycleError as exc:
+        raise PackError(str(exc)) from None
+
+
+def _party_ids(form_schema: Any) -> set[str]:
+    """Ids of the form's parties (orderer, attestant), when the schema has them."""
+    parties = getattr(form_schema, "parties", None) or ()
+    if isinstance(parties, dict):
+        return set(parties)
+    return {getattr(p, "id", p) for p in parties}
+
+
 def builtin_pack_dir() -> Path:
     """The folder of the packs that ship with the bot."""
     return Path(str(resources.files("rules").joinpath("packs")))
@@ -245,7 +295,8 @@ def available_packs(extra_dirs: list[Path] | None = None) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for base in [builtin_pack_dir(), *(extra_dirs or [])]:
         for pack_toml in sorted(Path(base).glob("*/pack.toml")):
-            found[pack_toml.parent.name] = pack_toml.parent
+            if not pack_toml.parent.name.startswith("_"):  # _common holds shared parts, not a pack
+                found[pack_toml.parent.name] = pack_toml.parent
     return found
 
 

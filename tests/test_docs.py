@@ -111,3 +111,31 @@ def test_default_chain_documented():
 
     text = " ".join(_pack_chapter().split())
     assert "; ".join(f"`{name}` → {action}" for name, action in DEFAULT_CHAIN) in text
+# -- lifecycle (README "### Lifecycle"): every key, effect, parameter, gate, role and refusal code ------------
+
+def _lifecycle_section() -> str:
+    start = README.index("### Lifecycle")
+    rest = README[start + 4:]
+    ends = [i for i in (rest.find("\n## "), rest.find("\n### ")) if i >= 0]
+    return rest[: min(ends)] if ends else rest
+
+
+def _lifecycle_names() -> list[str]:
+    import tomllib
+    from importlib import resources
+
+    from rules import lifecycle
+
+    names = [*lifecycle.LIFECYCLE_KEYS, *lifecycle.STATE_KEYS, *lifecycle.TRANSITION_KEYS, *lifecycle.GATE_KEYS,
+             *lifecycle.ACTOR_ROLES, *lifecycle.RECIPIENT_ROLES]
+    for spec in lifecycle.EFFECTS.values():
+        names += [spec.name, *spec.required, *spec.optional]
+    for gate in lifecycle.GATES.values():
+        names += [gate.name, *gate.params]
+    names += list(tomllib.loads(resources.files("rules").joinpath("lifecycle.toml").read_text("utf-8")))
+    return sorted(set(names))
+
+
+@pytest.mark.parametrize("name", _lifecycle_names())
+def test_lifecycle_name_documented(name):
+    assert f"`{name}`" in _lifecycle_section()

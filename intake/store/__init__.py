@@ -18,8 +18,11 @@ from intake.store.base import NotFoundError, StoreBase, utcnow
 from intake.store.messages import MessageQueries
 from intake.store.migrations import MIGRATIONS
 from intake.store.outbox import OutboxQueries
+from intake.store.recording import RecordingQueries
 from intake.store.register import RegisterQueries
+from intake.store.reports import ReportQueries
 from intake.store.tickets import TicketQueries
+from intake.store.timers import TimerQueries
 
 __all__ = ["MIGRATIONS", "NotFoundError", "Recorded", "Store", "StoreBase", "open_store", "utcnow"]
 
@@ -34,7 +37,8 @@ class Recorded:
     outbox_id: int | None
 
 
-class Store(MessageQueries, TicketQueries, OutboxQueries, RegisterQueries, StoreBase):
+class Store(MessageQueries, TicketQueries, OutboxQueries, RecordingQueries, ReportQueries, TimerQueries,
+            RegisterQueries, StoreBase):
     """The queue database. Open with :func:`open_store`."""
 
 

@@ -156,6 +156,32 @@ def _m003_content_hash(db: sqlite_utils.Database) -> None:
     db["messages"].add_column("content_hash", str)
 
 
+def _m004_lifecycle(db: sqlite_utils.Database) -> None:
+    """Lifecycle: timers as rows, mail recipients other than the requester, per-row automatic flag."""
+    db["timers"].create(
+        {
+            "id": int,
+            "ticket_id": int,
+            "name": str,  # the pack's timer name (one pending timer per name and ticket)
+            "event": str,  # the lifecycle event it fires, by the scheduler
+            "due_at": str,
+            "status": str,  # pending, fired, cancelled
+            "state": str,  # the ticket state that set it; leaving that state cancels it unless keep
+            "keep": int,
+            "created_at": str,
+            "fired_at": str,  # set in the same transaction as the step it fired
+        },
+        pk="id",
+        not_null={"ticket_id", "name", "event", "due_at", "status", "created_at"},
+        foreign_keys=[("ticket_id", "tickets", "id")],
+    )
+    db["timers"].create_index(["status", "due_at"])
+    db["timers"].create_index(["ticket_id", "status"])
+    db["tickets"].add_column("approver", str)  # the approval's present and previous approver addresses
+    db["tickets"].add_column("previous_approver", str)
+    db["outbox"].add_column("automatic", int)  # 1: RFC 3834 auto-reply headers; NULL: decided by kind
+    db["outbox"].add_column("attach_ticket_form", int)  # 1: the ticket's stored form goes with the mail
+    db["users"].add_column("email", str)  # where mail to the "handler" role goes
 def _m009_register(db: sqlite_utils.Database) -> None:
     """The access register: persons (identifier as keyed hash + ciphertext), entries and their history."""
     db["register_meta"].create({"key": str, "value": str}, pk="key")  # key_check: detects a wrong key file
@@ -261,6 +287,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_staff", _m002_staff),
     ("003_content_hash", _m003_content_hash),
+    ("004_lifecycle", _m004_lifecycle),
     ("005_parked", _m005_parked),
     ("009_register", _m009_register),
 ]

@@ -53,3 +53,20 @@ class TicketQueries(StoreBase):
 
     def events(self, ticket_id: int) -> list[dict[str, Any]]:
         return list(self.db.query("select * from events where ticket_id = ? order by id", [ticket_id]))
+
+    def ticket_by_id(self, ticket_id: int) -> dict[str, Any]:
+        rows = list(self.db.query("select * from tickets where id = ?", [ticket_id]))
+        if not rows:
+            raise NotFoundError(f"no ticket with id {ticket_id}")
+        return rows[0]
+
+    def insert_ticket(self, row: dict[str, Any]) -> int:
+        return self.db["tickets"].insert(row).last_pk
+
+    def update_ticket(self, ticket_id: int, changes: dict[str, Any]) -> None:
+        self.db["tickets"].update(ticket_id, changes)
+
+    def status_counts(self) -> list[dict[str, Any]]:
+        """Tickets counted per routine, queue and status."""
+        return list(self.db.query("select routine, queue, status, count(*) as n from tickets "
+                                  "group by routine, queue, status"))

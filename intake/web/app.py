@@ -23,19 +23,9 @@ from flask import Flask, abort, flash, g, redirect, render_template, request, se
 from werkzeug.exceptions import HTTPException
 
 from intake.config import Config
+from intake.desk import Refused, TicketDesk, TicketError
+from intake.reports import SORTABLE, Filters, export_xlsx, search, stats
 from intake.store import NotFoundError, Store, open_store
-from intake.tickets import (
-    CLOSED,
-    SORTABLE,
-    STATUSES,
-    TRANSITIONS,
-    Filters,
-    TicketDesk,
-    TicketError,
-    export_xlsx,
-    search,
-    stats,
-)
 from intake.web import accounts
 from intake.web.labels import label, labels
 from rules.reasons import catalogue
@@ -85,9 +75,18 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.jinja_env.autoescape = True  # every template, whatever its name
-    app.jinja_env.globals.update(label=label, labels=labels, csrf_token=_csrf_token, STATUSES=STATUSES)
-    app.jinja_env.filters.update(local=_local_time, event_summary=_event_summary, reason_text=_reason_text,
-                                 filesize=_filesize)
+    # Statuses are each pack's lifecycle states, labelled by the pack (README: "Lifecycle").
+    statuses = list(dict.fromkeys(s for r in routines for s in r.lifecycle.states))
+    state_labels = {s: r.lifecycle.label(s) for r in reversed(routines) for s in r.lifecycle.states}
+
+    def staff_label(section: str, key: str | None) -> str:
+        if section == "status" and key in state_labels:
+            return state_labels[key]
+        return label(section, key)
+
+    app.jinja_env.globals.update(label=staff_label, labels=labels, csrf_token=_csrf_token, STATUSES=statuses)
+    app.jinja_env.filters.update(local=_local_time, event_summary=lambda e: _event_summary(e, staff_label),
+                                 reason_text=_reason_text, filesize=_filesize)
     proxies = [ipaddress.ip_network(p, strict=False) for p in web["trusted_proxies"]]
     by_id = {r.id: r for r in routines}
 
@@ -194,15 +193,14 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
     @app.get("/")
     def index():
         counts: dict[tuple[str, str, str], int] = {}
-        for r in store().db.query("select routine, queue, status, count(*) as n from tickets "
-                                  "group by routine, queue, status"):
+        for r in store().status_counts():
             counts[(r["routine"], r["queue"] or "", r["status"])] = r["n"]
         queues = []
         for routine in routines:
             for qid, qname in routine.queues.items():
                 queues.append({"routine": routine.id, "id": qid, "name": qname,
-                               "counts": {s: counts.get((routine.id, qid, s), 0) for s in STATUSES}})
-        (held,) = store().db.execute("select count(*) from messages where verdict = 'held'").fetchone()
+                               "counts": {s: counts.get((routine.id, qid, s), 0) for s in statuses}})
+        held = store().held_count()
         return render_template("queues.html", queues=queues, held=held)
 
     def filters_from_args() -> Filters:
@@ -237,60 +235,59 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
     def export():
         rows, _ = search(store(), filters_from_args(), per_page=None)
         store().add_event("exported", actor=g.user.name, data={"tickets": len(rows)})
-        return send_file(io.BytesIO(export_xlsx(rows)), as_attachment=True, download_name="arenden.xlsx",
+        xlsx = export_xlsx(rows, lambda row: _state_label(by_id, row))
+        return send_file(io.BytesIO(xlsx), as_attachment=True, download_name="arenden.xlsx",
                          mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
 
     @app.get("/tickets/<ref>")
     def ticket(ref: str):
-        t = desk().view(ref, g.user.name)
-        db = store().db
+        d = desk()
+        t = d.view(ref, g.user.name)
+        st = store()
         routine = by_id.get(t["routine"])
         form = json.loads(t["form"]) if t["form"] else None
         history = [dict(e, data=json.loads(e["data"] or "{}")) for e in store().events(t["id"])]
         return render_template(
             "ticket.html", t=t, routine=routine, rtype=_rtype(routine, t), form=form,
             field_labels=_field_labels(routine), user_columns=_user_columns(routine, form),
-            attachments=list(db.query("select id, filename, content_type, size from attachments "
-                                      "where ticket_id = ? order by id", [t["id"]])),
-            messages=[dict(m, reasons=json.loads(m["reasons"] or "[]")) for m in db.query(
-                "select id, message_id, sender, subject, verdict, reasons, recorded_at, sent_at from messages "
-                "where ticket_id = ? order by id", [t["id"]])],
-            replies=list(db.query("select id, kind, to_addr, subject, body, status, created_at, sent_at, last_error "
-                                  "from outbox where ticket_id = ? order by id", [t["id"]])),
-            notes=list(db.query("select id, author, text, created_at from notes where ticket_id = ? order by id",
-                                [t["id"]])),
-            history=history, transitions=TRANSITIONS[t["status"]], closed=t["status"] in CLOSED,
+            attachments=st.attachments(t["id"]),
+            messages=[dict(m, reasons=json.loads(m["reasons"] or "[]")) for m in st.ticket_messages(t["id"])],
+            replies=st.ticket_replies(t["id"]),
+            notes=st.notes(t["id"]),
+            history=history, transitions=d.targets(t, g.user.role),
+            workable=routine is not None and routine.lifecycle.is_workable(t["status"]),
             users=[u["name"] for u in accounts.list_users(store()) if u["active"]],
         )
 
     @app.get("/tickets/<ref>/attachments/<int:att_id>")
     def attachment(ref: str, att_id: int):
         t = store().ticket(ref)
-        rows = list(store().db.query("select * from attachments where id = ? and ticket_id = ?", [att_id, t["id"]]))
-        if not rows:
+        att = store().attachment(t["id"], att_id)
+        if att is None:
             abort(404)
         desk().view(ref, g.user.name, what="attachment")
-        att = rows[0]
         return send_file(io.BytesIO(att["data"]), as_attachment=True,
                          download_name=att["filename"] or "bilaga", mimetype="application/octet-stream")
 
     @app.post("/tickets/<ref>/<any(take, assign, status, note, reply, done):action>")
     def ticket_action(ref: str, action: str):
-        d, user, form = desk(), g.user.name, request.form
+        d, user, role, form = desk(), g.user.name, g.user.role, request.form
         try:
             if action == "take":
-                d.take(ref, user)
+                d.take(ref, user, role=role)
             elif action == "assign":
-                d.assign(ref, user, form.get("assignee", ""))
+                d.assign(ref, user, form.get("assignee", ""), role=role)
             elif action == "status":
-                d.set_status(ref, user, form.get("status", ""))
+                d.set_status(ref, user, form.get("status", ""), role=role)
             elif action == "note":
                 d.add_note(ref, user, form.get("text", "")[:10000])
             elif action == "reply":
                 d.reply(ref, user, form.get("text", "")[:20000])
             elif action == "done":
-                d.mark_done(ref, user, form.get("note", "")[:5000])
+                d.mark_done(ref, user, form.get("note", "")[:5000], role=role)
             flash(f"ok.{action}", "ok")
+        except Refused as exc:
+            flash(exc.sv, "error")  # the lifecycle's own Swedish sentence (a gate, a forbidden step)
         except TicketError:
             flash(f"error.{action}", "error")
         return redirect(url_for("ticket", ref=ref))
@@ -397,7 +394,7 @@ def _reason_text(code: str) -> str:
     return re.sub(r"\{\w+\}", "…", catalogue().get(code, ""))
 
 
-def _event_summary(event: dict[str, Any]) -> str:
+def _event_summary(event: dict[str, Any], label: Any = label) -> str:
     data, kind = event["data"], event["kind"]
     if kind == "status_changed":
         return f"{label('status', data.get('from'))} → {label('status', data.get('to'))}"
@@ -413,6 +410,11 @@ def _event_summary(event: dict[str, Any]) -> str:
     if kind == "ticket_created":
         return data.get("ref", "")
     return ""
+
+
+def _state_label(by_id: dict[str, Any], ticket: dict[str, Any]) -> str:
+    routine = by_id.get(ticket["routine"])
+    return routine.lifecycle.label(ticket["status"]) if routine is not None else label("status", ticket["status"])
 
 
 def _rtype(routine: Any, ticket: dict[str, Any]) -> Any:

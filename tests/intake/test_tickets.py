@@ -1,4 +1,5 @@
-"""Handler actions on tickets (intake.tickets): effects, audit events, replies, held mail, retention."""
+"""Handler actions on tickets (intake.desk, intake.held, intake.reports, intake.retention): effects, audit
+events, replies, held mail, retention."""
 
 from __future__ import annotations
 
@@ -11,16 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from openpyxl import load_workbook
 
+from intake.desk import TicketDesk, TicketError
+from intake.reports import Filters, export_xlsx, search, stats
+from intake.retention import purge
 from intake.store import Store
-from intake.tickets import (
-    Filters,
-    TicketDesk,
-    TicketError,
-    export_xlsx,
-    purge,
-    search,
-    stats,
-)
 from tests.intake.test_poller import Desk
 from tests.mailmaker import make_mail
 

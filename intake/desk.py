@@ -1,0 +1,141 @@
+"""Ticket work for handlers: look, take, assign, change status, note, reply, close.
+
+Used by the web UI and the CLI alike. Every change is one transaction that also writes an event
+naming who did it, and every change of state goes through :class:`intake.engine.Engine`, so the
+pack's lifecycle (its transitions, gates and effects) holds here exactly as for mail and timers.
+Event data holds ids, statuses and counts, never a personal value: note texts live in the
+``notes`` table and reply texts in the outbox, both cleared by :func:`intake.retention.purge`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from intake.engine import Engine, Refused, TicketError, refused
+from intake.store import Store
+from rules.packs import Routine
+
+__all__ = ["Refused", "TicketDesk", "TicketError"]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+class TicketDesk:
+    """The handler's actions on one store. ``role`` is the acting user's role (handler or admin)."""
+
+    def __init__(
+        self,
+        store: Store,
+        routines: list[Routine],
+        settings: Any,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ):
+        self.store = store
+        self.routines = routines
+        self.by_id = {r.id: r for r in routines}
+        self.settings = settings
+        self.clock = clock
+        self.engine = Engine(store, routines, settings, clock=clock)
+
+    # -- looking --------------------------------------------------------------------------------
+
+    def view(self, ref: str, user: str, *, what: str = "ticket", via: str = "web") -> dict[str, Any]:
+        """The ticket, with the view written to the audit trail (every look at personal data is)."""
+        ticket = self.store.ticket(ref)
+        with self.store.transaction():
+            self.store.add_event("viewed", actor=user, ticket_id=ticket["id"], at=_iso(self.clock()),
+                                 data={"what": what, "via": via})
+        return ticket
+
+    def targets(self, ticket: dict[str, Any], role: str = "handler") -> list[str]:
+        """The statuses ``role`` may choose for the ticket now."""
+        return self.engine.targets(ticket, role)
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def take(self, ref: str, user: str, *, role: str = "handler") -> dict[str, Any]:
+        """Assign the ticket to ``user``; the lifecycle's ``assign`` event may start the work."""
+        return self.assign(ref, user, user, role=role, _check=False)
+
+    def assign(self, ref: str, user: str, assignee: str | None, *, role: str = "handler",
+               _check: bool = True) -> dict[str, Any]:
+        """Give the ticket to ``assignee`` (``None`` or "" to unassign) and fire ``assign``
+        (in MittVaccin: a new or waiting ticket becomes in_progress)."""
+        assignee = assignee or None
+        now = self.clock()
+        with self.store.transaction():
+            ticket = self.store.ticket(ref)
+            lifecycle = self.engine.routine(ticket).lifecycle
+            if not lifecycle.is_open(ticket["status"]):
+                raise refused(ref, "lifecycle.closed", state=ticket["status"])
+            if not lifecycle.is_workable(ticket["status"]):
+                raise refused(ref, "lifecycle.not_workable", state=ticket["status"])
+            if _check and assignee is not None and not self.store.user_exists(assignee):
+                raise TicketError(f"no user {assignee}")
+            self.store.add_event("assigned", actor=user, ticket_id=ticket["id"], at=_iso(now),
+                                 data={"from": ticket["assignee"], "to": assignee})
+            if assignee is None:
+                self.store.update_ticket(ticket["id"], {"assignee": None, "updated_at": _iso(now)})
+                return self.store.ticket(ref)
+            return self.engine.fire(ticket, "assign", actor=user, role=role, optional=True, now=now,
+                                    changes={"assignee": assignee}).ticket
+
+    def set_status(self, ref: str, user: str, status: str, *, note: str = "", role: str = "handler",
+                   override: str = "") -> dict[str, Any]:
+        """Move the ticket to ``status`` along the pack's transitions; the new state's effects run
+        (MittVaccin's ``done`` queues the completion mail, with ``note`` in it)."""
+        return self.engine.fire(ref, "set_status", actor=user, role=role, target=status,
+                                payload={"note": note}, override=override).ticket
+
+    def mark_done(self, ref: str, user: str, note: str = "", *, role: str = "handler") -> dict[str, Any]:
+        """Close the ticket as done and queue the completion mail (with ``note`` in it, if given)."""
+        return self.set_status(ref, user, "done", note=note, role=role)
+
+    def add_note(self, ref: str, user: str, text: str) -> int:
+        """An internal note, seen by handlers only; returns the note id."""
+        text = text.strip()
+        if not text:
+            raise TicketError("empty note")
+        now_iso = _iso(self.clock())
+        with self.store.transaction():
+            ticket = self.store.ticket(ref)
+            note_id = self.store.add_note(ticket["id"], user, text, now_iso)
+            self.store.update_ticket(ticket["id"], {"updated_at": now_iso})
+            self.store.add_event("note", actor=user, ticket_id=ticket["id"], at=now_iso, data={"note": note_id})
+        return note_id
+
+    def reply(self, ref: str, user: str, text: str) -> int:
+        """Queue a handler's reply to the requester, threaded to the ticket's first mail; returns the outbox id."""
+        text = text.strip()
+        if not text:
+            raise TicketError("empty reply")
+        now = self.clock()
+        with self.store.transaction():
+            ticket = self.store.ticket(ref)
+            if not ticket["requester"]:
+                raise TicketError(f"{ref} has no requester to write to")
+            outbox_id = self.engine.mailer.queue_handler_reply(self.engine.routine(ticket), ticket, user, text, now)
+            if outbox_id is None:
+                raise TicketError(f"{ref}: the reply could not be queued (no usable address)")
+            self.store.update_ticket(ticket["id"], {"updated_at": _iso(now)})
+        return outbox_id
+
+    # -- held mail (see intake.held) ---------------------------------------------------------------
+
+    def release_held(self, message_pk: int, user: str) -> str:
+        """A held mail becomes a ticket (with a receipt queued), as if accepted; returns the ticket ref."""
+        from intake.held import HeldMail
+
+        return HeldMail(self.store, self.routines, self.settings, clock=self.clock).release(message_pk, user)
+
+    def reject_held(self, message_pk: int, user: str, *, reply: bool = True) -> int | None:
+        """Reject a held mail as holding personal data (see :meth:`intake.held.HeldMail.reject`)."""
+        from intake.held import HeldMail
+
+        return HeldMail(self.store, self.routines, self.settings, clock=self.clock).reject(
+            message_pk, user, reply=reply)

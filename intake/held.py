@@ -1,0 +1,131 @@
+"""Held mail: a handler lets it through (it becomes a ticket) or rejects it (its bytes are dropped).
+
+The mail is judged again by :func:`intake.pipeline.decide` *before* the write transaction opens (a
+form in the sandbox can take a while, and the poller must not wait on it); the one transaction
+that records the outcome checks that the mail is still held, so two handlers cannot both act.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from intake.engine import Engine, TicketError
+from intake.recorder import Recorder
+from intake.store import Store
+from rules.packs import Routine
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def _reasons(msg: dict[str, Any]) -> list[dict[str, Any]]:
+    return json.loads(msg["reasons"] or "[]")
+
+
+def _held(store: Store, message_pk: int) -> dict[str, Any]:
+    msg = store.message(message_pk)
+    if msg["verdict"] != "held":
+        raise TicketError(f"message {message_pk} is {msg['verdict']}, not held")
+    return msg
+
+
+class HeldMail:
+    """A handler's decisions on held mail, recorded exactly as a poll records mail."""
+
+    def __init__(self, store: Store, routines: list[Routine], settings: Any, *,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+        self.store = store
+        self.routines = routines
+        self.by_id = {r.id: r for r in routines}
+        self.settings = settings
+        self.clock = clock
+        self.recorder = Recorder(store, routines, settings, engine=Engine(store, routines, settings, clock=clock))
+
+    def _decide(self, msg: dict[str, Any]) -> Any:
+        from intake.pipeline import decide
+
+        return decide(msg["raw"], self.routines, settings=self.settings,
+                      now=datetime.fromisoformat(msg["recorded_at"]))
+
+    def release(self, message_pk: int, user: str) -> str:
+        """A held mail becomes a ticket (with a receipt queued), as if accepted; returns the ticket ref."""
+        from intake.mailer import reply_plan
+
+        msg = _held(self.store, message_pk)
+        decision = None
+        if not msg["ticket_id"]:
+            if msg["raw"] is None:
+                raise TicketError(f"message {message_pk}: the mail itself is no longer stored")
+            decision = self._decide(msg)  # outside the write transaction
+            if decision.verdict not in ("held", "accepted") or decision.routine is None or not decision.request_type:
+                raise TicketError(f"message {message_pk}: judged {decision.verdict} now "
+                                  f"({', '.join(decision.codes) or 'no routine'}); cannot become a ticket")
+        now = self.clock()
+        now_iso = _iso(now)
+        store = self.store
+        with store.transaction():
+            msg = _held(store, message_pk)  # still held: nobody acted on it meanwhile
+            if msg["ticket_id"]:
+                # A held follow-up is already attached to its ticket: releasing only settles the verdict.
+                ref = store.ticket_by_id(msg["ticket_id"])["ref"]
+                store.update_message(message_pk, {"verdict": "accepted"})
+                store.add_event("held_released", actor=user, message_id=message_pk, ticket_id=msg["ticket_id"],
+                                at=now_iso, data={"ref": ref})
+                return ref
+            if decision is None:
+                raise TicketError(f"message {message_pk} changed while it was judged; try again")
+            routine = self.by_id[decision.routine]
+            decision = replace(decision, verdict="accepted",
+                               reply=reply_plan("ack", routine, routine.request_type(decision.request_type),
+                                                decision))
+            ticket_id, ref = self.recorder.engine.create_ticket(decision, message_pk, now)
+            store.update_message(message_pk, {"verdict": "accepted"})
+            store.add_event("held_released", actor=user, message_id=message_pk, ticket_id=ticket_id,
+                            at=now_iso, data={"ref": ref, "reasons": [r["code"] for r in _reasons(msg)]})
+            self.recorder.queue_reply(decision, message_pk, ticket_id, now)
+        return ref
+
+    def reject(self, message_pk: int, user: str, *, reply: bool = True) -> int | None:
+        """Judge a held mail as holding personal data: reject it, forget its bytes, and (by default) queue
+        the rejection that says what to remove. Returns the outbox id of that reply, if any."""
+        from intake.mailer import reply_plan
+        from rules.personal_data import describe
+        from rules.reasons import reason
+
+        msg = _held(self.store, message_pk)
+        held_codes = [r["code"] for r in _reasons(msg)]
+        reasons, decision = [], None
+        if msg["raw"] is not None:
+            decision = self._decide(msg)  # outside the write transaction
+            for location in ("subject", "body"):
+                if f"{location}.possible_personal_data" in held_codes:
+                    found = [f for f in decision.findings if f.location == location]
+                    if found:
+                        reasons.append(reason(f"{location}.personal_data", what=describe(found),
+                                              detail="confirmed by a handler"))
+        now = self.clock()
+        now_iso = _iso(now)
+        store = self.store
+        with store.transaction():
+            msg = _held(store, message_pk)
+            changes: dict[str, Any] = {"verdict": "rejected", "raw": None,
+                                       "reasons": json.dumps([{"code": r.code, "detail": r.detail} for r in reasons]
+                                                             or _reasons(msg), ensure_ascii=False)}
+            if "subject.possible_personal_data" in held_codes:
+                changes["subject"] = ""
+            store.update_message(message_pk, changes)
+            store.add_event("held_rejected", actor=user, message_id=message_pk, at=now_iso,
+                            data={"held": held_codes, "reasons": [r.code for r in reasons]})
+            outbox_id = None
+            if reply and reasons and decision is not None and decision.sender and decision.routine in self.by_id:
+                routine = self.by_id[decision.routine]
+                rtype = routine.request_type(decision.request_type) if decision.request_type else None
+                rejected = replace(decision, verdict="rejected", reasons=tuple(reasons), ticket_ref=None)
+                rejected = replace(rejected, reply=reply_plan("rejection", routine, rtype, rejected))
+                outbox_id = self.recorder.queue_reply(rejected, message_pk, None, now)
+        return outbox_id
