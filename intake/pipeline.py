@@ -42,6 +42,7 @@ class Settings:
     mail_limits: MailLimits = field(default_factory=MailLimits)
     max_message_bytes: int = 25 * 1024 * 1024
     default_routine: str = ""  # mailbox.default_routine; "" only when one routine is served
+    register_key_file: str = ""  # the access register's key file; "" when the register is off
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:
@@ -56,6 +57,7 @@ class Settings:
             personal_data=PersonalDataConfig.from_mapping(pd),
             max_message_bytes=config["mailbox"]["max_message_bytes"],
             default_routine=config["mailbox"]["default_routine"],
+            register_key_file=str(config.path("register", "key_file")) if config["register"]["enabled"] else "",
         )
 
 

@@ -17,6 +17,7 @@ from intake.lock import InstanceLock
 from intake.logs import where
 from intake.outbox import Outbox
 from intake.poller import Poller, StoreFailure
+from intake.register import purge_register_job
 from intake.retention import purge_job
 from intake.sources.base import SourceError
 
@@ -76,6 +77,11 @@ def run_forever(config: Config, poller: Poller, outbox: Outbox, *, stop: threadi
         # Retention: personal data of long-closed tickets is purged once a day.
         scheduler.add_job(_guarded("purge", purge_job(config)), "interval", hours=24, next_run_time=now,
                           max_instances=1, coalesce=True, id="purge")
+        # The access register keeps ended access for its own retention period (register.retention_days).
+        register_purge = purge_register_job(config)
+        if register_purge is not None:
+            scheduler.add_job(_guarded("register-purge", register_purge), "interval", hours=24, next_run_time=now,
+                              max_instances=1, coalesce=True, id="register-purge")
 
         def on_signal(signum: int, _frame: object) -> None:
             log.info("received %s, stopping after the running job", signal.Signals(signum).name)

@@ -224,7 +224,7 @@ def load_pack(folder: str | Path) -> Routine:
 
     lifecycle = _load_lifecycle(data, where, templates, reply_subjects, form_schema)
 
-    return Routine(
+    routine = Routine(
         id=pack_id,
         name=_need(data, "name", str, where),
         ref_prefix=prefix,
@@ -241,6 +241,19 @@ def load_pack(folder: str | Path) -> Routine:
         lifecycle=lifecycle,
         env=env,
     )
+    _check_register_mapping(routine)
+    return routine
+
+
+def _check_register_mapping(routine: Routine) -> None:
+    """A pack's ``register.toml`` (the access register's mapping) is checked with the pack, so a mistake in it
+    stops start-up and ``intake packs check`` instead of a handler's "done"."""
+    from rules.register import RegisterMappingError, load_register_mapping
+
+    try:
+        load_register_mapping(routine)
+    except RegisterMappingError as exc:
+        raise PackError(str(exc)) from None
 
 
 def load_chain(data: dict[str, Any], where: str) -> tuple[ChainRow, ...]:

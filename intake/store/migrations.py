@@ -254,6 +254,8 @@ def _m009_register(db: sqlite_utils.Database) -> None:
     )
     db["register_history"].create_index(["entry_id"])
     db["register_history"].create_index(["ticket_id"])
+
+
 def _m005_parked(db: sqlite_utils.Database) -> None:
     """Mail the poller gave up on (parked) and the failed attempts counted before that.
 
