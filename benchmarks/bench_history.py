@@ -7,7 +7,8 @@ bulk inserts straight into SQLite with a realistic spread (three years of ticket
 purged, recent ones open; several queues, request types and routines; a requester pool; follow-up and
 rejected mail; acks, rejections and completion mails in the outbox; events per ticket; forms, stored
 mail and attachments kept only for tickets not yet purged; exactly 100 tickets due for purging).
-Then it times, median of ``--repeat`` runs (warm cache):
+Then it times each operation, median of ``--repeat`` runs after a warm-up run, the runs interleaved across
+the sizes so that load from elsewhere on the machine falls on every size alike:
 
 - recording one mail: the Recorder's transaction (message, ticket, events, rate-limit lookup, reply)
   for a requester with history, and the per-sender rate-limit query alone;
@@ -33,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -169,22 +171,13 @@ def build_store(path: Path, n: int, routines) -> dict:
 # -- timing -------------------------------------------------------------------------------------------
 
 
-def median_ms(fn, repeat: int) -> float:
-    fn()  # warm-up: caches, imports, the first page of the database file
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
-
-
 def cli_has_limit(intake: str) -> bool:
     out = subprocess.run([intake, "queue", "list", "--help"], capture_output=True, text=True).stdout
     return "--limit" in out
 
 
-def time_size(n: int, repeat: int, work: Path, routines) -> tuple[dict, dict[str, float]]:
+def prepare(n: int, repeat: int, work: Path, routines) -> tuple[dict, dict[str, Callable[[], None]], Callable]:
+    """Build the store of ``n`` tickets; return its facts, the timed operations, and the purge."""
     from intake.pipeline import Settings, decide
     from intake.recorder import Recorder
     from intake.sources.base import FetchedMail
@@ -206,34 +199,30 @@ def time_size(n: int, repeat: int, work: Path, routines) -> tuple[dict, dict[str
     add_user(store, "anna", PASSWORD)
     settings = Settings(from_address="mittvaccin-support@example.test", max_age=None)
     recorder = Recorder(store, routines, settings)
-    out: dict[str, float] = {}
+    ops: dict[str, Callable[[], None]] = {}
 
-    # Recording one mail from a requester with history (a fresh Message-ID each time).
+    # Recording one mail from a requester with history (a fresh Message-ID each time; decided beforehand).
     template = (ROOT / "intake" / "demo_mail" / "01-behorighet-ok.eml").read_bytes()
     template = re.sub(rb"(?m)^From: .*$", b"From: Bench <" + facts["busy_requester"].encode() + b">", template)
-    counter = iter(range(10**6))
-
     decisions = []
-    for _ in range(repeat + 1):
-        raw = template.replace(b"<demo-01@", f"<bench-{next(counter)}@".encode())
+    for k in range(repeat + 1):
+        raw = template.replace(b"<demo-01@", f"<bench-{k}@".encode())
         decisions.append((decide(raw, routines, settings=settings, now=NOW), raw))
 
     def record() -> None:
         decision, raw = decisions.pop()
         recorder.record(decision, FetchedMail(uid=1, raw=raw, size=len(raw)), "bench", 1, NOW)
 
-    out["record one mail (Recorder transaction)"] = median_ms(record, repeat)
+    ops["record one mail (Recorder transaction)"] = record
     since = iso(NOW - timedelta(hours=1))
-    out["  of which: rate-limit query"] = median_ms(
-        lambda: store.replies_to_since(facts["busy_requester"], since), repeat)
+    ops["  of which: rate-limit query"] = lambda: store.replies_to_since(facts["busy_requester"], since)
 
     intake = str(Path(sys.executable).with_name("intake"))
     if cli_has_limit(intake):
         argv = [intake, "-c", str(config_file), "queue", "list", "--limit", "50"]
-        out["intake queue list --limit 50 (process)"] = median_ms(
-            lambda: subprocess.run(argv, check=True, capture_output=True), max(3, repeat // 2))
+        ops["intake queue list --limit 50 (process)"] = lambda: subprocess.run(argv, check=True, capture_output=True)
     else:
-        out["store.tickets(limit=50) [CLI has no --limit]"] = median_ms(lambda: store.tickets(limit=50), repeat)
+        ops["store.tickets(limit=50) [CLI has no --limit]"] = lambda: store.tickets(limit=50)
 
     app = create_app(config, routines=routines, settings=settings)
     client = app.test_client()
@@ -243,7 +232,7 @@ def time_size(n: int, repeat: int, work: Path, routines) -> tuple[dict, dict[str
     assert resp.status_code == 302, resp.status_code
     last = max(1, (n + 49) // 50)
 
-    def get(url: str):
+    def get(url: str) -> Callable[[], None]:
         def fetch() -> None:
             r = client.get(url)
             assert r.status_code == 200, (url, r.status_code)
@@ -254,15 +243,13 @@ def time_size(n: int, repeat: int, work: Path, routines) -> tuple[dict, dict[str
                       ("web: ticket list, status new", "/tickets?status=new"),
                       ("web: ticket page", f"/tickets/{facts['ticket_ref']}"),
                       ("web: overview", "/overview"), ("web: mail list", "/mail")]:
-        out[name] = median_ms(get(url), repeat)
+        ops[name] = get(url)
 
-    purge = _purge_function()
-    start = time.perf_counter()
-    result = purge(store, RETENTION_DAYS, now=NOW)
-    out[f"retention purge of {DUE_FOR_PURGE} tickets (once)"] = (time.perf_counter() - start) * 1000
-    facts["purged"] = getattr(result, "tickets", result)
-    store.db.conn.close()
-    return facts, out
+    def purge() -> None:
+        result = _purge_function()(store, RETENTION_DAYS, now=NOW)
+        facts["purged"] = getattr(result, "tickets", result)
+
+    return facts, ops, purge
 
 
 def _purge_function():
@@ -283,12 +270,32 @@ def main() -> None:
     routines = load_packs(sorted(available_packs()))
     work = args.keep or Path(tempfile.mkdtemp(prefix="intake-history-"))
     work.mkdir(parents=True, exist_ok=True)
-    results = {}
+    results: dict[int, dict[str, float]] = {n: {} for n in sizes}
     try:
+        prepared = {}
         for n in sizes:
-            facts, timings = time_size(n, args.repeat, work, routines)
-            print(f"store of {n}: {json.dumps(facts, ensure_ascii=False)}", flush=True)
-            results[n] = timings
+            prepared[n] = prepare(n, args.repeat, work, routines)
+            print(f"built the store of {n:,} tickets in {prepared[n][0]['build_s']} s", flush=True)
+        # Each operation in turn, its runs interleaved across the sizes, so load from elsewhere on the
+        # machine falls on every size alike; the first round warms caches and is not counted.
+        for name in prepared[sizes[0]][1]:
+            times: dict[int, list[float]] = {n: [] for n in sizes}
+            for round_ in range(args.repeat + 1):
+                for n in sizes:
+                    start = time.perf_counter()
+                    prepared[n][1][name]()
+                    if round_:
+                        times[n].append(time.perf_counter() - start)
+            for n in sizes:
+                results[n][name] = statistics.median(times[n]) * 1000
+        purge_name = f"retention purge of {DUE_FOR_PURGE} tickets (once)"
+        for n in sizes:
+            start = time.perf_counter()
+            prepared[n][2]()
+            results[n][purge_name] = (time.perf_counter() - start) * 1000
+        for n in sizes:
+            print(f"store of {n:,}: {json.dumps(prepared[n][0], ensure_ascii=False)}")
+            prepared[n][1].clear()
     finally:
         if args.keep is None:
             import shutil

@@ -184,8 +184,11 @@ def _m007_indexes(db: sqlite_utils.Database) -> None:
         "create index if not exists idx_tickets_user_count on tickets (user_count)",
         # Retention: tickets closed long ago and not yet purged; stored mail that belongs to no ticket.
         "create index if not exists idx_tickets_purged_at_closed_at on tickets (purged_at, closed_at)",
-        "create index if not exists idx_messages_unticketed_raw on messages (recorded_at) "
-        "where ticket_id is null and raw is not null",
+        # Stored mail still to clear, by ticket (ticket_id IS NULL for mail without one) and age; only rows
+        # that still hold bytes are in it, so it stays small however long the history.
+        "create index if not exists idx_messages_raw_kept on messages (ticket_id, recorded_at) where raw is not null",
+        # The mail list: newest first within one verdict, stopped by the limit.
+        "create index if not exists idx_messages_verdict on messages (verdict)",
     ]
     for sql in statements:
         db.execute(sql)
