@@ -30,7 +30,18 @@ lint: $(BIN)/intake
 ## Figures: personal-data corpus recall, scan throughput, memory on hostile attachments.
 corpus: $(BIN)/intake
 	$(BIN)/python scripts/pd_corpus.py
+
+## Speed and memory side by side (README "Performance"): intake against a raw IMAP fetch on the same Dovecot
+## mailbox, history scaling (1k vs 100k tickets), memory against attachment size, then the older figures.
+## A few minutes on 2 cores; `make bench BENCH_N=2000` for the issue's figure.
+BENCH_N ?= 200
+BENCH_REPEAT ?= 3
+BENCH_SIZES ?= 1000,100000
 bench: $(BIN)/intake
+	scripts/install-test-deps
+	$(BIN)/python benchmarks/bench_imap.py --n $(BENCH_N) --repeat $(BENCH_REPEAT)
+	$(BIN)/python benchmarks/bench_history.py --sizes $(BENCH_SIZES)
+	$(BIN)/python benchmarks/bench_attachment_rss.py
 	$(BIN)/python benchmarks/bench_pd_scan.py
 	$(BIN)/python benchmarks/hostile_rss.py
 	$(BIN)/python benchmarks/bench_poll.py

@@ -182,6 +182,8 @@ def _m004_lifecycle(db: sqlite_utils.Database) -> None:
     db["outbox"].add_column("automatic", int)  # 1: RFC 3834 auto-reply headers; NULL: decided by kind
     db["outbox"].add_column("attach_ticket_form", int)  # 1: the ticket's stored form goes with the mail
     db["users"].add_column("email", str)  # where mail to the "handler" role goes
+
+
 def _m009_register(db: sqlite_utils.Database) -> None:
     """The access register: persons (identifier as keyed hash + ciphertext), entries and their history."""
     db["register_meta"].create({"key": str, "value": str}, pk="key")  # key_check: detects a wrong key file
@@ -284,6 +286,44 @@ def _m005_parked(db: sqlite_utils.Database) -> None:
     db.execute("create index messages_not_moved on messages(source) where moved_at is null")
 
 
+def _m007_indexes(db: sqlite_utils.Database) -> None:
+    """Indexes for every filter, sort and lookup the web UI, the CLI, recording and retention use.
+
+    Without them a store of 100,000 tickets made recording a mail, every list page and the purge scan
+    whole tables. ``tests/intake/test_query_plans.py`` checks the plans.
+    """
+    statements = [
+        # A ticket's mail, replies and attachments (ticket page, purge, follow-ups).
+        "create index if not exists idx_messages_ticket_id on messages (ticket_id)",
+        "create index if not exists idx_outbox_ticket_id on outbox (ticket_id)",
+        "create index if not exists idx_attachments_ticket_id on attachments (ticket_id)",
+        # The per-sender rate limit compares lower(to_addr): an index on the bare column cannot serve it.
+        "drop index if exists idx_outbox_to_addr_created_at",
+        "create index if not exists idx_outbox_lower_to_addr_created_at on outbox (lower(to_addr), created_at)",
+        # Ticket list: the default sort, each filter with it, and every other sortable column.
+        "create index if not exists idx_tickets_created_at on tickets (created_at)",
+        "create index if not exists idx_tickets_status_created_at on tickets (status, created_at)",
+        "drop index if exists idx_tickets_queue_status",  # a prefix of the next one
+        "create index if not exists idx_tickets_queue_status_created_at on tickets (queue, status, created_at)",
+        "create index if not exists idx_tickets_assignee_created_at on tickets (assignee, created_at)",
+        "create index if not exists idx_tickets_routine_queue_status on tickets (routine, queue, status)",
+        "create index if not exists idx_tickets_request_type on tickets (request_type)",
+        "create index if not exists idx_tickets_requester on tickets (requester)",
+        "create index if not exists idx_tickets_updated_at on tickets (updated_at)",
+        "create index if not exists idx_tickets_closed_at on tickets (closed_at)",
+        "create index if not exists idx_tickets_user_count on tickets (user_count)",
+        # Retention: tickets closed long ago and not yet purged; stored mail that belongs to no ticket.
+        "create index if not exists idx_tickets_purged_at_closed_at on tickets (purged_at, closed_at)",
+        # Stored mail still to clear, by ticket (ticket_id IS NULL for mail without one) and age; only rows
+        # that still hold bytes are in it, so it stays small however long the history.
+        "create index if not exists idx_messages_raw_kept on messages (ticket_id, recorded_at) where raw is not null",
+        # The mail list: newest first within one verdict, stopped by the limit.
+        "create index if not exists idx_messages_verdict on messages (verdict)",
+    ]
+    for sql in statements:
+        db.execute(sql)
+
+
 #: Ordered, append-only. Never edit an applied migration; add a new one.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -291,5 +331,6 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("003_content_hash", _m003_content_hash),
     ("004_lifecycle", _m004_lifecycle),
     ("005_parked", _m005_parked),
+    ("007_indexes", _m007_indexes),
     ("009_register", _m009_register),
 ]
