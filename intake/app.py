@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from intake.config import Config
+from intake.config import Config, MailboxConfig
 from intake.outbox import Outbox, file_transport, smtp_transport
 from intake.pipeline import Settings
-from intake.poller import Folders, Poller
+from intake.poller import Folders, Poller, Pollers
 from intake.sources.base import MailSource
 from intake.sources.local import LocalSource
 from intake.store import Store, open_store
@@ -19,20 +20,15 @@ def routines_for(config: Config) -> list[Routine]:
     return load_packs(config["routines"]["enabled"], extra)
 
 
-def source_factory(config: Config):
-    mailbox = config["mailbox"]
-    if mailbox["kind"] == "local":
-        path = config.path("mailbox", "path")
+def source_factory(config: Config, mailbox: MailboxConfig | None = None):
+    """A maker of fresh sources for ``mailbox`` (default: the first configured mailbox)."""
+    box = mailbox or config.mailboxes[0]
+    if box.kind == "local":
+        path = config.mailbox_path(box, "path")
         return lambda: LocalSource(path)
-    from intake.sources.imap import ImapConfig, ImapSource
+    from intake.sources.imap import ImapSource
 
-    imap_config = ImapConfig.from_mapping(
-        {k: mailbox[k] for k in ("host", "port", "username", "password", "password_env", "tls",
-                                 "allow_plaintext", "folder", "batch_size", "timeout")}
-        # A relative ca_file is relative to the config file's folder, like every other path.
-        | {"ca_file": str(config.path("mailbox", "ca_file")) if mailbox["ca_file"] else ""},
-        config.env,
-    )
+    imap_config = imap_config_for(config, box)
 
     def make() -> MailSource:
         return ImapSource(imap_config)
@@ -40,15 +36,62 @@ def source_factory(config: Config):
     return make
 
 
-def make_poller(config: Config, store: Store, routines: list[Routine]) -> Poller:
+def imap_config_for(config: Config, box: MailboxConfig):
+    from intake.sources.imap import ImapConfig
+
+    return ImapConfig.from_mapping(
+        {k: box[k] for k in ("host", "port", "username", "password", "password_env", "tls",
+                             "allow_plaintext", "folder", "batch_size", "timeout")}
+        # A relative ca_file is relative to the config file's folder, like every other path.
+        | {"ca_file": str(config.mailbox_path(box, "ca_file")) if box["ca_file"] else ""},
+        config.env,
+    )
+
+
+def mailbox_routines(box: MailboxConfig, routines: list[Routine]) -> list[Routine]:
+    """The routines ``box`` serves, its default routine first, signed with the mailbox's desk name.
+
+    The first routine answers mail that matches none; a mailbox's ``desk_name`` wins over the pack's.
+    """
+    served = [r for r in routines if not box["routines"] or r.id in box["routines"]]
+    if box["default_routine"]:
+        served.sort(key=lambda r: r.id != box["default_routine"])
+    if box["desk_name"]:
+        served = [replace(r, desk_name=box["desk_name"]) for r in served]
+    return served
+
+
+def mailbox_settings(config: Config, box: MailboxConfig) -> Settings:
+    """The decision settings of ``box``: its From identity; every mailbox's address counts as our own."""
+    base = Settings.from_config(config)
+    replies = config["replies"]
+    ours = {b.from_address(replies).lower() for b in config.mailboxes}
+    return replace(base, from_address=box.from_address(replies), from_name=box.from_name(replies),
+                   mailbox=box.name, own_addresses=base.own_addresses | ours,
+                   max_message_bytes=box["max_message_bytes"])
+
+
+def desk_name_of(box: MailboxConfig, routines: list[Routine]) -> str:
+    served = mailbox_routines(box, routines)
+    return box["desk_name"] or (served[0].desk_name if served else box.name)
+
+
+def make_poller(config: Config, store: Store, routines: list[Routine]) -> Poller | Pollers:
+    """The poller of the one configured mailbox, or :class:`Pollers` over several (same ``poll_once``)."""
+    pollers = [make_mailbox_poller(config, store, routines, box) for box in config.mailboxes]
+    return pollers[0] if len(pollers) == 1 else Pollers(pollers)
+
+
+def make_mailbox_poller(config: Config, store: Store, routines: list[Routine], box: MailboxConfig) -> Poller:
     return Poller(
         store,
-        routines,
-        source_factory(config),
-        settings=Settings.from_config(config),
-        folders=Folders.from_config(config["mailbox.folders"]),
+        mailbox_routines(box, routines),
+        source_factory(config, box),
+        settings=mailbox_settings(config, box),
+        folders=Folders.from_config(box.folders),
         rate_limit_per_hour=config["replies"]["rate_limit_per_hour"],
         max_attempts=config["poll"]["max_attempts"],
+        mailbox=box,
     )
 
 

@@ -139,14 +139,28 @@ class Outbox:
         attachments = []
         if row["attach_blank_form"] and self.blank_forms is not None:
             attachments = self.blank_forms(row["id"])
+        from_address, from_name = self.identity_of(row)
         return build_message(
             to=row["to_addr"], subject=row["subject"], body=row["body"],
-            from_address=self.from_address, from_name=self.from_name,
+            from_address=from_address, from_name=from_name,
             message_id=row["rfc_message_id"], in_reply_to=row["in_reply_to"] or "",
             references=(row["references_"] or "").split(),
             automatic=row["kind"] in ("ack", "rejection"),
             attachments=attachments,
         )
+
+    def identity_of(self, row: dict[str, Any]) -> tuple[str, str]:
+        """The From of a reply: stored on its row when queued (per mailbox), else that of the first reply
+        on its ticket (a handler's reply answers for the same mailbox), else the configured default."""
+        if row.get("from_address"):
+            return row["from_address"], row.get("from_name") or ""
+        if row.get("ticket_id") is not None:
+            for first in self.store.db.query(
+                "select from_address, from_name from outbox where ticket_id = ? and from_address is not null "
+                "order by id limit 1", [row["ticket_id"]],
+            ):
+                return first["from_address"], first["from_name"] or ""
+        return self.from_address, self.from_name
 
     def send_due(self) -> SendResult:
         result = SendResult()

@@ -40,6 +40,8 @@ class Settings:
     personal_data: PersonalDataConfig = field(default_factory=PersonalDataConfig)
     mail_limits: MailLimits = field(default_factory=MailLimits)
     max_message_bytes: int = 25 * 1024 * 1024
+    from_name: str = ""  # the sender identity of replies (per mailbox); stored on each queued reply
+    mailbox: str = ""  # the configured mailbox the mail came in through
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:
