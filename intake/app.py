@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from intake.config import Config, MailboxConfig
@@ -74,6 +74,31 @@ def mailbox_settings(config: Config, box: MailboxConfig) -> Settings:
 def desk_name_of(box: MailboxConfig, routines: list[Routine]) -> str:
     served = mailbox_routines(box, routines)
     return box["desk_name"] or (served[0].desk_name if served else box.name)
+
+
+@dataclass(frozen=True)
+class Desk:
+    """A configured mailbox as staff see it: its name (id), desk name, recorded source and routines."""
+
+    name: str
+    desk_name: str
+    source: str
+    routines: tuple[str, ...]
+
+
+def desks_of(config: Config, routines: list[Routine]) -> list[Desk]:
+    """Every configured mailbox as a desk (needs no password: nothing connects)."""
+    from intake.sources.imap import source_name
+
+    desks = []
+    for box in config.mailboxes:
+        if box.kind == "local":
+            source = f"local:{config.mailbox_path(box, 'path').resolve()}"
+        else:
+            source = source_name(box["host"], box["port"], box["username"], box["folder"])
+        served = mailbox_routines(box, routines)
+        desks.append(Desk(box.name, desk_name_of(box, routines), source, tuple(r.id for r in served)))
+    return desks
 
 
 def make_poller(config: Config, store: Store, routines: list[Routine]) -> Poller | Pollers:

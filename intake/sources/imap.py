@@ -70,6 +70,12 @@ class ImapConfig:
         return f"ImapConfig({self.host!r}, {self.port}, {self.username!r}, tls={self.tls!r})"
 
 
+def source_name(host: str, port: int, username: str, folder: str) -> str:
+    """The stable name of an IMAP folder (``imap://user@host:port/folder``), the key of its recorded mail."""
+    host = f"[{host}]" if ":" in host else host
+    return f"imap://{quote(username, safe='')}@{host}:{port}/{quote(folder)}"
+
+
 def tls_context(section: str, ca_file: str) -> ssl.SSLContext:
     """``ssl.create_default_context`` trusting ``ca_file`` (or the system store); raises :class:`ConfigError`.
 
@@ -115,8 +121,7 @@ class ImapSource:
 
     def __init__(self, config: ImapConfig) -> None:
         self.config = config
-        host = f"[{config.host}]" if ":" in config.host else config.host
-        self.name = f"imap://{quote(config.username, safe='')}@{host}:{config.port}/{quote(config.folder)}"
+        self.name = source_name(config.host, config.port, config.username, config.folder)
         self._client: IMAPClient | None = None
         self._uidvalidity: int | None = None
         self._capabilities: frozenset[str] = frozenset()

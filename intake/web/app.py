@@ -99,6 +99,30 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
     def desk() -> TicketDesk:
         return TicketDesk(store(), routines, settings)
 
+    # -- desks (several mailboxes): a handler may be limited to some (``intake user desks``) --------------
+    from intake.app import desks_of
+
+    desks = desks_of(config, routines)
+
+    def visible_sources(only: str | None = None) -> tuple[str, ...] | None:
+        """The sources whose tickets the user may see (``None``: all), narrowed to desk ``only`` if given."""
+        allowed = store().user_desks(g.user.name)
+        chosen = [d for d in desks if (not allowed or d.name in allowed) and (only is None or d.name == only)]
+        if not allowed and only is None:
+            return None
+        return tuple(d.source for d in chosen)
+
+    def check_desk(ref: str) -> None:
+        """404 for a ticket of a desk the user is not given (as if it did not exist)."""
+        sources = visible_sources()
+        if sources is None:
+            return
+        t = store().ticket(ref)
+        row = store().db.execute("select source from messages where ticket_id = ? order by id limit 1",
+                                 [t["id"]]).fetchone()
+        if row is None or row[0] not in sources:
+            abort(404)
+
     @app.teardown_appcontext
     def close_store(_exc: BaseException | None) -> None:
         st = g.pop("store", None)
@@ -193,17 +217,34 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
 
     @app.get("/")
     def index():
-        counts: dict[tuple[str, str, str], int] = {}
-        for r in store().db.query("select routine, queue, status, count(*) as n from tickets "
-                                  "group by routine, queue, status"):
-            counts[(r["routine"], r["queue"] or "", r["status"])] = r["n"]
-        queues = []
-        for routine in routines:
-            for qid, qname in routine.queues.items():
-                queues.append({"routine": routine.id, "id": qid, "name": qname,
-                               "counts": {s: counts.get((routine.id, qid, s), 0) for s in STATUSES}})
+        counts: dict[tuple[str, str, str, str], int] = {}
+        for r in store().db.query(
+            "select m.source, t.routine, t.queue, t.status, count(*) as n from tickets t "
+            "left join messages m on m.id = (select min(id) from messages where ticket_id = t.id) "
+            "group by m.source, t.routine, t.queue, t.status"
+        ):
+            key = (r["source"] or "", r["routine"], r["queue"] or "", r["status"])
+            counts[key] = counts.get(key, 0) + r["n"]
+        allowed = store().user_desks(g.user.name)
+        groups = []
+        for d in desks:
+            if allowed and d.name not in allowed:
+                continue
+            # With one mailbox every ticket is its desk's (also those from before it was named).
+            mine = (lambda source, d=d: True) if len(desks) == 1 else (lambda source, d=d: source == d.source)
+            queues = []
+            for routine in routines:
+                if routine.id not in d.routines:
+                    continue
+                for qid, qname in routine.queues.items():
+                    queues.append({"routine": routine.id, "id": qid, "name": qname, "counts": {
+                        st: sum(n for (src, rid, q, s2), n in counts.items()
+                                if mine(src) and rid == routine.id and q == qid and s2 == st)
+                        for st in STATUSES}})
+            groups.append({"name": d.name, "desk_name": d.desk_name, "queues": queues,
+                           "only": len(desks) > 1})
         (held,) = store().db.execute("select count(*) from messages where verdict = 'held'").fetchone()
-        return render_template("queues.html", queues=queues, held=held)
+        return render_template("queues.html", groups=groups, held=held)
 
     def filters_from_args() -> Filters:
         args = request.args
@@ -214,7 +255,8 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
 
         return Filters(queue=args.get("queue") or None, status=args.get("status") or None,
                        routine=args.get("routine") or None, request_type=args.get("request_type") or None,
-                       date_from=day("from"), date_to=day("to"), assignee=args.get("assignee") or None)
+                       date_from=day("from"), date_to=day("to"), assignee=args.get("assignee") or None,
+                       sources=visible_sources(args.get("desk") or None))
 
     @app.get("/tickets")
     def tickets():
@@ -242,6 +284,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
 
     @app.get("/tickets/<ref>")
     def ticket(ref: str):
+        check_desk(ref)
         t = desk().view(ref, g.user.name)
         db = store().db
         routine = by_id.get(t["routine"])
@@ -265,6 +308,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
 
     @app.get("/tickets/<ref>/attachments/<int:att_id>")
     def attachment(ref: str, att_id: int):
+        check_desk(ref)
         t = store().ticket(ref)
         rows = list(store().db.query("select * from attachments where id = ? and ticket_id = ?", [att_id, t["id"]]))
         if not rows:
@@ -276,6 +320,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
 
     @app.post("/tickets/<ref>/<any(take, assign, status, note, reply, done):action>")
     def ticket_action(ref: str, action: str):
+        check_desk(ref)
         d, user, form = desk(), g.user.name, request.form
         try:
             if action == "take":
