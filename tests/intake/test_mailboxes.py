@@ -153,3 +153,19 @@ def test_status_lists_every_configured_mailbox(two):
     shown = CliRunner().invoke(main, ["-c", str(two), "status"])
     assert shown.exit_code == 0, shown.output
     assert [line.split()[:2] for line in shown.output.splitlines()] == [["halland", "unknown"], ["vgr", "unknown"]]
+
+
+def test_the_readme_example_of_two_mailboxes_is_a_valid_configuration():
+    import tomllib
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    section = readme.split("### Several mailboxes and IDLE", 1)[1]
+    example = section.split("```toml", 1)[1].split("```", 1)[0]
+    env = {"INTAKE_IMAP_PASSWORD_HALLAND": "x", "INTAKE_IMAP_PASSWORD_VGR": "y"}
+    config = config_mod.from_mapping(tomllib.loads(example), env=env)
+    halland, vgr = config.mailboxes
+    assert (halland.name, vgr.name) == ("halland", "vgr")
+    assert vgr["idle"] is False and halland["idle"] is True
+    assert vgr.folders["accepted"] == "Behandlat/Godkänt"
+    assert halland.folders["accepted"] == "Intake/Accepted"
