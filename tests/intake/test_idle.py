@@ -15,6 +15,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -182,7 +183,7 @@ def outgoing(tmp_path: Path) -> list[email.message.EmailMessage]:
             for p in sorted((tmp_path / "outbox").glob("*.eml"))]
 
 
-def two_desks(first, second, *, second_password: str) -> tuple[list[str], list[str]]:
+def two_desks(first, second, *, second_password: str, second_idle: bool = True) -> tuple[list[str], list[str]]:
     return (
         mailbox_lines(first, name="halland", header="[[mailboxes]]", from_address="vaccin@halland.example.test",
                       from_name="Läkemedelssupporten Halland", desk_name="Läkemedelssupporten, Region Halland",
@@ -190,7 +191,7 @@ def two_desks(first, second, *, second_password: str) -> tuple[list[str], list[s
                       default_routine="mittvaccin"),
         mailbox_lines(second, name="vgr", header="[[mailboxes]]", from_address="support@vgr.example.test",
                       from_name="IT-support VGR", desk_name="IT-supporten, Västra Götalandsregionen",
-                      password=second_password, auth_backoff_seconds=300),
+                      password=second_password, auth_backoff_seconds=300, idle=second_idle),
     )
 
 
@@ -217,9 +218,10 @@ def test_two_mailboxes_answer_with_their_own_identities(dovecot, tmp_path):
         "halland": "Läkemedelssupporten, Region Halland", "vgr": "IT-supporten, Västra Götalandsregionen"}
 
 
-def test_a_mailbox_refusing_our_login_backs_off_while_the_other_keeps_working(dovecot, tmp_path):
+@pytest.mark.parametrize("bad_idle", [True, False], ids=["bad one with IDLE", "bad one polling"])
+def test_a_mailbox_refusing_our_login_backs_off_while_the_other_keeps_working(dovecot, tmp_path, bad_idle):
     halland, vgr = dovecot.new_account(), dovecot.new_account()
-    conf = write_conf(tmp_path, *two_desks(halland, vgr, second_password="wrong"), interval=1)
+    conf = write_conf(tmp_path, *two_desks(halland, vgr, second_password="wrong", second_idle=bad_idle), interval=1)
     proc = start(conf, halland)
     try:
         assert wait_for(lambda: idle_and_polled(tmp_path, "halland"))
@@ -263,3 +265,39 @@ def test_killed_in_an_idle_woken_poll_then_restarted(imap_account, tmp_path):
         err = stop(proc)
     assert proc.returncode == 0, err
     assert_exactly_once(tmp_path, imap_account, ids + more)
+
+
+# -- the source's IDLE primitive ------------------------------------------------------------------------------
+
+
+def test_idle_wait_returns_on_announced_mail_and_at_the_end_of_its_period(imap_account):
+    from intake.sources.imap import ImapSource
+
+    with ImapSource(imap_account.config) as source:
+        assert source.has_idle()
+        assert source.idle_wait(1.5) is False  # nothing arrived: the caller re-issues IDLE
+        later = threading.Timer(0.5, lambda: imap_account.append(make_mail(message_id="<ann@example.test>")))
+        later.start()
+        try:
+            assert source.idle_wait(120) is True  # returns on the announcement, long before 120 s
+        finally:
+            later.join()
+        assert len(source.list_uids()) == 1  # the session is usable after IDLE
+
+
+@pytest.mark.parametrize("how", ["killed", "stopped"])
+def test_idle_wait_notices_a_dead_connection(dovecot_factory, how):
+    from intake.sources.base import SourceUnavailable
+    from intake.sources.imap import ImapSource
+
+    server = dovecot_factory()
+    account = server.new_account()
+    with ImapSource(account.config) as source:
+        # SIGKILL: the connection just ends (idle_check answers [] at once); SIGTERM: the server says BYE first.
+        threading_timer = threading.Timer(0.5, server.kill if how == "killed" else server.stop)
+        threading_timer.start()
+        try:
+            with pytest.raises(SourceUnavailable, match="IDLE"):
+                source.idle_wait(120)  # without the check this would wait the whole 120 s and return False
+        finally:
+            threading_timer.join()
