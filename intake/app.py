@@ -159,7 +159,16 @@ def make_outbox(config: Config, store: Store, routines: list[Routine]) -> Outbox
         from_name=config["replies"]["from_name"],
         max_attempts=out["max_attempts"],
         blank_forms=blank_form_attachments(routines, store),
+        identities=identities_of(config, routines),
     )
+
+
+def identities_of(config: Config, routines: list[Routine]) -> dict[str, tuple[str, str]]:
+    """Source name -> (From address, From name) of every configured mailbox."""
+    replies = config["replies"]
+    by_name = {box.name: box for box in config.mailboxes}
+    return {d.source: (by_name[d.name].from_address(replies), by_name[d.name].from_name(replies))
+            for d in desks_of(config, routines)}
 
 
 def open_app(config: Config) -> tuple[Store, list[Routine]]:

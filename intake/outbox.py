@@ -120,7 +120,10 @@ class Outbox:
         max_attempts: int = 10,
         blank_forms: Callable[[int], list[tuple[str, bytes, str]]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        identities: dict[str, tuple[str, str]] | None = None,
     ):
+        #: source name -> (From address, From name) of each configured mailbox
+        self.identities = identities or {}
         self.store = store
         self.transport = transport
         self.from_address = from_address
@@ -150,16 +153,19 @@ class Outbox:
         )
 
     def identity_of(self, row: dict[str, Any]) -> tuple[str, str]:
-        """The From of a reply: stored on its row when queued (per mailbox), else that of the first reply
-        on its ticket (a handler's reply answers for the same mailbox), else the configured default."""
+        """The From of a reply: stored on its row when a poll queued it, else that of the mailbox its mail (or its
+        ticket's first mail) came in through (a handler's reply answers for the same mailbox), else the default."""
         if row.get("from_address"):
             return row["from_address"], row.get("from_name") or ""
-        if row.get("ticket_id") is not None:
-            for first in self.store.db.query(
-                "select from_address, from_name from outbox where ticket_id = ? and from_address is not null "
-                "order by id limit 1", [row["ticket_id"]],
-            ):
-                return first["from_address"], first["from_name"] or ""
+        if self.identities:
+            found = self.store.db.execute(
+                "select source from messages where id = ? union all "
+                "select source from (select source from messages where ticket_id = ? order by id limit 1)",
+                [row.get("message_id"), row.get("ticket_id")],
+            ).fetchall()
+            for (source,) in found:
+                if source in self.identities:
+                    return self.identities[source]
         return self.from_address, self.from_name
 
     def send_due(self) -> SendResult:

@@ -173,9 +173,10 @@ class Recorder:
             "next_attempt_at": now_iso,
             "created_at": now_iso,
             # The sender identity of the mailbox the mail came in through, read when the reply is sent.
+            # (Only a poller's settings name a mailbox; otherwise the outbox finds it from the mail's source.)
             "mailbox": getattr(self.settings, "mailbox", "") or None,
-            "from_address": self.settings.from_address,
-            "from_name": getattr(self.settings, "from_name", ""),
+            "from_address": self.settings.from_address if getattr(self.settings, "mailbox", "") else None,
+            "from_name": getattr(self.settings, "from_name", "") if getattr(self.settings, "mailbox", "") else None,
         }).last_pk
         store.add_event("reply_queued", message_id=message_pk, ticket_id=ticket_id, at=now_iso,
                         data={"kind": reply.kind, "outbox": outbox_id})

@@ -169,3 +169,18 @@ def test_the_readme_example_of_two_mailboxes_is_a_valid_configuration():
     assert vgr["idle"] is False and halland["idle"] is True
     assert vgr.folders["accepted"] == "Behandlat/Godkänt"
     assert halland.folders["accepted"] == "Intake/Accepted"
+
+
+def test_a_handlers_completion_mail_is_sent_from_the_desk_of_its_ticket(two, tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(main, ["-c", str(two), "poll", "--once"]).exit_code == 0
+    config = config_mod.load(two)
+    store, _ = open_app(config)
+    [ref] = [r["ref"] for r in store.db.query("select ref from tickets where requester = 'bo@boras.example.test'")]
+    done = runner.invoke(main, ["-c", str(two), "ticket", "done", ref, "--user", "anna"])
+    assert done.exit_code == 0, done.output
+    assert runner.invoke(main, ["-c", str(two), "send"]).exit_code == 0
+    mails = [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
+             for p in (tmp_path / "outbox").glob("*.eml")]
+    [completion] = [m for m in mails if "Auto-Submitted" not in m]
+    assert str(completion["From"]) == "IT-support VGR <support@vgr.example.test>"
