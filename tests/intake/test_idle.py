@@ -232,6 +232,7 @@ def test_a_mailbox_refusing_our_login_backs_off_while_the_other_keeps_working(do
         bad = status(tmp_path, "vgr")
         assert bad["mode"] == "backoff"
         assert bad["login_failures"] == 1  # one refused login, not one per interval
+        assert dovecot.failed_logins(vgr.username) == 1  # as the server counted them
         assert "LOGIN" in bad["last_error"] and "wrong" not in bad["last_error"]
         assert bad["next_try_at"]
         assert status(tmp_path, "halland")["mode"] == "idle"
