@@ -359,7 +359,8 @@ class ImapSource:
                     raise SourceUnavailable(f"IMAP IDLE failed on {self.name}: the connection is dead")
         finally:
             if self._client is not None:
-                self._call("IDLE DONE", client.idle_done)
+                _text, late = self._call("IDLE DONE", client.idle_done)
+                announced = announced or any(_announces_mail(r) for r in late)  # came in just before DONE
         return announced
 
     def _expunge(self, uid: int) -> None:

@@ -127,6 +127,12 @@ def test_mail_is_recorded_as_soon_as_the_server_announces_it(imap_account, tmp_p
         imap_account.append(make_mail(message_id="<idle-1@halmstad.example.test>"))
         # The next poll is 300 s away: only the IDLE announcement can bring it in this soon.
         assert wait_for(lambda: recorded(tmp_path, "<idle-1@halmstad.example.test>"))
+        # A burst: mail announced while a poll is running makes that poll run once more, none waits 300 s.
+        burst = [f"<burst-{i}@halmstad.example.test>" for i in range(5)]
+        for i, mid in enumerate(burst):
+            imap_account.append(make_mail(message_id=mid, sender=f"Avs {i} <burst{i}@halmstad.example.test>"))
+            time.sleep(0.2)
+        assert wait_for(lambda: all(recorded(tmp_path, mid) for mid in burst))
         assert wait_for(lambda: imap_account.uids("INBOX") == [])
     finally:
         err = stop(proc)
