@@ -249,6 +249,9 @@ class Mailer:
             "attempts": 0,
             "next_attempt_at": now_iso,
             "created_at": now_iso,
+            # The sender identity of the mailbox the mail came in through, read when the mail is sent. Only a
+            # poller's settings name a mailbox; otherwise the outbox finds it from the mail's source.
+            **self._identity(),
         })
         data = {"kind": kind, "outbox": outbox_id}
         if role is not None and role != "requester":
@@ -256,6 +259,13 @@ class Mailer:
         store.add_event("reply_queued", actor=actor, message_id=thread.message_pk, ticket_id=ticket_id,
                         at=now_iso, data=data)
         return outbox_id
+
+    def _identity(self) -> dict[str, str | None]:
+        mailbox = getattr(self.settings, "mailbox", "") or ""
+        if not mailbox:
+            return {}
+        return {"mailbox": mailbox, "from_address": self.settings.from_address,
+                "from_name": getattr(self.settings, "from_name", "") or None}
 
     # -- the kinds -----------------------------------------------------------------------------------
 

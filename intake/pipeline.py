@@ -43,6 +43,8 @@ class Settings:
     max_message_bytes: int = 25 * 1024 * 1024
     default_routine: str = ""  # mailbox.default_routine; "" only when one routine is served
     register_key_file: str = ""  # the access register's key file; "" when the register is off
+    from_name: str = ""  # the sender identity of replies (per mailbox); stored on each queued reply
+    mailbox: str = ""  # the configured mailbox the mail came in through
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:

@@ -118,7 +118,10 @@ class Poller:
         rate_limit_per_hour: int = 5,
         max_attempts: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        mailbox: Any = None,
     ):
+        #: The configured mailbox (:class:`intake.config.MailboxConfig`) this poller serves, if known.
+        self.mailbox = mailbox
         self.store = store
         self.routines = routines
         self.by_id = {r.id: r for r in routines}
@@ -300,6 +303,37 @@ class Poller:
                 "order by o.id desc limit 1", message_ids,
             ))
         return rows[0] if rows else None
+
+
+class Pollers:
+    """Several mailboxes polled one after another into one store (``intake poll --once`` over all).
+
+    One mailbox that cannot be reached does not stop the others: its error is raised after they are done.
+    A failure of the store ends at once, as for one mailbox.
+    """
+
+    def __init__(self, pollers: list[Poller]):
+        self.pollers = pollers
+        self.store = pollers[0].store
+
+    def poll_once(self) -> PollResult:
+        total = PollResult()
+        unreachable: SourceError | None = None
+        for poller in self.pollers:
+            try:
+                result = poller.poll_once()
+            except SourceError as exc:
+                log.error("%s: mailbox unavailable: %s", poller.mailbox.name if poller.mailbox else "?", exc)
+                unreachable = unreachable or exc
+                continue
+            for name in ("seen", "decided", "recorded", "already_recorded", "moved", "repaired", "parked",
+                         "left_parked"):
+                setattr(total, name, getattr(total, name) + getattr(result, name))
+            total.verdicts.update(result.verdicts)
+            total.errors += result.errors
+        if unreachable is not None:
+            raise unreachable
+        return total
 
 
 def _fallback(key: str, exc: Exception) -> Decision:

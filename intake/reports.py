@@ -30,9 +30,15 @@ class Filters:
     date_from: str | None = None
     date_to: str | None = None
     assignee: str | None = None
+    #: Only tickets whose first mail came from one of these sources (a handler limited to some desks).
+    sources: tuple[str, ...] | None = None
 
     def where(self) -> tuple[str, list[Any]]:
         clauses, params = [], []
+        if self.sources is not None:
+            marks = ",".join("?" * len(self.sources)) or "null"
+            clauses.append(f"id in (select ticket_id from messages where source in ({marks}))")
+            params.extend(self.sources)
         for column in ("queue", "status", "routine", "request_type", "assignee"):
             value = getattr(self, column)
             if value:

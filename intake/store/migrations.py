@@ -322,6 +322,30 @@ def _m007_indexes(db: sqlite_utils.Database) -> None:
     ]
     for sql in statements:
         db.execute(sql)
+def _m010_mailboxes(db: sqlite_utils.Database) -> None:
+    """Several mailboxes: their status (``intake status``), the sender identity of each reply, handler desks."""
+    db["mailbox_status"].create(
+        {
+            "name": str,  # the mailbox's configured name (its desk id)
+            "desk_name": str,
+            "source": str,  # the source name its mail is recorded under (messages.source)
+            "mode": str,  # idle, polling, backoff, starting, stopped
+            "last_poll_at": str,
+            "last_handled": int,  # mails the last poll dealt with (recorded or moved)
+            "polls": int,  # polls done since the service started
+            "last_error": str,  # one line, never mail content
+            "last_error_at": str,
+            "failures": int,  # failed tries in a row (0 after a good poll)
+            "login_failures": int,  # refused logins since the service started
+            "next_try_at": str,  # during a backoff: when the mailbox is tried again
+            "updated_at": str,
+        },
+        pk="name",
+    )
+    db["outbox"].add_column("mailbox", str)  # the mailbox the reply answers for
+    db["outbox"].add_column("from_address", str)  # its From, stored when queued, read when sent
+    db["outbox"].add_column("from_name", str)
+    db["users"].add_column("desks", str)  # comma-separated mailbox names the handler may see; empty: all
 
 
 #: Ordered, append-only. Never edit an applied migration; add a new one.
@@ -333,4 +357,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("005_parked", _m005_parked),
     ("007_indexes", _m007_indexes),
     ("009_register", _m009_register),
+    ("010_mailboxes", _m010_mailboxes),
 ]

@@ -98,6 +98,27 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
     def desk() -> TicketDesk:
         return TicketDesk(store(), routines, settings)
 
+    # -- desks (several mailboxes): a handler may be limited to some (``intake user desks``) --------------
+    from intake.app import desks_of
+
+    desks = desks_of(config, routines)
+
+    def visible_sources(only: str | None = None) -> tuple[str, ...] | None:
+        """The sources whose tickets the user may see (``None``: all), narrowed to desk ``only`` if given."""
+        allowed = store().user_desks(g.user.name)
+        chosen = [d for d in desks if (not allowed or d.name in allowed) and (only is None or d.name == only)]
+        if not allowed and only is None:
+            return None
+        return tuple(d.source for d in chosen)
+
+    def check_desk(ref: str) -> None:
+        """404 for a ticket of a desk the user is not given (as if it did not exist)."""
+        sources = visible_sources()
+        if sources is None:
+            return
+        if store().ticket_source(store().ticket(ref)["id"]) not in sources:
+            abort(404)
+
     @app.teardown_appcontext
     def close_store(_exc: BaseException | None) -> None:
         st = g.pop("store", None)
@@ -192,16 +213,30 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
 
     @app.get("/")
     def index():
-        counts: dict[tuple[str, str, str], int] = {}
-        for r in store().status_counts():
-            counts[(r["routine"], r["queue"] or "", r["status"])] = r["n"]
-        queues = []
-        for routine in routines:
-            for qid, qname in routine.queues.items():
-                queues.append({"routine": routine.id, "id": qid, "name": qname,
-                               "counts": {s: counts.get((routine.id, qid, s), 0) for s in statuses}})
+        counts: dict[tuple[str, str, str, str], int] = {}
+        for r in store().status_counts_by_source():
+            key = (r["source"] or "", r["routine"], r["queue"] or "", r["status"])
+            counts[key] = counts.get(key, 0) + r["n"]
+        allowed = store().user_desks(g.user.name)
+        groups = []
+        for d in desks:
+            if allowed and d.name not in allowed:
+                continue
+            # With one mailbox every ticket is its desk's (also those from before it was named).
+            mine = (lambda source, d=d: True) if len(desks) == 1 else (lambda source, d=d: source == d.source)
+            queues = []
+            for routine in routines:
+                if routine.id not in d.routines:
+                    continue
+                for qid, qname in routine.queues.items():
+                    queues.append({"routine": routine.id, "id": qid, "name": qname, "counts": {
+                        st: sum(n for (src, rid, q, s2), n in counts.items()
+                                if mine(src) and rid == routine.id and q == qid and s2 == st)
+                        for st in statuses}})
+            groups.append({"name": d.name, "desk_name": d.desk_name, "queues": queues,
+                           "only": len(desks) > 1})
         held = store().held_count()
-        return render_template("queues.html", queues=queues, held=held)
+        return render_template("queues.html", groups=groups, held=held)
 
     def filters_from_args() -> Filters:
         args = request.args
@@ -212,7 +247,8 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
 
         return Filters(queue=args.get("queue") or None, status=args.get("status") or None,
                        routine=args.get("routine") or None, request_type=args.get("request_type") or None,
-                       date_from=day("from"), date_to=day("to"), assignee=args.get("assignee") or None)
+                       date_from=day("from"), date_to=day("to"), assignee=args.get("assignee") or None,
+                       sources=visible_sources(args.get("desk") or None))
 
     @app.get("/tickets")
     def tickets():
@@ -241,6 +277,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
 
     @app.get("/tickets/<ref>")
     def ticket(ref: str):
+        check_desk(ref)
         d = desk()
         t = d.view(ref, g.user.name)
         st = store()
@@ -261,6 +298,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
 
     @app.get("/tickets/<ref>/attachments/<int:att_id>")
     def attachment(ref: str, att_id: int):
+        check_desk(ref)
         t = store().ticket(ref)
         att = store().attachment(t["id"], att_id)
         if att is None:
@@ -271,6 +309,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
 
     @app.post("/tickets/<ref>/<any(take, assign, status, note, reply, done):action>")
     def ticket_action(ref: str, action: str):
+        check_desk(ref)
         d, user, role, form = desk(), g.user.name, g.user.role, request.form
         try:
             if action == "take":

@@ -40,7 +40,7 @@ REQUESTER = "eva.berg@halmstad.example.test"
 
 #: Statements that need more than an index, as (name, SQL pattern, the fix needed).
 KNOWN: list[tuple[str, str, str]] = [
-    ("queue page counts", r"^select routine, queue, status, count\(\*\)",
+    ("queue page counts", r"^select (m\.source, )?(t\.)?routine, (t\.)?queue, (t\.)?status, count\(\*\)",
      "counts every ticket ever (a covering-index walk); keep per (routine, queue, status) counters updated in "
      "the same transaction as each status change, or count open statuses only"),
     ("ticket list total", r"^select count\(\*\) from tickets",
@@ -88,10 +88,12 @@ def not_flat(conn: sqlite3.Connection, sql: str) -> list[str]:
     """The plan lines (or the OFFSET) that walk tickets, messages or outbox whole; [] when flat."""
     bad = []
     has_limit = re.search(r"\blimit\b", sql, re.I) is not None
+    # A plan names a table by its alias ("from tickets t" scans "t").
+    aliases = {a: t for t, a in re.findall(r"\b(?:from|join)\s+(\w+)\s+(?:as\s+)?(\w+)", sql, re.I)}
     for row in conn.execute("explain query plan " + sql):
         detail = row[3]
         m = re.match(r"SCAN (\w+)(?: USING (?:COVERING )?INDEX (\w+))?", detail)
-        if m and m.group(1) in TABLES and (m.group(2) is None or not has_limit):
+        if m and aliases.get(m.group(1), m.group(1)) in TABLES and (m.group(2) is None or not has_limit):
             bad.append(detail)
     if re.search(r"\boffset\s+[1-9]", sql, re.I):
         bad.append("OFFSET")
@@ -238,6 +240,7 @@ def test_the_checker_sees_a_whole_table_walk(env):
     conn = env["store"].db.conn
     assert not_flat(conn, "select * from messages where subject = 'x'") == ["SCAN messages"]
     assert not_flat(conn, "select * from messages where ticket_id = 1") == []
+    assert not_flat(conn, "select * from tickets t where t.subject = 'x'") == ["SCAN t"]  # seen through an alias
     assert not_flat(conn, "select * from tickets order by created_at desc limit 50") == []
     assert not_flat(conn, "select * from tickets order by created_at desc limit 50 offset 100") == ["OFFSET"]
     assert not_flat(conn, "select count(*) from outbox where lower(to_addr) = 'a@b' and created_at >= '2026'") == []
