@@ -18,6 +18,7 @@ from intake.store.base import NotFoundError, StoreBase, utcnow
 from intake.store.messages import MessageQueries
 from intake.store.migrations import MIGRATIONS
 from intake.store.outbox import OutboxQueries
+from intake.store.staff import StaffQueries
 from intake.store.tickets import TicketQueries
 
 __all__ = ["MIGRATIONS", "NotFoundError", "Recorded", "Store", "StoreBase", "open_store", "utcnow"]
@@ -33,7 +34,7 @@ class Recorded:
     outbox_id: int | None
 
 
-class Store(MessageQueries, TicketQueries, OutboxQueries, StoreBase):
+class Store(MessageQueries, TicketQueries, OutboxQueries, StaffQueries, StoreBase):
     """The queue database. Open with :func:`open_store`."""
 
 

@@ -156,9 +156,20 @@ def _m003_content_hash(db: sqlite_utils.Database) -> None:
     db["messages"].add_column("content_hash", str)
 
 
+def _m006_sessions(db: sqlite_utils.Database) -> None:
+    """Server-side web sessions: logging out ends the session for every copy of its cookie."""
+    db["web_sessions"].create(
+        {"sid_hash": str, "user": str, "created_at": str, "ended_at": str},
+        pk="sid_hash",
+        not_null={"user", "created_at"},
+    )
+    db["web_sessions"].create_index(["user"])
+
+
 #: Ordered, append-only. Never edit an applied migration; add a new one.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
     ("002_staff", _m002_staff),
     ("003_content_hash", _m003_content_hash),
+    ("006_sessions", _m006_sessions),
 ]
