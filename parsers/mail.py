@@ -310,8 +310,12 @@ def _content_type(value: bytes | None, default: str) -> tuple[str, str, bytes | 
     ctype = probe.get_content_type()
     if "/" not in ctype:
         ctype = default
-    boundary = probe.get_boundary()
     maintype, subtype = ctype.split("/", 1)
+    try:
+        boundary = probe.get_boundary() if maintype == "multipart" else None
+    except Exception as exc:  # noqa: BLE001 - an RFC 2231 boundary in a charset that cannot decode (undefined, idna)
+        # Every MIME parser we have stops at this header, so the mail cannot be read: say exactly why.
+        raise UnparseableMail(f"boundary parameter unreadable: {type(exc).__name__}") from None
     return maintype, subtype, None if boundary is None else boundary.rstrip().encode("latin-1", "replace")
 
 

@@ -118,7 +118,10 @@ def boundary_mangle(raw: bytes, rng: random.Random) -> bytes:
         return raw
     m = rng.choice(found)
     old = m.group(1)
-    choice = rng.randrange(6)
+    choice = rng.randrange(7)
+    if choice == 6:
+        label = rng.choice((b"undefined", b"idna", b"x-klingon", b"utf-8", b"iso-8859-1"))
+        return raw[: m.start()] + b"boundary*=" + label + b"''" + old.replace(b"=", b"%3D") + raw[m.end():]
     if choice == 0:
         return raw[: m.start()] + b'boundary=""' + raw[m.end():]
     if choice == 1:

@@ -3,8 +3,9 @@
 Every fixture mail, and a few hundred mutated copies of the fixture mails and forms (see
 ``scripts/fuzz.py`` for the mutations), go through the real ``decide``: the form sandbox, the
 personal-data scan and the reply templates included. For each mail: no exception escapes, the
-decision does not come from the last-resort handler (a ``mail.unparseable`` whose detail says
-"parser error:" or "rule error:"; every known class of broken input has a reason of its own), and it
+decision does not come from a catch-all (a ``mail.unparseable`` whose detail starts "parser error:",
+"rule error:", "mail-parser error:" or "header parser error:", see ``scripts.fuzz.is_last_resort``; every
+known class of broken input has a reason of its own), and it
 takes less than a generous time cap (a safety bound against hangs, not a speed test). The seed is
 fixed, so a failure names a mail that can be made again: ``python scripts/fuzz.py --n N --seed S
 --verbose`` lists the seed file and mutations of each failure. ``make fuzz`` runs 10,000.

@@ -287,3 +287,11 @@ def test_a_mail_parser_failure_falls_back_to_the_stdlib_walk_and_keeps_attachmen
     assert "MailParserFallback" in broken.defects
     assert [(a.filename, a.data) for a in broken.attachments] == [(a.filename, a.data) for a in normal.attachments]
     assert broken.body_text.strip() == normal.body_text.strip()
+
+
+@pytest.mark.parametrize("param", [b"boundary*=undefined''%3D_alt_0", b"boundary*=idna''%3D_alt_0",
+                                   b"boundary*=utf\x00''x", b"boundary*0*=undefined''%3D_alt; boundary*1=_0"])
+def test_a_boundary_in_an_undecodable_charset_is_unparseable_with_its_own_detail(param):
+    # The stdlib raised UnicodeError/ValueError from get_boundary(): a "parser error" before.
+    with pytest.raises(UnparseableMail, match="^boundary parameter unreadable"):
+        parse_mail(ALTERNATIVE.replace(b'boundary="=_alt_0"', param))
