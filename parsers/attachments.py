@@ -215,8 +215,9 @@ def _xml_encoding(head: bytes) -> str | None:
     return info.name if getattr(info, "_is_text_encoding", True) else "?"
 
 
-def _member_has_entities(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
-    """True when the part, decoded as an XML parser would decode it, declares a DOCTYPE or an entity.
+def _member_has_entities(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    """What makes the part unsafe ("" when nothing): a DOCTYPE or an entity declaration, found in the part
+    decoded as an XML parser would decode it, or an encoding we cannot decode to look.
 
     Every member is looked at, whatever its name: a part is XML when its first bytes say so in any
     encoding family, or when its name ends like an XML part. A part in an encoding Python cannot decode
@@ -227,20 +228,21 @@ def _member_has_entities(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
         encoding = _xml_encoding(first[:1024])
         if encoding is None:
             if not info.filename.lower().endswith(_XML_NAMES):
-                return False
+                return ""
             encoding = "utf-8"
         if encoding == "?":
-            return True
+            return "XML in an unknown encoding"
         decoder = codecs.getincrementaldecoder(encoding)("replace")
-        tail, chunk = "", first
+        tail, raw_tail, chunk = "", b"", first
         while chunk:
             text = tail + decoder.decode(chunk)
-            # The raw bytes too: a declaration in another single-byte form the decoder maps away.
-            if _DANGER_TEXT.search(text) or any(d.upper() in chunk.upper() for d in _XML_DANGER):
-                return True
-            tail = text[-40:]
+            # The raw bytes too (UTF-16 forms in a part that claims to be UTF-8, say).
+            window = (raw_tail + chunk).upper()
+            if _DANGER_TEXT.search(text) or any(d.upper() in window for d in _XML_DANGER):
+                return "DOCTYPE/ENTITY"
+            tail, raw_tail = text[-40:], window[-40:]
             chunk = fh.read(256 * 1024)
-        return False
+        return ""
 
 
 #: What reading a damaged member raises: bad headers, bad CRC, a stream that does not inflate, an
@@ -308,8 +310,9 @@ def _check_zip(data: bytes, ext: str, limits: AttachmentLimits) -> tuple[str, st
                 if info.filename == "[Content_Types].xml":
                     if b"macroenabled" in zf.read(info).lower():
                         return kind, "macros", "macroEnabled content type"
-                if _member_has_entities(zf, info):
-                    return kind, "xml_entities", f"DOCTYPE/ENTITY in {_member_label(info.filename)}"
+                found = _member_has_entities(zf, info)
+                if found:
+                    return kind, "xml_entities", f"{found} in {_member_label(info.filename)}"
         except _DAMAGED as exc:
             # A flipped bit ends here as zlib.error or "Bad CRC-32"; so does a lying size header
             # (zipfile stops at the declared size and the CRC no longer matches).

@@ -108,7 +108,10 @@ def parse_mail(raw: bytes, limits: MailLimits = MailLimits()) -> ParsedMail:  # 
     if "MultipartInvariantViolationDefect" in parser_defects:
         # A multipart whose boundary is empty, missing or never found: mail-parser drops its text
         # ("content 'mixed' not handled"), so nothing would be scanned. Read it as one text part.
-        plain, html, found = _plain_walk(raw)
+        try:
+            plain, html, found = _plain_walk(raw)
+        except Exception as exc:  # noqa: BLE001 - its text cannot be read, so it cannot be checked either
+            raise UnparseableMail(f"multipart without a usable boundary: {type(exc).__name__}") from None
 
     headers: dict[str, list[str]] = {}
     for name, value in head.raw_items():
