@@ -259,7 +259,7 @@ except ImportError:  # pragma: no cover - lzma is part of every CPython build we
 
 def _member_label(name: str) -> str:
     """A member name fit for the staff detail: OOXML part names are fixed; anything else by extension only."""
-    return name if re.fullmatch(r"[A-Za-z0-9_./\[\]-]{1,80}", name) else f"a part {reply_name(name)}"
+    return name if re.fullmatch(r"[A-Za-z0-9_./\[\]-]{1,80}", name) else "an oddly named part"
 
 
 def _check_zip(data: bytes, ext: str, limits: AttachmentLimits) -> tuple[str, str, str]:
