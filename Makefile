@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint bench corpus clean
+.PHONY: demo test test-fast lint bench corpus fuzz clean
 
 $(BIN)/intake: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -22,7 +22,7 @@ test: $(BIN)/intake
 
 ## Unit tests only: no servers started.
 test-fast: $(BIN)/intake
-	$(BIN)/pytest -m "not imap and not slow and not browser"
+	$(BIN)/pytest -m "not imap and not slow and not browser and not fuzz"
 
 lint: $(BIN)/intake
 	$(BIN)/ruff check intake parsers rules tests scripts benchmarks
@@ -48,6 +48,12 @@ bench: $(BIN)/intake
 	$(BIN)/python benchmarks/bench_register.py
 	$(BIN)/python benchmarks/bench_lifecycle.py
 	$(BIN)/python benchmarks/bench_idle.py
+
+## 10,000 mutated mails and forms through decide() and a local Maildir with the real poller (counts only).
+FUZZ_N ?= 10000
+FUZZ_SEED ?= 1
+fuzz: $(BIN)/intake
+	$(BIN)/python scripts/fuzz.py --n $(FUZZ_N) --seed $(FUZZ_SEED)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

@@ -22,6 +22,7 @@ from intake.store.outbox import OutboxQueries
 from intake.store.recording import RecordingQueries
 from intake.store.register import RegisterQueries
 from intake.store.reports import ReportQueries
+from intake.store.staff import StaffQueries
 from intake.store.tickets import TicketQueries
 from intake.store.timers import TimerQueries
 
@@ -39,7 +40,7 @@ class Recorded:
 
 
 class Store(MessageQueries, TicketQueries, OutboxQueries, RecordingQueries, ReportQueries, TimerQueries,
-            RegisterQueries, MailboxQueries, StoreBase):
+            RegisterQueries, MailboxQueries, StaffQueries, StoreBase):
     """The queue database. Open with :func:`open_store`."""
 
 

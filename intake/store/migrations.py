@@ -322,6 +322,8 @@ def _m007_indexes(db: sqlite_utils.Database) -> None:
     ]
     for sql in statements:
         db.execute(sql)
+
+
 def _m010_mailboxes(db: sqlite_utils.Database) -> None:
     """Several mailboxes: their status (``intake status``), the sender identity of each reply, handler desks."""
     db["mailbox_status"].create(
@@ -348,6 +350,16 @@ def _m010_mailboxes(db: sqlite_utils.Database) -> None:
     db["users"].add_column("desks", str)  # comma-separated mailbox names the handler may see; empty: all
 
 
+def _m006_sessions(db: sqlite_utils.Database) -> None:
+    """Server-side web sessions: logging out ends the session for every copy of its cookie."""
+    db["web_sessions"].create(
+        {"sid_hash": str, "user": str, "created_at": str, "ended_at": str},
+        pk="sid_hash",
+        not_null={"user", "created_at"},
+    )
+    db["web_sessions"].create_index(["user"])
+
+
 #: Ordered, append-only. Never edit an applied migration; add a new one.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -355,6 +367,7 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("003_content_hash", _m003_content_hash),
     ("004_lifecycle", _m004_lifecycle),
     ("005_parked", _m005_parked),
+    ("006_sessions", _m006_sessions),
     ("007_indexes", _m007_indexes),
     ("009_register", _m009_register),
     ("010_mailboxes", _m010_mailboxes),

@@ -14,13 +14,14 @@ import json
 import logging
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from flask import Flask, abort, flash, g, redirect, render_template, request, send_file, session, url_for
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from intake.config import Config
 from intake.desk import Refused, TicketDesk, TicketError
@@ -33,6 +34,7 @@ from rules.reasons import catalogue
 log = logging.getLogger("intake.web")
 
 PER_PAGE = 50
+MAX_PAGE = 1_000_000  # far past any real list; a larger page number is a bad request, not a database error
 PUBLIC_ENDPOINTS = {"login", "static"}
 TZ = ZoneInfo("Europe/Stockholm")
 
@@ -65,6 +67,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
     open_store(db_path).db.conn.close()  # create and migrate once, before the first request
 
     app = Flask(__name__)
+    app.url_map.converters["int"] = _RowId  # before any route: ids beyond SQLite's range are simply not found
     app.config.update(
         SECRET_KEY=_secret_key(config),
         SESSION_COOKIE_NAME="intake_session",
@@ -139,8 +142,9 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
         name = session.get("user")
         if not name:
             return None
-        if session.get("stamp") != accounts.session_stamp(store(), name):
-            session.clear()  # password changed or account disabled since this session began
+        if session.get("stamp") != accounts.session_stamp(store(), name) or not accounts.session_live(
+                store(), session.get("sid"), name, app.permanent_session_lifetime):
+            session.clear()  # logged out, password changed or account disabled since this session began
             return None
         return accounts.get_user(store(), name)
 
@@ -199,6 +203,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
                     session.permanent = True
                     session["user"] = user.name
                     session["stamp"] = accounts.session_stamp(store(), user.name)
+                    session["sid"] = accounts.start_session(store(), user.name)
                     session["csrf"] = secrets.token_urlsafe(32)
                     store().add_event("signed_in", actor=user.name, data={})
                     return redirect(_safe_next(request.args.get("next")) or url_for("index"))
@@ -206,6 +211,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
 
     @app.post("/logout")
     def logout():
+        accounts.end_session(store(), session.get("sid"))  # a copied cookie must not outlive the logout
         session.clear()
         return redirect(url_for("login"))
 
@@ -243,7 +249,15 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
 
         def day(key: str) -> str | None:
             value = args.get(key, "").strip()
-            return value if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else None
+            if not value:
+                return None
+            try:
+                parsed = date.fromisoformat(value) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else None
+            except ValueError:
+                parsed = None
+            if parsed is None or parsed >= date.max:  # "to" searches up to the next day
+                abort(400)
+            return value
 
         return Filters(queue=args.get("queue") or None, status=args.get("status") or None,
                        routine=args.get("routine") or None, request_type=args.get("request_type") or None,
@@ -257,6 +271,8 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
         sort = sort if sort in SORTABLE else "created_at"
         descending = request.args.get("order", "desc") != "asc"
         page = max(1, request.args.get("page", 1, type=int) or 1)
+        if page > MAX_PAGE:
+            abort(400)
         try:
             rows, total = search(store(), f, sort=sort, descending=descending, page=page, per_page=PER_PAGE)
         except ValueError:
@@ -385,6 +401,14 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+class _RowId(IntegerConverter):
+    """``<int:...>`` in this app: a database row id, so at most SQLite's largest integer (else 404, not 500)."""
+
+    def __init__(self, map, *args: Any, **kwargs: Any) -> None:  # noqa: A002 - Werkzeug's parameter name
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def _csrf_token() -> str:
