@@ -17,6 +17,7 @@ import sqlite_utils
 from intake.store.base import NotFoundError, StoreBase, utcnow
 from intake.store.messages import MessageQueries
 from intake.store.migrations import MIGRATIONS
+from intake.store.orderers import OrdererQueries
 from intake.store.outbox import OutboxQueries
 from intake.store.register import RegisterQueries
 from intake.store.tickets import TicketQueries
@@ -34,7 +35,7 @@ class Recorded:
     outbox_id: int | None
 
 
-class Store(MessageQueries, TicketQueries, OutboxQueries, RegisterQueries, StoreBase):
+class Store(MessageQueries, TicketQueries, OutboxQueries, RegisterQueries, OrdererQueries, StoreBase):
     """The queue database. Open with :func:`open_store`."""
 
 

@@ -328,6 +328,9 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
     from intake.web.register import register_blueprint  # the access register's pages under /register
 
     app.register_blueprint(register_blueprint(config, routines))
+    from intake.web.orderers import orderers_blueprint  # the orderer register's pages under /orderers (admins)
+
+    app.register_blueprint(orderers_blueprint(config, routines))
 
     # -- accounts (admin) ------------------------------------------------------------------------
 
