@@ -32,8 +32,13 @@ def render_reply(
     ref: str | None,
     settings: Any,
     note: str = "",
+    form: dict[str, Any] | None = None,
 ) -> Reply:
-    """The reply of ``kind`` (``ack``, ``rejection`` or ``completion``) for ``decision``."""
+    """The reply of ``kind`` (``ack``, ``rejection`` or ``completion``) for ``decision``.
+
+    ``form`` is the ticket's stored form (``ParsedForm.to_dict()``) when the decision carries none (the
+    completion mail); templates get it as ``form`` to count persons and roles, never to print names.
+    """
     env = routine.template_env()
     user_count = len(decision.form.users) if decision.form is not None else 0
     attach_form = kind == "rejection" and any(
@@ -48,6 +53,7 @@ def render_reply(
         "reasons": decision.reasons,
         "attach_form": attach_form,
         "note": note,
+        "form": form if form is not None else (decision.form.to_dict() if decision.form is not None else None),
         # The routines whose subjects a rejection lists: every routine the mailbox serves when the
         # subject fitted none, else this one.
         "offered": getattr(decision, "offered", ()) or (routine,),

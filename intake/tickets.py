@@ -167,7 +167,7 @@ class TicketDesk:
         rtype = _rtype(routine, ticket)
         decision = Decision(verdict="accepted", message_key="", sender=ticket["requester"] or "")
         reply = render_reply("completion", routine, rtype, decision, ref=ticket["ref"], settings=self.settings,
-                             note=note.strip())
+                             note=note.strip(), form=json.loads(ticket["form"]) if ticket.get("form") else None)
         now_iso = _iso(now)
         outbox_id = self._queue(self.store.db, ticket, "completion", reply.subject, reply.body, now_iso)
         self.store.add_event("reply_queued", actor=user, ticket_id=ticket["id"], at=now_iso,
