@@ -89,7 +89,8 @@ def test_only_authorised_orderers_get_a_ticket_and_the_completion_mail_counts_wi
             fields={**FIELDS, "bestallare_namn": "Petra", "bestallare_epost": "petra.skane@region-skane.example.test"}),
         "validity ended": order_mail(
             tmp_path / "e", sender="Erik <erik.gammal@region-halland.example.test>", message_id="<ended@test>",
-            fields={**FIELDS, "bestallare_namn": "Erik", "bestallare_epost": "erik.gammal@region-halland.example.test"}),
+            fields={**FIELDS, "bestallare_namn": "Erik",
+                    "bestallare_epost": "erik.gammal@region-halland.example.test"}),
     }
     for raw in mails.values():
         bot.account.append(raw)
