@@ -280,3 +280,36 @@ def test_completion_counts_persons_and_roles_and_names_nobody(tmp_path, routine)
     purged = render_reply("completion", routine, routine.request_type("bestallning"), one, ref="SB-2026-0009",
                           settings=Settings())
     assert "Hanterat" not in purged.body and "SB-2026-0009" in purged.body
+
+
+# -- the ticket page: one row per person, roles joined, the action by its label ------------------------------
+
+
+def test_ticket_page_shows_each_person_with_roles_and_action(tmp_path):
+    from intake.orderers import choose_routine
+    from intake.web.accounts import add_user
+    from intake.web.app import create_app
+    from tests.intake.test_poller import Desk
+    from tests.intake.test_web import PASSWORD, login
+
+    desk = Desk(tmp_path, routines={"enabled": ["symtombedomning"]}, web={"secret_key": "s" * 40})
+    add_orderer(desk.store, choose_routine(desk.routines, None),
+                {"email": ORDERER_EMAIL, "name": "Olga", "region": "Region Halland",
+                 "valid_from": (date.today() - timedelta(days=1)).isoformat()}, actor="t")
+    desk.drop(order_mail(tmp_path / "mail"))
+    desk.poll()
+    [ticket] = desk.store.tickets()
+    add_user(desk.store, "anna", PASSWORD)
+    app = create_app(desk.config, routines=desk.routines)
+    app.testing = True
+    client = app.test_client()
+    login(client)
+    page = client.get(f"/tickets/{ticket['ref']}").get_data(as_text=True)
+    assert "Personer (3)" in page and "[&#39;" not in page and "['" not in page
+    table = page.split('<table class="users">', 1)[1].split("</table>", 1)[0]
+    rows = [r for r in table.split("<tr>")[2:]]
+    assert len(rows) == 3
+    assert "Tolvan Test" in rows[0] and "<td>Dashboard, Flygledartornet</td>" in rows[0] and "Lägg till" in rows[0]
+    assert "<td>Systemadministratör</td>" in rows[1]
+    assert "<td>Systemadministratör, Dashboard, Flygledartornet</td>" in rows[2] and "Ta bort" in rows[2]
+    assert "<dd>Region Halland</dd>" in page
