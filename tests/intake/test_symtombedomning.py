@@ -313,3 +313,22 @@ def test_ticket_page_shows_each_person_with_roles_and_action(tmp_path):
     assert "<td>Systemadministratör</td>" in rows[1]
     assert "<td>Systemadministratör, Dashboard, Flygledartornet</td>" in rows[2] and "Ta bort" in rows[2]
     assert "<dd>Region Halland</dd>" in page
+
+
+def test_held_by_the_routine_then_released_by_a_handler_becomes_a_ticket(tmp_path):
+    from intake.tickets import TicketDesk
+    from tests.intake.test_poller import Desk
+
+    packs = tmp_path / "packs"
+    shutil.copytree(PACK, packs / "symtombedomning")
+    pack_toml = packs / "symtombedomning" / "pack.toml"
+    pack_toml.write_text(pack_toml.read_text("utf-8").replace(
+        'check = "authorised_orderer"\naction = "reject"', 'check = "authorised_orderer"\naction = "hold"'), "utf-8")
+    desk = Desk(tmp_path / "bot", routines={"enabled": ["symtombedomning"], "extra_dirs": [str(packs)]})
+    desk.drop(order_mail(tmp_path / "mail", sender="okand@example.test"))
+    desk.poll()
+    [msg] = desk.messages()
+    assert msg["verdict"] == "held" and json.loads(msg["reasons"])[0]["code"] == "sender.not_authorised"
+    assert desk.store.tickets() == [] and desk.send().sent == 0  # no answer while held
+    ref = TicketDesk(desk.store, desk.routines, Settings.from_config(desk.config)).release_held(msg["id"], "anna")
+    assert ref.startswith("SB-") and desk.send().sent == 1
