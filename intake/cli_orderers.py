@@ -99,14 +99,12 @@ def add_cmd(ctx: click.Context, email: str, name: str, region: str, valid_from: 
 
     Example: intake orderers add anna.berg@region.example.test --name "Anna Berg" --region "Region Halland"
     """
-    from datetime import date
-
-    from intake.orderers import add_orderer
+    from intake.orderers import add_orderer, today
 
     store, chosen = _open(ctx, routine)
     orderer_id, created = add_orderer(
         store, chosen, {"email": email, "name": name, "region": region,
-                        "valid_from": valid_from or date.today().isoformat(), "valid_to": valid_to},
+                        "valid_from": valid_from or today().isoformat(), "valid_to": valid_to},
         actor=user)
     click.echo(f"orderer {orderer_id} {'added' if created else 'updated'}")
 

@@ -304,10 +304,15 @@ def export_orderers(store: Store, routine: Any, *, actor: str, region: str | Non
     return export_xlsx(rows, headers), len(rows)
 
 
+def today() -> date:
+    """The day as the poller judges mail (UTC, like its clock)."""
+    return datetime.now(UTC).date()
+
+
 def is_valid(row: dict[str, Any], day: date | None = None) -> bool:
     """Whether the orderer ``row`` may order on ``day`` (today by default)."""
-    today = (day or datetime.now(UTC).date()).isoformat()
-    return row["valid_from"] <= today and (row["valid_to"] is None or row["valid_to"] >= today)
+    today_iso = (day or today()).isoformat()
+    return row["valid_from"] <= today_iso and (row["valid_to"] is None or row["valid_to"] >= today_iso)
 
 
 # -- the lookups handed to decide() --------------------------------------------------------------------

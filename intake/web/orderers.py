@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import tomllib
-from datetime import date
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -62,8 +61,7 @@ def orderers_blueprint(config: Any, routines: list[Any]) -> Blueprint:
         chosen = routine()
         region = (request.args.get("region") or "").strip()[:200] or None
         rows = store().orderers(chosen.id, region)
-        today = date.today()
-        return render_template("orderers.html", rows=[dict(r, valid=lib.is_valid(r, today)) for r in rows],
+        return render_template("orderers.html", rows=[dict(r, valid=lib.is_valid(r)) for r in rows],
                                routine=chosen, routines=using, regions=lib.regions_of(chosen) or [],
                                region=region, words=words)
 
@@ -72,7 +70,7 @@ def orderers_blueprint(config: Any, routines: list[Any]) -> Blueprint:
         chosen = routine()
         f = request.form
         values = {k: f.get(k, "")[:200] for k in ("email", "name", "region", "valid_from", "valid_to")}
-        values["valid_from"] = values["valid_from"] or date.today().isoformat()
+        values["valid_from"] = values["valid_from"] or lib.today().isoformat()
         row, problem = lib.clean(values, lib.regions_of(chosen))
         if problem:
             flash(words["problem"][problem], "error")

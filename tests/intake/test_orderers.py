@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from io import BytesIO
 
 import openpyxl
@@ -19,7 +19,7 @@ from intake.web.app import create_app
 from tests.intake.sbforms import xlsx_of
 from tests.intake.test_web import PASSWORD, csrf_of, login
 
-TODAY = date.today()
+TODAY = datetime.now(UTC).date()  # the poller's day
 HEAD = ["E-post", "Namn", "Region", "Giltig från", "Giltig till"]
 ADDRESSES = ("anna.andersson@region-halland.example.test", "bo.berg@region-skane.example.test")
 

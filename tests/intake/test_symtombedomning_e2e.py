@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -22,7 +22,7 @@ from tests.intake.sbforms import CANCEL, FIELDS, ORDER, ORDERER, ORDERER_EMAIL, 
 pytestmark = pytest.mark.imap
 
 FROM = "symtombedomning@inera.example.test"
-TODAY = date.today()
+TODAY = datetime.now(UTC).date()  # the poller's day
 
 
 def _orderer(email_addr: str, region: str = "Region Halland", *, valid_from: date | None = None,
