@@ -26,7 +26,7 @@ from rules.forms import match_choice
 from rules.reasons import reason
 
 #: lookup(routine_id, region or None, email, day) -> True (may order), False (may not) or None (unknown)
-OrdererLookup = Callable[[str, "str | None", str, date], "bool | None"]
+OrdererLookup = Callable[[str, str | None, str, date], bool | None]
 LOOKUP = "orderers"
 
 
