@@ -81,6 +81,7 @@ def context(routine: Routine, rtype: RequestType | None, *, ref: str | None, **e
         "reasons": (),
         "attach_form": False,
         "note": "",
+        "form": None,
         # The routines whose subjects a rejection lists: every routine the mailbox serves when the
         # subject fitted none, else this one.
         "offered": (routine,),
@@ -303,8 +304,9 @@ class Mailer:
         to = params["to"]
         template = params["template"]
         kind = params.get("kind", template)
+        # ``form`` (the ticket's stored form) lets a template count persons and roles; never print names.
         values: dict[str, Any] = {"user_count": ticket.get("user_count") or 0,
-                                  "note": str(payload.get("note", "")).strip()}
+                                  "note": str(payload.get("note", "")).strip(), "form": form_of(ticket) or None}
         values.update(extra or {})
         ctx = context(routine, _rtype(routine, ticket.get("request_type")), ref=ticket["ref"], **values)
         thread = self.ticket_thread(ticket) if to == "requester" else Thread()

@@ -29,6 +29,7 @@ from intake import faults
 from intake.decision import Decision
 from intake.identity import Identity, identify
 from intake.logs import where
+from intake.orderers import lookups_for
 from intake.pipeline import Settings, decide
 from intake.recorder import Recorder
 from intake.sources.base import FetchedMail, MailSource, SourceError, SourceUnavailable
@@ -287,7 +288,7 @@ class Poller:
         raw = fetched.raw if fetched.raw is not None else fetched.header
         return decide(
             raw, self.routines, settings=self.settings, now=self.clock(), received=fetched.received,
-            lookup=self.lookup, size=fetched.size,
+            lookup=self.lookup, size=fetched.size, lookups=lookups_for(self.store),
         )
 
     def lookup(self, ref: str | None, message_ids: list[str]) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ from intake.store.base import NotFoundError, StoreBase, utcnow
 from intake.store.mailboxes import MailboxQueries
 from intake.store.messages import MessageQueries
 from intake.store.migrations import MIGRATIONS
+from intake.store.orderers import OrdererQueries
 from intake.store.outbox import OutboxQueries
 from intake.store.recording import RecordingQueries
 from intake.store.register import RegisterQueries
@@ -40,7 +41,7 @@ class Recorded:
 
 
 class Store(MessageQueries, TicketQueries, OutboxQueries, RecordingQueries, ReportQueries, TimerQueries,
-            RegisterQueries, MailboxQueries, StaffQueries, StoreBase):
+            RegisterQueries, MailboxQueries, StaffQueries, OrdererQueries, StoreBase):
     """The queue database. Open with :func:`open_store`."""
 
 

@@ -360,6 +360,28 @@ def _m006_sessions(db: sqlite_utils.Database) -> None:
     db["web_sessions"].create_index(["user"])
 
 
+def _m011_orderers(db: sqlite_utils.Database) -> None:
+    """The orderer register: per routine and region, who may order (work address, name, validity)."""
+    db["orderers"].create(
+        {
+            "id": int,
+            "routine": str,  # the pack id, e.g. symtombedomning
+            "region": str,  # as the pack's form spells it
+            "email": str,  # lower case
+            "name": str,
+            "valid_from": str,  # ISO day, inclusive
+            "valid_to": str,  # ISO day, inclusive; NULL: until further notice
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"routine", "region", "email", "name", "valid_from", "created_at", "updated_at"},
+    )
+    db.execute("create unique index idx_orderers_key on orderers "
+               "(routine, region collate nocase, email collate nocase)")
+    db.execute("create index idx_orderers_email on orderers (routine, email collate nocase)")
+
+
 #: Ordered, append-only. Never edit an applied migration; add a new one.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -371,4 +393,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("007_indexes", _m007_indexes),
     ("009_register", _m009_register),
     ("010_mailboxes", _m010_mailboxes),
+    ("011_orderers", _m011_orderers),
 ]

@@ -302,7 +302,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
         history = [dict(e, data=json.loads(e["data"] or "{}")) for e in store().events(t["id"])]
         return render_template(
             "ticket.html", t=t, routine=routine, rtype=_rtype(routine, t), form=form,
-            field_labels=_field_labels(routine), user_columns=_user_columns(routine, form),
+            field_labels=_field_labels(routine), user_columns=_user_columns(routine, form), show=_shower(routine),
             attachments=st.attachments(t["id"]),
             messages=[dict(m, reasons=json.loads(m["reasons"] or "[]")) for m in st.ticket_messages(t["id"])],
             replies=st.ticket_replies(t["id"]),
@@ -380,6 +380,9 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
     from intake.web.register import register_blueprint  # the access register's pages under /register
 
     app.register_blueprint(register_blueprint(config, routines))
+    from intake.web.orderers import orderers_blueprint  # the orderer register's pages under /orderers (admins)
+
+    app.register_blueprint(orderers_blueprint(config, routines))
 
     # -- accounts (admin) ------------------------------------------------------------------------
 
@@ -496,6 +499,20 @@ def _field_labels(routine: Any) -> dict[str, str]:
     out = {f.id: f.label for section in schema.sections for f in section.fields}
     out.update({c.id: c.label for c in schema.users.columns})
     return out
+
+
+def _shower(routine: Any) -> Any:
+    """show(field id, stored value) -> how it reads for staff (``FieldSpec.display``: lists joined, an
+    action by its label, Ja/Nej); a field the pack does not know is shown as stored."""
+    schema = getattr(routine, "form_schema", None)
+
+    def show(field_id: str, value: Any) -> str:
+        spec = schema.spec(field_id) if schema is not None else None
+        if spec is not None:
+            return spec.display(value)
+        return "" if value is None else ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    return show
 
 
 def _user_columns(routine: Any, form: dict[str, Any] | None) -> list[str]:
