@@ -293,17 +293,7 @@ class Poller:
 
     def lookup(self, ref: str | None, message_ids: list[str]) -> dict[str, Any] | None:
         """The ticket a follow-up belongs to: by a reference in the subject, or by our reply it answers."""
-        db = self.store.db
-        rows: list[dict[str, Any]] = []
-        if ref:
-            rows = list(db.query("select * from tickets where ref = ?", [ref]))
-        if not rows and message_ids:
-            marks = ",".join("?" * len(message_ids))
-            rows = list(db.query(
-                f"select t.* from outbox o join tickets t on t.id = o.ticket_id where o.rfc_message_id in ({marks}) "
-                "order by o.id desc limit 1", message_ids,
-            ))
-        return rows[0] if rows else None
+        return self.store.followup_ticket(ref, message_ids)
 
 
 class Pollers:

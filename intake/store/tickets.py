@@ -66,6 +66,19 @@ class TicketQueries(StoreBase):
     def update_ticket(self, ticket_id: int, changes: dict[str, Any]) -> None:
         self.db["tickets"].update(ticket_id, changes)
 
+    def followup_ticket(self, ref: str | None, message_ids: list[str]) -> dict[str, Any] | None:
+        """The ticket a follow-up belongs to: by its reference, else by the reply of ours it answers."""
+        rows: list[dict[str, Any]] = []
+        if ref:
+            rows = list(self.db.query("select * from tickets where ref = ?", [ref]))
+        if not rows and message_ids:
+            marks = ",".join("?" * len(message_ids))
+            rows = list(self.db.query(
+                f"select t.* from outbox o join tickets t on t.id = o.ticket_id where o.rfc_message_id in ({marks}) "
+                "order by o.id desc limit 1", message_ids,
+            ))
+        return rows[0] if rows else None
+
     def ticket_source(self, ticket_id: int) -> str | None:
         """The source (mailbox) of the ticket's first mail."""
         row = self.db.execute("select source from messages where ticket_id = ? order by id limit 1",
