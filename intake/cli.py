@@ -338,6 +338,10 @@ from intake.cli_register import register as register_group  # noqa: E402
 
 main.add_command(register_group)
 
+from intake.cli_checklists import register as register_checklists  # noqa: E402
+
+register_checklists(main)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

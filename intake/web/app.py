@@ -325,6 +325,9 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
     from intake.web.register import register_blueprint  # the access register's pages under /register
 
     app.register_blueprint(register_blueprint(config, routines))
+    from intake.web.checklists import checklist_blueprint  # checklists: tasks, their actions, progress
+
+    app.register_blueprint(checklist_blueprint(config, routines, settings))
 
     # -- accounts (admin) ------------------------------------------------------------------------
 
@@ -409,6 +412,8 @@ def _event_summary(event: dict[str, Any], label: Any = label) -> str:
         return data.get("what", "")
     if kind == "ticket_created":
         return data.get("ref", "")
+    if kind == "checklist_task":
+        return f"{data.get('task', '')}: {label('task_action', data.get('action'))}"
     return ""
 
 
