@@ -160,7 +160,7 @@ def test_the_committed_blank_forms_are_current(tmp_path, routine):
     from intake.blankforms import write_blank_forms
     from parsers.xlsx_form import xlsx_grids
 
-    committed = ROOT / "fixtures" / "forms" / "blank"
+    committed = ROOT / "fixtures" / "forms" / "audionom" / "blank"
     for fresh in write_blank_forms(routine.form_schema, routine.form_name, tmp_path):
         assert (committed / fresh.name).exists()
         if fresh.suffix == ".xlsx":
@@ -168,4 +168,4 @@ def test_the_committed_blank_forms_are_current(tmp_path, routine):
                 return [c.text for g in xlsx_grids(p.read_bytes()) for row in g.rows for c in row if c.text]
 
             assert texts(committed / fresh.name) == texts(fresh), "regenerate: intake forms audionom --out " \
-                                                                  "fixtures/forms/blank"
+                                                                  "fixtures/forms/audionom/blank"

@@ -11,7 +11,7 @@ import openpyxl
 
 from tests.conftest import FIXTURES
 
-BLANK = FIXTURES / "forms" / "blank" / "it-bestallning-person-audionommottagning.xlsx"
+BLANK = FIXTURES / "forms" / "audionom" / "blank" / "it-bestallning-person-audionommottagning.xlsx"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 KIND_LABELS = {"new": "Ny användare", "termination": "Avsluta användare", "move": "Byte mottagning",
                "leave": "Tjänstledighet"}
