@@ -54,6 +54,7 @@ class Bot:
     def __init__(self, root: Path, now: datetime = MONDAY, **sections):
         base = {
             "routines": {"enabled": ["mittvaccin", "lifecycletest"], "extra_dirs": [str(PACKS)]},
+            "mailbox": {"default_routine": "mittvaccin"},
             "replies": {"from_address": FROM, "max_age_days": 0},
         }
         for name, values in sections.items():
@@ -171,6 +172,7 @@ def test_the_gate_holds_on_every_path_and_an_admin_may_close_anyway(bot, tmp_pat
     conf.write_text("\n".join([
         "[store]", f'path = "{bot.config.db_path}"', "",
         "[routines]", 'enabled = ["mittvaccin", "lifecycletest"]', f'extra_dirs = ["{PACKS}"]', "",
+        "[mailbox]", 'default_routine = "mittvaccin"', "",
         "[replies]", f'from_address = "{FROM}"', "",
     ]) + "\n")
     from intake.cli import main
@@ -311,6 +313,7 @@ def test_a_killed_timer_run_fires_each_timer_exactly_once(tmp_path, fault):
     conf.write_text("\n".join([
         "[store]", 'path = "intake.db"', "",
         "[routines]", 'enabled = ["mittvaccin", "lifecycletest"]', f'extra_dirs = ["{PACKS}"]', "",
+        "[mailbox]", 'default_routine = "mittvaccin"', "",
         "[replies]", f'from_address = "{FROM}"', "",
     ]) + "\n")
     killed = _cli(conf, "timers", "run", fault=fault)
@@ -368,7 +371,8 @@ def test_intake_run_fires_due_timers_on_its_schedule(tmp_path):
     bot.store.db.conn.close()
     conf = tmp_path / "intake.toml"
     conf.write_text("\n".join([
-        "[store]", 'path = "intake.db"', "", "[mailbox]", 'kind = "local"', 'path = "mailbox"', "",
+        "[store]", 'path = "intake.db"', "", "[mailbox]", 'kind = "local"', 'path = "mailbox"',
+        'default_routine = "mittvaccin"', "",
         "[outbox]", 'dir = "outbox"', "interval_seconds = 1", "",  # a timer's mail goes with the next send
         "[routines]", 'enabled = ["mittvaccin", "lifecycletest"]', f'extra_dirs = ["{PACKS}"]', "",
         "[replies]", f'from_address = "{FROM}"', "",
