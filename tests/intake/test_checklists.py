@@ -551,3 +551,14 @@ def test_other_events_set_no_leave_timer(bot):
     for n, event in enumerate(("ny_anvandare", "avsluta", "byte_mottagning"), start=1):
         ref = order(bot, event, n)
         assert bot.store.timers(bot.store.ticket(ref)["id"]) == []
+
+
+def test_the_purge_forgets_recorded_values(bot):
+    from intake.retention import purge
+
+    ref = order(bot, "avsluta")
+    bot.tasks().act(ref, "anna", "rsvpn", "value", "RITZ-55")
+    bot.desk().set_status(ref, "root", "done", role="admin", override="Test.")
+    purge(bot.store, 0, now=datetime(2027, 1, 1, tzinfo=UTC))
+    assert {t["task"]: t["value"] for t in bot.tasks().tasks(ref)}["rsvpn"] is None
+    assert bot.state(ref)["rsvpn"] == "open"  # the checklist's shape and states stay, as the history does
