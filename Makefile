@@ -36,6 +36,7 @@ bench: $(BIN)/intake
 	$(BIN)/python benchmarks/bench_poll.py
 	$(BIN)/python benchmarks/bench_register.py
 	$(BIN)/python benchmarks/bench_lifecycle.py
+	$(BIN)/python benchmarks/bench_checklists.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache
