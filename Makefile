@@ -48,6 +48,7 @@ bench: $(BIN)/intake
 	$(BIN)/python benchmarks/bench_register.py
 	$(BIN)/python benchmarks/bench_lifecycle.py
 	$(BIN)/python benchmarks/bench_idle.py
+	$(BIN)/python benchmarks/bench_checklists.py
 
 ## 10,000 mutated mails and forms through decide() and a local Maildir with the real poller (counts only).
 FUZZ_N ?= 10000

@@ -348,6 +348,10 @@ from intake.cli_orderers import orderers as orderers_group  # noqa: E402
 
 main.add_command(orderers_group)
 
+from intake.cli_checklists import register as register_checklists  # noqa: E402
+
+register_checklists(main)
+
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -368,3 +368,4 @@ def _register(ctx: EffectContext, params: Mapping[str, Any]) -> list[int]:
 def timers_job(store: Store, routines: list[Routine], settings: Any) -> Callable[[], int]:
     """The scheduler's job: run due timers on ``store`` (``intake run`` runs it every minute)."""
     return Engine(store, routines, settings).run_due_timers
+from intake import checklists as _checklists  # noqa: E402,F401  (registers start_checklist, its gate fact, mail values)

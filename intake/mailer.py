@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +29,20 @@ AUTO_REPLY_KINDS = ("ack", "rejection")
 EFFECT_RATE_LIMIT = 5
 
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
+
+#: Template values other parts add to every mail about a ticket (name -> loader(store, ticket)), e.g. the
+#: checklist's titles (:mod:`intake.checklists`). Registered with :func:`mail_context`; never a personal value.
+MAIL_CONTEXT: dict[str, Callable[[Store, Mapping[str, Any]], Any]] = {}
+
+
+def mail_context(name: str) -> Callable[[Callable[[Store, Mapping[str, Any]], Any]], Callable[..., Any]]:
+    """Register a loader of the template value ``name`` for mail about a ticket."""
+
+    def register(fn: Callable[[Store, Mapping[str, Any]], Any]) -> Callable[..., Any]:
+        MAIL_CONTEXT[name] = fn
+        return fn
+
+    return register
 
 
 @dataclass(frozen=True)
@@ -232,6 +246,8 @@ class Mailer:
             store.add_event("reply_suppressed", actor=actor, message_id=thread.message_pk, ticket_id=ticket_id,
                             at=now_iso, data=data)
             return None
+        if ticket is not None and MAIL_CONTEXT:
+            ctx = {**{name: load(store, ticket) for name, load in MAIL_CONTEXT.items()}, **ctx}
         text = render(routine, template, ctx, body=body, subject=subject)
         outbox_id = store.insert_outbox({
             "message_id": thread.message_pk,

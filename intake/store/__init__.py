@@ -15,6 +15,7 @@ from pathlib import Path
 import sqlite_utils
 
 from intake.store.base import NotFoundError, StoreBase, utcnow
+from intake.store.checklists import ChecklistQueries
 from intake.store.mailboxes import MailboxQueries
 from intake.store.messages import MessageQueries
 from intake.store.migrations import MIGRATIONS
@@ -41,7 +42,7 @@ class Recorded:
 
 
 class Store(MessageQueries, TicketQueries, OutboxQueries, RecordingQueries, ReportQueries, TimerQueries,
-            RegisterQueries, MailboxQueries, StaffQueries, OrdererQueries, StoreBase):
+            RegisterQueries, MailboxQueries, StaffQueries, OrdererQueries, ChecklistQueries, StoreBase):
     """The queue database. Open with :func:`open_store`."""
 
 

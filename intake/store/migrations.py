@@ -382,6 +382,35 @@ def _m011_orderers(db: sqlite_utils.Database) -> None:
     db.execute("create index idx_orderers_email on orderers (routine, email collate nocase)")
 
 
+def _m013_checklists(db: sqlite_utils.Database) -> None:
+    """Checklists: each ticket's own copy of its routine's checklist (a later pack change leaves it alone)."""
+    db["checklist_tasks"].create(
+        {
+            "id": int,
+            "ticket_id": int,
+            "position": int,
+            "task": str,  # the task's id in the pack's checklists.toml
+            "title": str,
+            "actor": str,  # the role who does it (Extern katalogadministratör)
+            "link": str,
+            "after": str,  # JSON list of task ids that must be done (or not apply) first
+            "record_label": str,  # the label of a value to record (RSID); empty: none
+            "shows": str,  # JSON list of task ids whose recorded values this task shows
+            "required": int,
+            "state": str,  # open, done, not_applicable
+            "note": str,  # the text shown when it does not apply ("Ingen åtgärd")
+            "value": str,  # the recorded value; NULL once purged
+            "done_by": str,
+            "done_at": str,
+        },
+        pk="id",
+        not_null={"ticket_id", "position", "task", "title", "state"},
+        foreign_keys=[("ticket_id", "tickets", "id")],
+    )
+    db["checklist_tasks"].create_index(["ticket_id", "task"], unique=True)
+    db["checklist_tasks"].create_index(["state", "actor"])
+
+
 #: Ordered, append-only. Never edit an applied migration; add a new one.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -394,4 +423,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("009_register", _m009_register),
     ("010_mailboxes", _m010_mailboxes),
     ("011_orderers", _m011_orderers),
+    ("013_checklists", _m013_checklists),
 ]

@@ -384,6 +384,10 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
 
     app.register_blueprint(orderers_blueprint(config, routines))
 
+    from intake.web.checklists import checklist_blueprint  # checklists: tasks, their actions, progress
+
+    app.register_blueprint(checklist_blueprint(config, routines, settings))
+
     # -- accounts (admin) ------------------------------------------------------------------------
 
     @app.route("/admin/users", methods=["GET", "POST"])
@@ -475,6 +479,8 @@ def _event_summary(event: dict[str, Any], label: Any = label) -> str:
         return data.get("what", "")
     if kind == "ticket_created":
         return data.get("ref", "")
+    if kind == "checklist_task":
+        return f"{data.get('task', '')}: {label('task_action', data.get('action'))}"
     return ""
 
 
