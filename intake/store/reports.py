@@ -55,18 +55,31 @@ class ReportQueries(StoreBase):
             "select id from tickets where closed_at is not null and closed_at < ? and purged_at is null",
             [cutoff_iso])]
 
-    def purge_ticket(self, ticket_id: int, now_iso: str) -> tuple[int, int]:
-        """Remove a ticket's personal contents; returns (attachments removed, mails cleared)."""
+    def purge_tickets(self, ids: list[int], now_iso: str) -> tuple[dict[int, int], int]:
+        """Remove the personal contents of the tickets ``ids`` with one statement per table (set-based, the
+        caller batches the ids); returns (attachments removed per ticket, mails cleared)."""
+        if not ids:
+            return {}, 0
         db = self.db
-        (n_att,) = db.execute("select count(*) from attachments where ticket_id = ?", [ticket_id]).fetchone()
-        db.execute("delete from attachments where ticket_id = ?", [ticket_id])
-        cleared = db.execute("update messages set raw = null where ticket_id = ? and raw is not null",
-                             [ticket_id]).rowcount
-        db.execute("update notes set text = null where ticket_id = ?", [ticket_id])
-        db.execute("update outbox set body = '' where ticket_id = ? and status != 'pending' "
-                   "and kind in ('handler_reply', 'completion')", [ticket_id])
-        db["tickets"].update(ticket_id, {"form": None, "purged_at": now_iso})
+        marks = ",".join("?" * len(ids))
+        n_att = {r["ticket_id"]: r["n"] for r in db.query(
+            f"select ticket_id, count(*) as n from attachments where ticket_id in ({marks}) group by ticket_id",
+            ids)}
+        db.execute(f"delete from attachments where ticket_id in ({marks})", ids)
+        cleared = db.execute(f"update messages set raw = null where ticket_id in ({marks}) and raw is not null",
+                             ids).rowcount
+        db.execute(f"update notes set text = null where ticket_id in ({marks})", ids)
+        db.execute(f"update outbox set body = '' where ticket_id in ({marks}) and status != 'pending' "
+                   "and kind in ('handler_reply', 'completion')", ids)
+        db.execute(f"update tickets set form = null, purged_at = ? where id in ({marks})", [now_iso, *ids])
         return n_att, cleared
+
+    def add_events(self, rows: list[dict[str, Any]]) -> None:
+        """Append many events to the audit trail in one statement (``data`` as in :meth:`add_event`)."""
+        self.db.conn.executemany(
+            "insert into events (at, ticket_id, message_id, actor, kind, data) values (?, ?, ?, ?, ?, ?)",
+            [(r["at"], r.get("ticket_id"), r.get("message_id"), r.get("actor", "bot"), r["kind"],
+              json.dumps(r.get("data") or {}, ensure_ascii=False)) for r in rows])
 
     def clear_unticketed_mail(self, cutoff_iso: str) -> int:
         """Forget the bytes of mail without a ticket (never held mail) recorded before ``cutoff_iso``."""

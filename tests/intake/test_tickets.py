@@ -247,6 +247,29 @@ def test_purge_removes_form_attachments_and_mail_but_keeps_metadata_and_history(
     assert purge(fresh_store, 90, now=T0 + timedelta(days=100)).tickets == 0
 
 
+def test_purge_in_batches_purges_every_ticket_once_with_its_own_event(fresh_store, monkeypatch):
+    """The purge works on batches of tickets (set-based statements): every closed ticket of every batch is
+    purged, each with its own 'purged' event counting its own attachments; open tickets stay."""
+    from intake import retention
+
+    monkeypatch.setattr(retention, "BATCH", 2)
+    refs = [f"MV-2026-{i:04d}" for i in range(1, 6)]
+    for ref in refs:
+        seed_ticket(fresh_store, ref=ref, status="done")
+    seed_ticket(fresh_store, ref="MV-2026-0099")  # open
+    closed = (T0 - timedelta(days=200)).isoformat()
+    fresh_store.db.execute("update tickets set closed_at = ? where status = 'done'", [closed])
+    result = purge(fresh_store, 90, now=T0)
+    assert (result.tickets, result.messages) == (5, 5)
+    for ref in refs:
+        t = fresh_store.ticket(ref)
+        assert t["form"] is None and t["purged_at"] == T0.isoformat()
+        purged = [e for e in fresh_store.events(t["id"]) if e["kind"] == "purged"]
+        assert len(purged) == 1 and json.loads(purged[0]["data"]) == {"attachments": 1, "days": 90}
+    assert fresh_store.ticket("MV-2026-0099")["purged_at"] is None
+    assert purge(fresh_store, 90, now=T0).tickets == 0
+
+
 # -- list, export, statistics ----------------------------------------------------------------------------
 
 
