@@ -95,18 +95,22 @@ def export_xlsx(rows: list[dict[str, Any]], status_label: Callable[[dict[str, An
 
 
 def stats(store: Store, *, days: int = 30, now: datetime | None = None) -> dict[str, Any]:
-    """Tickets per day (last ``days`` days) and per queue, rejection reasons, and time to done."""
+    """The overview over the last ``days`` days (bounded, so it costs the same whatever the history):
+    tickets per day, per queue and per status of the tickets created in the period, the reasons of the
+    mail rejected in it, and the time to done of the tickets done in it."""
     now = now or datetime.now(UTC)
     first = (now - timedelta(days=days - 1)).date()
-    per_day = store.created_days_since(first.isoformat())
-    reasons = store.rejection_reason_counts()
+    since = first.isoformat()
+    per_day = store.created_days_since(since)
+    reasons = store.rejection_reason_counts(since)
     hours = [(datetime.fromisoformat(closed) - datetime.fromisoformat(created)).total_seconds() / 3600
-             for created, closed in store.done_spans()]
+             for created, closed in store.done_spans(since)]
     return {
+        "days": days,
         "per_day": [((first + timedelta(days=i)).isoformat(), per_day.get((first + timedelta(days=i)).isoformat(), 0))
                     for i in range(days)],
-        "per_queue": store.per_queue(),
-        "per_status": store.per_status(),
+        "per_queue": store.per_queue(since),
+        "per_status": store.per_status(since),
         "rejection_reasons": sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])),
         "median_hours_to_done": statistics.median(hours) if hours else None,
         "done": len(hours),  # number of tickets done

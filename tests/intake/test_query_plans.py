@@ -48,8 +48,6 @@ KNOWN: list[tuple[str, str, str]] = [
     ("ticket list OFFSET page", r"offset [1-9]",
      "OFFSET pagination steps over every earlier row; keyset pagination (where (sort, id) < (?, ?) order by "
      "sort desc, id desc limit 50)"),
-    ("overview per queue/status", r"group by (queue|status)",
-     "groups every ticket ever; counters, or bound the overview to a period"),
 ]
 
 
@@ -220,7 +218,6 @@ def _known_case(path: str, name: str):
     _known_case("web queue page", "queue page counts"),
     _known_case("web ticket list", "ticket list total"),
     _known_case("web ticket list, later page", "ticket list OFFSET page"),
-    _known_case("web overview", "overview per queue/status"),
 ])
 def test_known_statements_that_need_more_than_an_index(env, monkeypatch, path, name):
     """Expected to fail until fixed; once it passes, remove the entry from KNOWN (strict xfail says so)."""

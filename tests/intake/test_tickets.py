@@ -299,11 +299,17 @@ def test_export_is_a_real_workbook_and_never_a_formula(fresh_store):
 
 
 def test_stats_counts_days_queues_reasons_and_time_to_done(desk, clock, fresh_store):
+    """The overview covers its period (here 3 days): older tickets and rejections are not counted."""
     seed_ticket(fresh_store, ref="MV-2026-0002", queue="support", request_type="felsokning",
                 created_at="2026-11-23T08:00:00+00:00")
+    seed_ticket(fresh_store, ref="MV-2025-0001", queue="old", created_at="2025-06-01T08:00:00+00:00",
+                status="done")
     with fresh_store.transaction() as db:
-        for codes in (["attachment.missing"], ["attachment.missing", "form.no_users"]):
-            db["messages"].insert({"message_key": f"k{len(codes)}", "verdict": "rejected", "recorded_at": "x",
+        db.execute("update tickets set closed_at = '2025-06-02T08:00:00+00:00' where ref = 'MV-2025-0001'")
+        for at, codes in (("2026-11-23T09:00:00+00:00", ["attachment.missing"]),
+                          ("2026-11-24T09:00:00+00:00", ["attachment.missing", "form.no_users"]),
+                          ("2025-06-01T09:00:00+00:00", ["form.no_users"])):
+            db["messages"].insert({"message_key": f"k{at}", "verdict": "rejected", "recorded_at": at,
                                    "reasons": json.dumps([{"code": c, "detail": ""} for c in codes])})
     clock.now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
     desk.mark_done("MV-2026-0001", "anna")  # created 08:00, done 12:00: 4 hours
@@ -311,7 +317,8 @@ def test_stats_counts_days_queues_reasons_and_time_to_done(desk, clock, fresh_st
     assert s["per_day"] == [("2026-11-22", 0), ("2026-11-23", 1), ("2026-11-24", 1)]
     assert dict(s["per_queue"]) == {"behorighet": 1, "support": 1}
     assert s["rejection_reasons"] == [("attachment.missing", 2), ("form.no_users", 1)]
-    assert s["median_hours_to_done"] == pytest.approx(4.0)
+    assert s["median_hours_to_done"] == pytest.approx(4.0) and s["done"] == 1
+    assert dict(s["per_status"]) == {"done": 1, "new": 1}
 
 
 # -- held mail, through the real poller -------------------------------------------------------------------
