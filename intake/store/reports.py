@@ -14,16 +14,50 @@ SORTABLE = ("ref", "created_at", "updated_at", "closed_at", "status", "queue", "
 
 
 class ReportQueries(StoreBase):
-    def search_tickets(self, where: str, params: list[Any], *, sort: str, descending: bool, page: int,
-                       per_page: int | None) -> tuple[list[dict[str, Any]], int]:
-        """One page of tickets matching ``where`` (built from fixed column names) and the total count."""
+    def search_tickets(self, where: str, params: list[Any], *, sort: str, descending: bool,
+                       after_id: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Tickets matching ``where`` (built from fixed column names, "" or " where ...") in the order
+        ``sort`` (desc or asc), then id the same way, strictly after the ticket ``after_id`` (keyset: the
+        boundary row's own values, no OFFSET), at most ``limit`` of them (None: all).
+
+        SQLite puts NULLs first going up and last going down, so the order is two runs: the rows with a
+        value and those without (by id); each run is read by its own index search from the cursor on.
+        """
         if sort not in SORTABLE:
             raise ValueError(f"cannot sort by {sort!r}")
-        (total,) = self.db.execute(f"select count(*) from tickets{where}", params).fetchone()
-        sql = f"select * from tickets{where} order by {sort} {'desc' if descending else 'asc'}, id"
-        if per_page:
-            sql += f" limit {int(per_page)} offset {max(0, int(page) - 1) * int(per_page)}"
-        return list(self.db.query(sql, params)), total
+        way, cmp = ("desc", "<") if descending else ("asc", ">")
+        base = where[len(" where "):] if where else ""
+        cursor: tuple[Any, int] | None = None
+        if after_id is not None:
+            row = self.db.execute(f"select {sort}, id from tickets where id = ?", [int(after_id)]).fetchone()
+            cursor = (row[0], row[1]) if row else None
+        runs = ["null", "value"] if not descending else ["value", "null"]
+        if cursor is not None:  # start in the cursor's run
+            runs = runs[runs.index("null" if cursor[0] is None else "value"):]
+        out: list[dict[str, Any]] = []
+        for run in runs:
+            clauses, args = ([base], list(params)) if base else ([], [])
+            if run == "value":
+                clauses.append(f"{sort} is not null")
+                if cursor is not None and cursor[0] is not None:
+                    clauses.append(f"({sort}, id) {cmp} (?, ?)")
+                    args += [cursor[0], cursor[1]]
+            else:
+                clauses.append(f"{sort} is null")
+                if cursor is not None and cursor[0] is None:
+                    clauses.append(f"id {cmp} ?")
+                    args.append(cursor[1])
+            # (In the run without a value, ordering by the column too changes nothing but lets the
+            # column's index give the order: an index search instead of a walk of every id.)
+            order = f"{sort} {way}, id {way}"
+            sql = f"select * from tickets where {' and '.join(clauses)} order by {order}"
+            if limit is not None:
+                sql += f" limit {int(limit) - len(out)}"
+            out += self.db.query(sql, args)
+            if limit is not None and len(out) >= limit:
+                break
+            cursor = None  # the next run is read from its start
+        return out
 
     def created_days_since(self, first_day: str) -> Counter[str]:
         return Counter(r["day"] for r in self.db.query(

@@ -220,14 +220,15 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
         sort = request.args.get("sort", "created_at")
         sort = sort if sort in SORTABLE else "created_at"
         descending = request.args.get("order", "desc") != "asc"
-        page = max(1, request.args.get("page", 1, type=int) or 1)
+        after = request.args.get("after", type=int)
+        before = request.args.get("before", type=int)
         try:
-            rows, total = search(store(), f, sort=sort, descending=descending, page=page, per_page=PER_PAGE)
+            rows, nav = search(store(), f, sort=sort, descending=descending, after=after, before=before,
+                               per_page=PER_PAGE)
         except ValueError:
             abort(400)
-        pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
-        args = {k: v for k, v in request.args.items() if k not in ("page", "sort", "order") and v}
-        return render_template("tickets.html", rows=rows, total=total, page=page, pages=pages, sort=sort,
+        args = {k: v for k, v in request.args.items() if k not in ("page", "after", "before", "sort", "order") and v}
+        return render_template("tickets.html", rows=rows, nav=nav, sort=sort,
                                descending=descending, args=args, filters=f, routines=routines,
                                by_id=by_id, sortable=SORTABLE)
 

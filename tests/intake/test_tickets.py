@@ -277,14 +277,45 @@ def test_search_filters_sorts_and_pages(fresh_store):
     for i in range(1, 8):
         seed_ticket(fresh_store, ref=f"MV-2026-{i:04d}", created_at=f"2026-11-{10 + i:02d}T08:00:00+00:00",
                     queue="support" if i % 2 else "behorighet", request_type="felsokning" if i % 2 else "behorighet")
-    rows, total = search(fresh_store, Filters(queue="support"), sort="ref", descending=False, page=1, per_page=3)
-    assert total == 4 and [r["ref"] for r in rows] == ["MV-2026-0001", "MV-2026-0003", "MV-2026-0005"]
-    rows, _ = search(fresh_store, Filters(queue="support"), sort="ref", descending=False, page=2, per_page=3)
-    assert [r["ref"] for r in rows] == ["MV-2026-0007"]
+    rows, nav = search(fresh_store, Filters(queue="support"), sort="ref", descending=False, per_page=3)
+    assert [r["ref"] for r in rows] == ["MV-2026-0001", "MV-2026-0003", "MV-2026-0005"]
+    assert nav.prev_before is None and nav.next_after == rows[-1]["id"]
+    rows, nav = search(fresh_store, Filters(queue="support"), sort="ref", descending=False, after=nav.next_after,
+                       per_page=3)
+    assert [r["ref"] for r in rows] == ["MV-2026-0007"] and nav.next_after is None
+    rows, nav = search(fresh_store, Filters(queue="support"), sort="ref", descending=False, before=nav.prev_before,
+                       per_page=3)
+    assert [r["ref"] for r in rows] == ["MV-2026-0001", "MV-2026-0003", "MV-2026-0005"]
     rows, total = search(fresh_store, Filters(date_from="2026-11-12", date_to="2026-11-13"), per_page=None)
     assert sorted(r["ref"] for r in rows) == ["MV-2026-0002", "MV-2026-0003"]
     with pytest.raises(TicketError):
         search(fresh_store, sort="form; drop table tickets")
+
+
+@pytest.mark.parametrize("descending", [True, False])
+@pytest.mark.parametrize("sort", ["created_at", "closed_at", "assignee", "user_count", "ref"])
+def test_keyset_pages_walk_the_whole_list_both_ways(fresh_store, sort, descending):
+    """Following 'next' from the first page visits every ticket once in the list's order (ties and empty
+    values included), and following 'previous' from the last page gives the same pages back."""
+    for i in range(1, 12):
+        t = seed_ticket(fresh_store, ref=f"MV-2026-{i:04d}", created_at=f"2026-11-{10 + i % 4:02d}T08:00:00+00:00")
+        fresh_store.db.execute("update tickets set assignee = ?, closed_at = ?, user_count = ? where id = ?",
+                               ["anna" if i % 3 == 0 else None, f"2026-11-2{i % 2}" if i % 4 else None, i % 3, t])
+    everything, _ = search(fresh_store, sort=sort, descending=descending, per_page=None)
+    pages, nav = [], None
+    while True:
+        rows, nav = search(fresh_store, sort=sort, descending=descending, per_page=4,
+                           after=nav.next_after if nav else None)
+        pages.append([r["ref"] for r in rows])
+        if nav.next_after is None:
+            break
+    assert [ref for page in pages for ref in page] == [r["ref"] for r in everything]
+    assert [len(p) for p in pages] == [4, 4, 3]
+    back = [pages[-1]]
+    while nav.prev_before is not None:
+        rows, nav = search(fresh_store, sort=sort, descending=descending, per_page=4, before=nav.prev_before)
+        back.append([r["ref"] for r in rows])
+    assert back[::-1] == pages
 
 
 def test_export_is_a_real_workbook_and_never_a_formula(fresh_store):
