@@ -65,11 +65,11 @@ class ReportQueries(StoreBase):
 
     def rejection_reason_counts(self, since: str) -> Counter[str]:
         """Reason codes of the mail rejected since ``since`` (ISO), each counted once per mail."""
-        reasons: Counter[str] = Counter()
-        for r in self.db.query("select reasons from messages where verdict = 'rejected' and recorded_at >= ?",
-                               [since]):
-            reasons.update({x["code"] for x in json.loads(r["reasons"] or "[]")})
-        return reasons
+        # Unpacked by SQLite (json_each), not row by row in Python: the period can hold thousands of mails.
+        return Counter({r["code"]: r["n"] for r in self.db.query(
+            "select json_extract(j.value, '$.code') as code, count(distinct m.id) as n "
+            "from messages m, json_each(m.reasons) j where m.verdict = 'rejected' and m.recorded_at >= ? "
+            "and code is not null group by code", [since])})
 
     def done_spans(self, since: str) -> list[tuple[str, str]]:
         """(created, closed) of the tickets done since ``since``."""
