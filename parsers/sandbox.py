@@ -269,7 +269,8 @@ def _run_warm(zygote: _Zygote, payload: bytes, left: float) -> tuple[bytes, byte
     for fd in bufs:
         sel.register(fd, selectors.EVENT_READ)
     view, sent = memoryview(payload), 0
-    if payload:
+    in_open = bool(payload)
+    if in_open:
         sel.register(in_w, selectors.EVENT_WRITE)
     else:
         os.close(in_w)
@@ -290,11 +291,14 @@ def _run_warm(zygote: _Zygote, payload: bytes, left: float) -> tuple[bytes, byte
                 if fd == in_w:
                     try:
                         sent += os.write(in_w, view[sent: sent + 65536])
+                    except BlockingIOError:
+                        continue
                     except BrokenPipeError:
-                        sent = len(payload)
+                        sent = len(payload)  # the child stopped reading (it died): nothing more to send
                     if sent >= len(payload):
                         sel.unregister(in_w)
                         os.close(in_w)
+                        in_open = False
                     continue
                 chunk = os.read(fd, 65536)
                 if not chunk:
@@ -306,14 +310,11 @@ def _run_warm(zygote: _Zygote, payload: bytes, left: float) -> tuple[bytes, byte
                     if timed_out:
                         _kill(pid, bufs[st_r])
     finally:
-        for key in list(sel.get_map().values()):
-            os.close(key.fd)
-        sel.close()
+        sel.close()  # (each descriptor is closed exactly once: another thread may reuse the number)
+        if in_open:
+            os.close(in_w)
         for fd in (out_r, err_r, st_r):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+            os.close(fd)
     status: int | None = None
     if len(bufs[st_r]) >= 16:
         status, peak = struct.unpack("!iq", bufs[st_r][4:16])
@@ -403,9 +404,15 @@ def _monitor(stdin_fd: int, stdout_fd: int, stderr_fd: int, status_fd: int) -> N
                     os._exit(code)
         for fd in (stdin_fd, stdout_fd, stderr_fd):
             os.close(fd)
-        os.write(status_fd, struct.pack("!i", worker))
+        try:
+            os.write(status_fd, struct.pack("!i", worker))
+        except OSError:
+            os.kill(worker, signal.SIGKILL)  # the caller has gone: nobody would read the answer or stop it
         _, status, usage = os.wait4(worker, 0)
-        os.write(status_fd, struct.pack("!iq", os.waitstatus_to_exitcode(status), usage.ru_maxrss))
+        try:
+            os.write(status_fd, struct.pack("!iq", os.waitstatus_to_exitcode(status), usage.ru_maxrss))
+        except OSError:
+            pass
     finally:
         os._exit(0)
 
