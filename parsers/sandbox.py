@@ -430,6 +430,9 @@ def child_main() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (header["memory"], header["memory"]))
     resource.setrlimit(resource.RLIMIT_CPU, (header["cpu"], header["cpu"]))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # the parse writes no files
+    from parsers.xlsx_form import skip_merged_border_styles
+
+    skip_merged_border_styles()  # this process only reads forms
     offset = 0
     schema = None
     for fmt, size in zip(header["fmts"], header["sizes"], strict=True):
