@@ -44,6 +44,7 @@ bench: $(BIN)/intake
 	$(BIN)/python benchmarks/bench_attachment_rss.py
 	$(BIN)/python benchmarks/bench_pd_scan.py
 	$(BIN)/python benchmarks/hostile_rss.py
+	$(BIN)/python benchmarks/bench_sandbox.py
 	$(BIN)/python benchmarks/bench_poll.py
 	$(BIN)/python benchmarks/bench_register.py
 	$(BIN)/python benchmarks/bench_lifecycle.py

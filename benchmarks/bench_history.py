@@ -232,7 +232,9 @@ def prepare(n: int, repeat: int, work: Path, routines) -> tuple[dict, dict[str, 
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     resp = client.post("/login", data={"username": "anna", "password": PASSWORD, "csrf_token": token})
     assert resp.status_code == 302, resp.status_code
-    last = max(1, (n + 49) // 50)
+    # The last page as 'Nästa' reaches it (keyset): after the ticket just before the 50 oldest.
+    (before_last,) = store.db.execute(
+        "select id from tickets order by created_at asc, id asc limit 1 offset 50").fetchone()
 
     def get(url: str) -> Callable[[], None]:
         def fetch() -> None:
@@ -241,7 +243,7 @@ def prepare(n: int, repeat: int, work: Path, routines) -> tuple[dict, dict[str, 
         return fetch
 
     for name, url in [("web: queue page /", "/"), ("web: ticket list, first page", "/tickets"),
-                      ("web: ticket list, last page", f"/tickets?page={last}"),
+                      ("web: ticket list, last page", f"/tickets?after={before_last}"),
                       ("web: ticket list, status new", "/tickets?status=new"),
                       ("web: ticket page", f"/tickets/{facts['ticket_ref']}"),
                       ("web: overview", "/overview"), ("web: mail list", "/mail")]:

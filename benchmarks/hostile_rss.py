@@ -38,7 +38,10 @@ def _one(name: str, queue) -> None:
     outcome = find_form([att], schema, limits)
     elapsed = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    from parsers import sandbox
+
+    # A warm child is the zygote's grandchild, not ours: its peak comes with its exit status.
+    child = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, sandbox.last_child_peak_kb)
     codes = ",".join(r.code for r in outcome.reasons) or "accepted"
     queue.put((name, len(att.data), base, peak, child, elapsed, codes))
 

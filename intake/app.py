@@ -121,9 +121,8 @@ def make_mailbox_poller(config: Config, store: Store, routines: list[Routine], b
 
 
 def blank_form_attachments(routines: list[Routine], store: Store):
-    """Attachments of the blank form for a rejection, generated from the pack (never drifts)."""
-    import tempfile
-
+    """Attachments of the blank form for a rejection, generated from the pack (never drifts) once per pack
+    version and process (:func:`intake.blankforms.blank_form_bytes`)."""
     by_id = {r.id: r for r in routines}
 
     def attachments(outbox_id: int) -> list[tuple[str, bytes, str]]:
@@ -131,11 +130,10 @@ def blank_form_attachments(routines: list[Routine], store: Store):
         routine = by_id.get(routine_id) if routine_id else routines[0]
         if routine is None or routine.form_schema is None:
             return []
-        from intake.blankforms import write_blank_forms
+        from intake.blankforms import blank_form_bytes
 
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = write_blank_forms(routine.form_schema, routine.form_name, Path(tmp))
-            return [(p.name, p.read_bytes(), _mime(p)) for p in paths]
+        return [(name, data, _mime(Path(name))) for name, data in blank_form_bytes(routine.form_schema,
+                                                                                   routine.form_name)]
 
     return attachments
 

@@ -143,23 +143,53 @@ def queue() -> None:
 @click.option("--queue", "queue_id", help="Only this queue.")
 @click.option("--status", help="Only this status (new, in_progress, waiting, done, rejected).")
 @click.option("--routine", help="Only this routine.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=0),
+              help="At most this many tickets (0: all, streamed).")
+@click.option("--after", "after_id", default=0, type=click.IntRange(min=0),
+              help="Only tickets after this id (the next page: the id printed after a full page).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def queue_list(ctx: click.Context, queue_id: str | None, status: str | None, routine: str | None,
-               as_json: bool) -> None:
-    """List tickets.
+def queue_list(ctx: click.Context, queue_id: str | None, status: str | None, routine: str | None, limit: int,
+               after_id: int, as_json: bool) -> None:
+    """List tickets in id order, a page at a time.
 
-    Example: intake queue list --status new --json
+    Example: intake queue list --status new --json; the next page: intake queue list --after 1234
     """
     from intake.store import open_store
 
     store = open_store(_load(ctx).db_path)
-    rows = store.tickets(queue=queue_id, status=status, routine=routine)
-    fields = ("ref", "routine", "request_type", "queue", "status", "requester", "user_count", "created_at")
-    if as_json:
-        click.echo(json.dumps([{k: r[k] for k in fields} for r in rows], ensure_ascii=False, indent=2))
+    filters = {"queue": queue_id, "status": status, "routine": routine}
+    fields = ("id", "ref", "routine", "request_type", "queue", "status", "requester", "user_count", "created_at")
+    if limit:
+        # One more than asked tells whether there is a next page, without counting.
+        rows = store.tickets(limit=limit + 1, after_id=after_id, **filters)
+        more, rows = len(rows) > limit, rows[:limit]
+        if as_json:
+            click.echo(json.dumps([{k: r[k] for k in fields} for r in rows], ensure_ascii=False, indent=2))
+        else:
+            _table(rows, fields)
+        if more:
+            click.echo(f"(more: intake queue list --after {rows[-1]['id']})", err=as_json)
         return
-    _table(rows, fields)
+    # --limit 0: every ticket, streamed a keyset page at a time (memory stays that of one page).
+    batch: list[dict] = []
+    first = True
+    if as_json:
+        click.echo("[", nl=False)
+    for row in store.iter_tickets(**filters):
+        if as_json:
+            text = json.dumps({k: row[k] for k in fields}, ensure_ascii=False, indent=2)
+            click.echo(("\n" if first else ",\n") + "\n".join("  " + line for line in text.split("\n")), nl=False)
+        else:
+            batch.append(row)
+            if len(batch) == 500:
+                _table(batch, fields)
+                batch = []
+        first = False
+    if as_json:
+        click.echo("\n]" if not first else "]")
+    elif batch or first:
+        _table(batch, fields)
 
 
 def _table(rows: list[dict], fields: tuple[str, ...]) -> None:

@@ -13,7 +13,7 @@ from intake.engine import TicketError
 from intake.store import Store
 from intake.store.reports import SORTABLE
 
-__all__ = ["EXPORT_COLUMNS", "SORTABLE", "Filters", "export_xlsx", "search", "stats"]
+__all__ = ["EXPORT_COLUMNS", "SORTABLE", "Filters", "Page", "export_xlsx", "search", "stats"]
 
 EXPORT_COLUMNS = ("ref", "routine", "request_type", "queue", "status", "requester", "assignee", "user_count",
                   "created_at", "updated_at", "closed_at", "purged_at")
@@ -53,20 +53,50 @@ class Filters:
         return (" where " + " and ".join(clauses)) if clauses else "", params
 
 
+@dataclass(frozen=True)
+class Page:
+    """Where the ticket list can go from a page: the ids to pass as ``after`` (next) and ``before``
+    (previous), None where there is no such page."""
+
+    next_after: int | None = None
+    prev_before: int | None = None
+
+
 def search(
     store: Store,
     filters: Filters = Filters(),
     *,
     sort: str = "created_at",
     descending: bool = True,
-    page: int = 1,
+    after: int | None = None,
+    before: int | None = None,
     per_page: int | None = 50,
-) -> tuple[list[dict[str, Any]], int]:
-    """One page of the filtered, sorted ticket list and the total count. ``per_page=None``: all rows."""
+) -> tuple[list[dict[str, Any]], Page]:
+    """One page of the filtered, sorted ticket list (keyset pagination) and where to go from it.
+
+    ``after``/``before``: the id of the ticket just before/after the wanted page (from :class:`Page`).
+    Whether there is a next page comes from fetching ``per_page + 1`` rows, never from a count.
+    ``per_page=None``: all rows, in order.
+    """
     if sort not in SORTABLE:
         raise TicketError(f"cannot sort by {sort!r}")
     where, params = filters.where()
-    return store.search_tickets(where, params, sort=sort, descending=descending, page=page, per_page=per_page)
+    if per_page is None:
+        return store.search_tickets(where, params, sort=sort, descending=descending), Page()
+    if before is not None:
+        # The previous page is the next one in the reversed order, read backwards.
+        rows = store.search_tickets(where, params, sort=sort, descending=not descending, after_id=before,
+                                    limit=per_page + 1)
+        if len(rows) <= per_page:  # back at the start: the first page, full
+            return search(store, filters, sort=sort, descending=descending, per_page=per_page)
+        rows = rows[:per_page][::-1]
+        return rows, Page(next_after=rows[-1]["id"], prev_before=rows[0]["id"])
+    rows = store.search_tickets(where, params, sort=sort, descending=descending, after_id=after,
+                                limit=per_page + 1)
+    more = len(rows) > per_page
+    rows = rows[:per_page]
+    return rows, Page(next_after=rows[-1]["id"] if rows and more else None,
+                      prev_before=rows[0]["id"] if rows and after is not None else None)
 
 
 def export_xlsx(rows: list[dict[str, Any]], status_label: Callable[[dict[str, Any]], str] | None = None) -> bytes:
@@ -101,18 +131,22 @@ def export_xlsx(rows: list[dict[str, Any]], status_label: Callable[[dict[str, An
 
 
 def stats(store: Store, *, days: int = 30, now: datetime | None = None) -> dict[str, Any]:
-    """Tickets per day (last ``days`` days) and per queue, rejection reasons, and time to done."""
+    """The overview over the last ``days`` days (bounded, so it costs the same whatever the history):
+    tickets per day, per queue and per status of the tickets created in the period, the reasons of the
+    mail rejected in it, and the time to done of the tickets done in it."""
     now = now or datetime.now(UTC)
     first = (now - timedelta(days=days - 1)).date()
-    per_day = store.created_days_since(first.isoformat())
-    reasons = store.rejection_reason_counts()
+    since = first.isoformat()
+    per_day = store.created_days_since(since)
+    reasons = store.rejection_reason_counts(since)
     hours = [(datetime.fromisoformat(closed) - datetime.fromisoformat(created)).total_seconds() / 3600
-             for created, closed in store.done_spans()]
+             for created, closed in store.done_spans(since)]
     return {
+        "days": days,
         "per_day": [((first + timedelta(days=i)).isoformat(), per_day.get((first + timedelta(days=i)).isoformat(), 0))
                     for i in range(days)],
-        "per_queue": store.per_queue(),
-        "per_status": store.per_status(),
+        "per_queue": store.per_queue(since),
+        "per_status": store.per_status(since),
         "rejection_reasons": sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])),
         "median_hours_to_done": statistics.median(hours) if hours else None,
         "done": len(hours),  # number of tickets done

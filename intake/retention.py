@@ -9,6 +9,8 @@ from typing import Any
 
 from intake.store import Store
 
+BATCH = 500  # tickets purged per set of statements (well under SQLite's limit on bound parameters)
+
 
 @dataclass(frozen=True)
 class PurgeResult:
@@ -33,11 +35,13 @@ def purge(store: Store, older_than_days: int, now: datetime | None = None) -> Pu
     with store.transaction():
         ids = store.closed_before(cutoff)
         cleared = 0
-        for ticket_id in ids:
-            n_att, n_mail = store.purge_ticket(ticket_id, now_iso)
+        for start in range(0, len(ids), BATCH):
+            batch = ids[start: start + BATCH]
+            n_att, n_mail = store.purge_tickets(batch, now_iso)
             cleared += n_mail
-            store.add_event("purged", actor="bot", ticket_id=ticket_id, at=now_iso,
-                            data={"attachments": n_att, "days": older_than_days})
+            store.add_events([{"kind": "purged", "actor": "bot", "ticket_id": ticket_id, "at": now_iso,
+                               "data": {"attachments": n_att.get(ticket_id, 0), "days": older_than_days}}
+                              for ticket_id in batch])
         cleared += store.clear_unticketed_mail(cutoff)
     return PurgeResult(tickets=len(ids), messages=cleared)
 

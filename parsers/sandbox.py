@@ -12,10 +12,16 @@ child reads the rest with the time that is left, so one hostile file never chang
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import selectors
+import signal
+import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -26,6 +32,10 @@ from parsers.schema import FormSchema, form_schema_from_dict
 
 _ROOT = str(Path(__file__).resolve().parents[1])
 _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from parsers.sandbox import child_main; child_main()"
+_ZYGOTE_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from parsers.sandbox import zygote_main; "
+                "zygote_main(int(sys.argv[2]))")
+WARM = True  # fork children from a warm zygote; False: a fresh interpreter per mail (the cold path)
+last_child_peak_kb = 0  # peak RSS (KiB) of the last warm child, for benchmarks (it is not our child)
 
 
 class SandboxError(Exception):
@@ -116,18 +126,23 @@ def _one_child(files: list[tuple[str, bytes]], schema: FormSchema, memory_bytes:
               "source": schema.source, "memory": memory_bytes, "cpu": int(left) + 1, "max_rows": max_rows,
               "max_cols": max_cols}
     payload = json.dumps(header).encode("utf-8") + b"\n" + b"".join(d for _, d in files)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
-           "PYTHONDONTWRITEBYTECODE": "1"}
     death: SandboxError | None = None
-    try:
-        proc = subprocess.run([sys.executable, "-s", "-c", _BOOT, _ROOT], input=payload, capture_output=True,
-                              timeout=left, env=env, cwd=_ROOT, check=False)
-        stdout, stderr, status = proc.stdout, proc.stderr, proc.returncode
-    except subprocess.TimeoutExpired as exc:
-        stdout, stderr, status = exc.stdout or b"", exc.stderr or b"", None
-        death = SandboxError("timeout", f"after {timeout_s:g} s")
-    except OSError as exc:
-        return [SandboxError("crash", f"could not start: {exc.strerror}")]
+    warm = _zygote() if WARM else None
+    ran = _run_warm(warm, payload, left) if warm is not None else None
+    if ran is not None:
+        stdout, stderr, status, timed_out = ran
+        if timed_out:
+            death = SandboxError("timeout", f"after {timeout_s:g} s")
+    else:
+        try:
+            proc = subprocess.run([sys.executable, "-s", "-c", _BOOT, _ROOT], input=payload, capture_output=True,
+                                  timeout=left, env=_child_env(), cwd=_ROOT, check=False)
+            stdout, stderr, status = proc.stdout, proc.stderr, proc.returncode
+        except subprocess.TimeoutExpired as exc:
+            stdout, stderr, status = exc.stdout or b"", exc.stderr or b"", None
+            death = SandboxError("timeout", f"after {timeout_s:g} s")
+        except OSError as exc:
+            return [SandboxError("crash", f"could not start: {exc.strerror}")]
     answers: list[FormData | SandboxError] = []
     for line in stdout.split(b"\n"):
         try:
@@ -151,6 +166,257 @@ def _one_child(files: list[tuple[str, bytes]], schema: FormSchema, memory_bytes:
     return answers[: len(files)]
 
 
+def _child_env() -> dict[str, str]:
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+# --- the warm zygote -------------------------------------------------------------------------------------
+
+
+class _Zygote:
+    """The parent's handle on a running zygote: a process and the socket that asks it for children."""
+
+    def __init__(self) -> None:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-s", "-c", _ZYGOTE_BOOT, _ROOT, str(theirs.fileno())],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=_child_env(), cwd=_ROOT, pass_fds=[theirs.fileno()])
+        finally:
+            theirs.close()
+        self.sock = mine
+        self.lock = threading.Lock()
+        mine.settimeout(60)
+        try:
+            ready = mine.recv(1)
+        except OSError:
+            ready = b""
+        if ready != b"R":
+            self.close()
+            raise OSError("the form-parsing zygote did not start")
+        mine.settimeout(10)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def request(self, fds: list[int]) -> None:
+        with self.lock:
+            socket.send_fds(self.sock, [b"F"], fds)
+
+    def close(self) -> None:
+        self.sock.close()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+_zygote_lock = threading.Lock()
+_the_zygote: _Zygote | None = None
+_zygote_failed = False
+
+
+def _zygote() -> _Zygote | None:
+    """The running zygote, started on first use (and again if it died); None if it cannot be started."""
+    global _the_zygote, _zygote_failed
+    with _zygote_lock:
+        if _the_zygote is not None and not _the_zygote.alive():
+            _the_zygote.close()
+            _the_zygote = None
+        if _the_zygote is None and not _zygote_failed:
+            try:
+                _the_zygote = _Zygote()
+            except OSError:
+                _zygote_failed = True  # the cold path from now on
+        return _the_zygote
+
+
+def stop_zygote() -> None:
+    """Stop the zygote (it is started again on the next parse); also run at exit."""
+    global _the_zygote
+    with _zygote_lock:
+        if _the_zygote is not None:
+            _the_zygote.close()
+            _the_zygote = None
+
+
+atexit.register(stop_zygote)
+
+
+def _run_warm(zygote: _Zygote, payload: bytes, left: float) -> tuple[bytes, bytes, int | None, bool] | None:
+    """Run one child forked by ``zygote`` on ``payload``: (stdout, stderr, exit status, timed out), or None
+    when the zygote could not be asked (the caller falls back to the cold path)."""
+    global last_child_peak_kb
+    deadline = time.monotonic() + left
+    in_r, in_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    st_r, st_w = os.pipe()
+    try:
+        zygote.request([in_r, out_w, err_w, st_w])
+    except OSError:
+        for fd in (in_r, in_w, out_r, out_w, err_r, err_w, st_r, st_w):
+            os.close(fd)
+        return None
+    for fd in (in_r, out_w, err_w, st_w):
+        os.close(fd)
+    os.set_blocking(in_w, False)
+    bufs = {out_r: bytearray(), err_r: bytearray(), st_r: bytearray()}
+    sel = selectors.DefaultSelector()
+    for fd in bufs:
+        sel.register(fd, selectors.EVENT_READ)
+    view, sent = memoryview(payload), 0
+    in_open = bool(payload)
+    if in_open:
+        sel.register(in_w, selectors.EVENT_WRITE)
+    else:
+        os.close(in_w)
+    pid: int | None = None
+    timed_out = False
+    grace: float | None = None  # after a kill: a short wait for what the child had written
+    try:
+        while len(sel.get_map()):
+            now = time.monotonic()
+            if grace is None and now >= deadline:
+                timed_out = True
+                _kill(pid, bufs[st_r])
+                grace = now + 5
+            if grace is not None and now >= grace:
+                break
+            for key, _ in sel.select(max(0.0, (grace or deadline) - now)):
+                fd = key.fd
+                if fd == in_w:
+                    try:
+                        sent += os.write(in_w, view[sent: sent + 65536])
+                    except BlockingIOError:
+                        continue
+                    except BrokenPipeError:
+                        sent = len(payload)  # the child stopped reading (it died): nothing more to send
+                    if sent >= len(payload):
+                        sel.unregister(in_w)
+                        os.close(in_w)
+                        in_open = False
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    sel.unregister(fd)
+                    continue
+                bufs[fd] += chunk
+                if fd == st_r and pid is None and len(bufs[st_r]) >= 4:
+                    pid = struct.unpack("!i", bufs[st_r][:4])[0]
+                    if timed_out:
+                        _kill(pid, bufs[st_r])
+    finally:
+        sel.close()  # (each descriptor is closed exactly once: another thread may reuse the number)
+        if in_open:
+            os.close(in_w)
+        for fd in (out_r, err_r, st_r):
+            os.close(fd)
+    status: int | None = None
+    if len(bufs[st_r]) >= 16:
+        status, peak = struct.unpack("!iq", bufs[st_r][4:16])
+        last_child_peak_kb = peak
+    return bytes(bufs[out_r]), bytes(bufs[err_r]), (None if timed_out else status), timed_out
+
+
+def _kill(pid: int | None, status: bytearray) -> None:
+    """Kill the child ``pid`` unless its exit status has come (then it is reaped, and the pid not its own)."""
+    if pid is not None and len(status) < 16:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def zygote_main(fd: int) -> None:
+    """The zygote: import the parsers once, then fork a monitored child per request on socket ``fd``."""
+    import gc
+
+    import docx  # noqa: F401 - imported here once, so that every child has it
+    import openpyxl  # noqa: F401
+
+    import parsers.docx_form  # noqa: F401
+    import parsers.xlsx_form  # noqa: F401
+
+    sock = socket.socket(fileno=fd)
+    gc.collect()
+    gc.freeze()  # the warm heap stays shared with the children (no copy on their collections)
+    sock.sendall(b"R")
+    while True:
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 4)
+        except OSError:
+            break
+        if not msg:
+            break  # the parent has gone
+        _reap(block=False)
+        if len(fds) != 4:
+            for f in fds:
+                os.close(f)
+            continue
+        if os.fork() == 0:
+            sock.close()
+            _monitor(*fds)
+        for f in fds:
+            os.close(f)
+    _reap(block=True)
+
+
+def _reap(*, block: bool) -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _monitor(stdin_fd: int, stdout_fd: int, stderr_fd: int, status_fd: int) -> None:
+    """Between zygote and child: fork the child on the given pipes, report its pid, then its exit status."""
+    try:
+        worker = os.fork()
+        if worker == 0:
+            os.close(status_fd)
+            for target, fd in ((0, stdin_fd), (1, stdout_fd), (2, stderr_fd)):
+                os.dup2(fd, target)
+                os.close(fd)
+            code = 1
+            try:
+                child_main()
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            except MemoryError:
+                os.write(2, b"MemoryError\n")
+            except BaseException:  # noqa: BLE001 - reported on stderr like an interpreter would
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(code)
+        for fd in (stdin_fd, stdout_fd, stderr_fd):
+            os.close(fd)
+        try:
+            os.write(status_fd, struct.pack("!i", worker))
+        except OSError:
+            os.kill(worker, signal.SIGKILL)  # the caller has gone: nobody would read the answer or stop it
+        _, status, usage = os.wait4(worker, 0)
+        try:
+            os.write(status_fd, struct.pack("!iq", os.waitstatus_to_exitcode(status), usage.ru_maxrss))
+        except OSError:
+            pass
+    finally:
+        os._exit(0)
+
+
 def child_main() -> None:
     """The child: limit itself, read the header line and the files from stdin, print a JSON line per file."""
     import gc
@@ -164,6 +430,9 @@ def child_main() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (header["memory"], header["memory"]))
     resource.setrlimit(resource.RLIMIT_CPU, (header["cpu"], header["cpu"]))
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # the parse writes no files
+    from parsers.xlsx_form import skip_merged_border_styles
+
+    skip_merged_border_styles()  # this process only reads forms
     offset = 0
     schema = None
     for fmt, size in zip(header["fmts"], header["sizes"], strict=True):

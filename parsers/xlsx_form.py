@@ -46,6 +46,32 @@ def xlsx_grids(data: bytes, max_rows: int = 2000, max_cols: int = 60) -> list[Gr
     return grids
 
 
+def skip_merged_border_styles() -> None:
+    """For a process that only reads forms (the sandbox's child), never writes a workbook: load merged
+    ranges without recomputing their border styles.
+
+    openpyxl's loader replaces every cell of a merged range but the first with an empty ``MergedCell``
+    (kept here), then re-applies the range's borders to each of them, which is half of the time it takes
+    to load one of our forms (the blank form merges many bordered rows) and changes no value read. Only
+    done on the openpyxl series whose loader is known to work this way; elsewhere nothing changes.
+    """
+    import openpyxl
+    from openpyxl.cell.cell import MergedCell
+    from openpyxl.worksheet.worksheet import Worksheet
+
+    if not openpyxl.__version__.startswith("3.1.") or getattr(Worksheet, "_intake_lean", False):
+        return
+
+    def _clean_merge_range(self, mcr) -> None:  # noqa: ANN001 - openpyxl's signature
+        cells = mcr.cells
+        next(cells)  # the first cell keeps its value
+        for row, col in cells:
+            self._cells[row, col] = MergedCell(self, row, col)
+
+    Worksheet._clean_merge_range = _clean_merge_range
+    Worksheet._intake_lean = True
+
+
 def parse_xlsx_form(data: bytes, schema: FormSchema, max_rows: int = 2000, max_cols: int = 60) -> FormData:
     """The form read from an .xlsx file's bytes."""
     return read_form(xlsx_grids(data, max_rows, max_cols), schema, max_rows)

@@ -14,38 +14,84 @@ SORTABLE = ("ref", "created_at", "updated_at", "closed_at", "status", "queue", "
 
 
 class ReportQueries(StoreBase):
-    def search_tickets(self, where: str, params: list[Any], *, sort: str, descending: bool, page: int,
-                       per_page: int | None) -> tuple[list[dict[str, Any]], int]:
-        """One page of tickets matching ``where`` (built from fixed column names) and the total count."""
+    def search_tickets(self, where: str, params: list[Any], *, sort: str, descending: bool,
+                       after_id: int | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Tickets matching ``where`` (built from fixed column names, "" or " where ...") in the order
+        ``sort`` (desc or asc), then id the same way, strictly after the ticket ``after_id`` (keyset: the
+        boundary row's own values, no OFFSET), at most ``limit`` of them (None: all).
+
+        SQLite puts NULLs first going up and last going down, so the order is two runs: the rows with a
+        value and those without (by id); each run is read by its own index search from the cursor on.
+        """
         if sort not in SORTABLE:
             raise ValueError(f"cannot sort by {sort!r}")
-        (total,) = self.db.execute(f"select count(*) from tickets{where}", params).fetchone()
-        sql = f"select * from tickets{where} order by {sort} {'desc' if descending else 'asc'}, id"
-        if per_page:
-            sql += f" limit {int(per_page)} offset {max(0, int(page) - 1) * int(per_page)}"
-        return list(self.db.query(sql, params)), total
+        way, cmp = ("desc", "<") if descending else ("asc", ">")
+        base = where[len(" where "):] if where else ""
+        cursor: tuple[Any, int] | None = None
+        if after_id is not None:
+            row = self.db.execute(f"select {sort}, id from tickets where id = ?", [int(after_id)]).fetchone()
+            cursor = (row[0], row[1]) if row else None
+        runs = ["null", "value"] if not descending else ["value", "null"]
+        if cursor is not None:  # start in the cursor's run
+            runs = runs[runs.index("null" if cursor[0] is None else "value"):]
+        out: list[dict[str, Any]] = []
+        for run in runs:
+            clauses, args = ([base], list(params)) if base else ([], [])
+            if run == "value":
+                clauses.append(f"{sort} is not null")
+                if cursor is not None and cursor[0] is not None:
+                    clauses.append(f"({sort}, id) {cmp} (?, ?)")
+                    args += [cursor[0], cursor[1]]
+            else:
+                clauses.append(f"{sort} is null")
+                if cursor is not None and cursor[0] is None:
+                    clauses.append(f"id {cmp} ?")
+                    args.append(cursor[1])
+            # (In the run without a value, ordering by the column too changes nothing but lets the
+            # column's index give the order: an index search instead of a walk of every id.)
+            order = f"{sort} {way}, id {way}"
+            sql = f"select * from tickets where {' and '.join(clauses)} order by {order}"
+            if limit is not None:
+                sql += f" limit {int(limit) - len(out)}"
+            out += self.db.query(sql, args)
+            if limit is not None and len(out) >= limit:
+                break
+            cursor = None  # the next run is read from its start
+        return out
 
     def created_days_since(self, first_day: str) -> Counter[str]:
         return Counter(r["day"] for r in self.db.query(
             "select substr(created_at, 1, 10) as day from tickets where created_at >= ?", [first_day]))
 
-    def rejection_reason_counts(self) -> Counter[str]:
-        reasons: Counter[str] = Counter()
-        for r in self.db.query("select reasons from messages where verdict = 'rejected'"):
-            reasons.update({x["code"] for x in json.loads(r["reasons"] or "[]")})
-        return reasons
+    def rejection_reason_counts(self, since: str) -> Counter[str]:
+        """Reason codes of the mail rejected since ``since`` (ISO), each counted once per mail."""
+        # Unpacked by SQLite (json_each), not row by row in Python: the period can hold thousands of mails.
+        return Counter({r["code"]: r["n"] for r in self.db.query(
+            "select json_extract(j.value, '$.code') as code, count(distinct m.id) as n "
+            "from messages m, json_each(m.reasons) j where m.verdict = 'rejected' and m.recorded_at >= ? "
+            "and code is not null group by code", [since])})
 
-    def done_spans(self) -> list[tuple[str, str]]:
+    def done_spans(self, since: str) -> list[tuple[str, str]]:
+        """(created, closed) of the tickets done since ``since``."""
         return [(r["created_at"], r["closed_at"]) for r in self.db.query(
-            "select created_at, closed_at from tickets where status = 'done' and closed_at is not null")]
+            "select created_at, closed_at from tickets where closed_at >= ? and status = 'done'", [since])]
 
-    def per_queue(self) -> list[tuple[str, int]]:
+    # (INDEXED BY: the planner would rather walk a covering (queue|status, ...) index in group order, i.e.
+    # every ticket ever; the period's rows via created_at are what keeps the overview flat in history.)
+
+    def per_queue(self, since: str) -> list[tuple[str, int]]:
+        """Tickets created since ``since`` per queue."""
         return [(r["queue"] or "", r["n"]) for r in self.db.query(
-            "select queue, count(*) as n from tickets group by queue order by n desc, queue")]
+            "select queue, count(*) as n from tickets indexed by idx_tickets_created_at where created_at >= ? "
+            "group by queue order by n desc, queue",
+            [since])]
 
-    def per_status(self) -> list[tuple[str, int]]:
+    def per_status(self, since: str) -> list[tuple[str, int]]:
+        """Tickets created since ``since`` per status (the status they have now)."""
         return [(r["status"], r["n"]) for r in self.db.query(
-            "select status, count(*) as n from tickets group by status order by status")]
+            "select status, count(*) as n from tickets indexed by idx_tickets_created_at where created_at >= ? "
+            "group by status order by status",
+            [since])]
 
     # -- retention ------------------------------------------------------------------------------------
 
@@ -55,19 +101,33 @@ class ReportQueries(StoreBase):
             "select id from tickets where closed_at is not null and closed_at < ? and purged_at is null",
             [cutoff_iso])]
 
-    def purge_ticket(self, ticket_id: int, now_iso: str) -> tuple[int, int]:
-        """Remove a ticket's personal contents; returns (attachments removed, mails cleared)."""
+    def purge_tickets(self, ids: list[int], now_iso: str) -> tuple[dict[int, int], int]:
+        """Remove the personal contents of the tickets ``ids`` with one statement per table (set-based, the
+        caller batches the ids); returns (attachments removed per ticket, mails cleared)."""
+        if not ids:
+            return {}, 0
         db = self.db
-        (n_att,) = db.execute("select count(*) from attachments where ticket_id = ?", [ticket_id]).fetchone()
-        db.execute("delete from attachments where ticket_id = ?", [ticket_id])
-        cleared = db.execute("update messages set raw = null where ticket_id = ? and raw is not null",
-                             [ticket_id]).rowcount
-        db.execute("update notes set text = null where ticket_id = ?", [ticket_id])
-        db.execute("update checklist_tasks set value = null where ticket_id = ?", [ticket_id])  # an RSID, an order no.
-        db.execute("update outbox set body = '' where ticket_id = ? and status != 'pending' "
-                   "and kind in ('handler_reply', 'completion')", [ticket_id])
-        db["tickets"].update(ticket_id, {"form": None, "purged_at": now_iso})
+        marks = ",".join("?" * len(ids))
+        n_att = {r["ticket_id"]: r["n"] for r in db.query(
+            f"select ticket_id, count(*) as n from attachments where ticket_id in ({marks}) group by ticket_id",
+            ids)}
+        db.execute(f"delete from attachments where ticket_id in ({marks})", ids)
+        cleared = db.execute(f"update messages set raw = null where ticket_id in ({marks}) and raw is not null",
+                             ids).rowcount
+        db.execute(f"update notes set text = null where ticket_id in ({marks})", ids)
+        # A checklist's recorded values (an RSID, an order number) go with the form.
+        db.execute(f"update checklist_tasks set value = null where ticket_id in ({marks})", ids)
+        db.execute(f"update outbox set body = '' where ticket_id in ({marks}) and status != 'pending' "
+                   "and kind in ('handler_reply', 'completion')", ids)
+        db.execute(f"update tickets set form = null, purged_at = ? where id in ({marks})", [now_iso, *ids])
         return n_att, cleared
+
+    def add_events(self, rows: list[dict[str, Any]]) -> None:
+        """Append many events to the audit trail in one statement (``data`` as in :meth:`add_event`)."""
+        self.db.conn.executemany(
+            "insert into events (at, ticket_id, message_id, actor, kind, data) values (?, ?, ?, ?, ?, ?)",
+            [(r["at"], r.get("ticket_id"), r.get("message_id"), r.get("actor", "bot"), r["kind"],
+              json.dumps(r.get("data") or {}, ensure_ascii=False)) for r in rows])
 
     def clear_unticketed_mail(self, cutoff_iso: str) -> int:
         """Forget the bytes of mail without a ticket (never held mail) recorded before ``cutoff_iso``."""

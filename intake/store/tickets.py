@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from intake.store.base import NotFoundError, StoreBase
@@ -34,7 +35,9 @@ class TicketQueries(StoreBase):
         routine: str | None = None,
         request_type: str | None = None,
         limit: int | None = None,
+        after_id: int = 0,
     ) -> list[dict[str, Any]]:
+        """Tickets in id order after ``after_id`` (keyset), at most ``limit`` of them (None: all)."""
         where, params = [], []
         for column, value in (
             ("queue", queue),
@@ -45,11 +48,22 @@ class TicketQueries(StoreBase):
             if value:
                 where.append(f"{column} = ?")
                 params.append(value)
-        sql = "select * from tickets" + (" where " + " and ".join(where) if where else "")
-        sql += " order by id"
+        where.append("id > ?")
+        params.append(int(after_id))
+        sql = "select * from tickets where " + " and ".join(where) + " order by id"
         if limit:
             sql += f" limit {int(limit)}"
         return list(self.db.query(sql, params))
+
+    def iter_tickets(self, *, page: int = 500, **filters: Any) -> Iterator[dict[str, Any]]:
+        """Every matching ticket in id order, read a keyset page at a time (constant memory)."""
+        after = 0
+        while True:
+            rows = self.tickets(limit=page, after_id=after, **filters)
+            yield from rows
+            if len(rows) < page:
+                return
+            after = rows[-1]["id"]
 
     def events(self, ticket_id: int) -> list[dict[str, Any]]:
         return list(self.db.query("select * from events where ticket_id = ? order by id", [ticket_id]))

@@ -34,7 +34,7 @@ from rules.reasons import catalogue
 log = logging.getLogger("intake.web")
 
 PER_PAGE = 50
-MAX_PAGE = 1_000_000  # far past any real list; a larger page number is a bad request, not a database error
+MAX_ROW_ID = 2**63 - 1  # SQLite's largest integer: a larger id in a query is a bad request
 PUBLIC_ENDPOINTS = {"login", "static"}
 TZ = ZoneInfo("Europe/Stockholm")
 
@@ -270,16 +270,17 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
         sort = request.args.get("sort", "created_at")
         sort = sort if sort in SORTABLE else "created_at"
         descending = request.args.get("order", "desc") != "asc"
-        page = max(1, request.args.get("page", 1, type=int) or 1)
-        if page > MAX_PAGE:
-            abort(400)
+        after = request.args.get("after", type=int)
+        before = request.args.get("before", type=int)
+        if any(v is not None and not 0 <= v <= MAX_ROW_ID for v in (after, before)):
+            abort(400)  # a ticket id SQLite cannot hold is a bad request, not a database error
         try:
-            rows, total = search(store(), f, sort=sort, descending=descending, page=page, per_page=PER_PAGE)
+            rows, nav = search(store(), f, sort=sort, descending=descending, after=after, before=before,
+                               per_page=PER_PAGE)
         except ValueError:
             abort(400)
-        pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
-        args = {k: v for k, v in request.args.items() if k not in ("page", "sort", "order") and v}
-        return render_template("tickets.html", rows=rows, total=total, page=page, pages=pages, sort=sort,
+        args = {k: v for k, v in request.args.items() if k not in ("page", "after", "before", "sort", "order") and v}
+        return render_template("tickets.html", rows=rows, nav=nav, sort=sort,
                                descending=descending, args=args, filters=f, routines=routines,
                                by_id=by_id, sortable=SORTABLE)
 

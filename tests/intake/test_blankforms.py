@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from intake.blankforms import write_blank_forms
+from intake import blankforms
+from intake.blankforms import blank_form_bytes, write_blank_forms
 from parsers.mail import Attachment
 from parsers.sandbox import parse_in_process
 from rules.forms import judge_form, load_form_schema
@@ -90,3 +91,32 @@ def test_round_trip_generated_filled_parsed_validated(tmp_path: Path, suffix: st
     assert {k: v for k, v in form.fields.items() if v is not None} == fields
     assert [{k: v for k, v in u.items() if v is not None} for u in form.users] == [
         {"row": i, **{k: v for k, v in u.items() if v is not None}} for i, u in enumerate(USERS, start=1)]
+
+
+def test_cached_blank_forms_follow_a_changed_form_toml(tmp_path: Path) -> None:
+    """Built once per schema version: the same schema is served from the cache, a changed form.toml (a new
+    label) gives new bytes carrying the new label."""
+    import io
+
+    import openpyxl
+
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    source = (ROOT / "rules" / "packs" / "mittvaccin" / "form.toml").read_text(encoding="utf-8")
+    (pack / "form.toml").write_text(source, encoding="utf-8")
+    blankforms.clear_blank_form_cache()
+    builds = blankforms.builds
+    first = blank_form_bytes(load_form_schema(pack / "form.toml"), ROUTINE)
+    again = blank_form_bytes(load_form_schema(pack / "form.toml"), ROUTINE)
+    assert again == first and blankforms.builds == builds + 1
+
+    assert "Personnummer eller HSA-id" in source
+    (pack / "form.toml").write_text(source.replace("Personnummer eller HSA-id", "Personnummer/HSA-id"),
+                                    encoding="utf-8")
+    changed = dict(blank_form_bytes(load_form_schema(pack / "form.toml"), ROUTINE))
+    assert blankforms.builds == builds + 2
+    assert changed != dict(first)
+    xlsx = next(data for name, data in changed.items() if name.endswith(".xlsx"))
+    cells = {str(c.value) for ws in openpyxl.load_workbook(io.BytesIO(xlsx)) for row in ws.iter_rows() for c in row}
+    assert any("Personnummer/HSA-id" in c for c in cells)
+    assert not any("Personnummer eller HSA-id" in c for c in cells)

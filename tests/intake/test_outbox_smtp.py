@@ -257,6 +257,23 @@ def test_form_rejection_carries_the_blank_form_as_xlsx_and_docx(bot):
     assert _attachments(by_to["bo@laholm.example.test"]) == {}
 
 
+def test_blank_forms_are_built_once_and_reused_for_every_rejection(bot):
+    """The blank .xlsx and .docx are generated for the first rejection that attaches them; later rejections in
+    the same process carry the very same bytes without building them again."""
+    from intake import blankforms
+
+    blankforms.clear_blank_form_cache()
+    builds = blankforms.builds
+    for i in range(3):
+        bot.drop(make_mail(subject="MittVaccin – Behörighet", sender=f"P {i} <p{i}@varberg.example.test>"))
+    bot.poll()
+    assert bot.send().sent == 3
+    sent = [_attachments(m) for m in bot.received()]
+    assert len(sent) == 3 and sorted(Path(n).suffix for n in sent[0]) == [".docx", ".xlsx"]
+    assert sent[0] == sent[1] == sent[2]
+    assert blankforms.builds == builds + 1
+
+
 def test_misconfigured_sending_waits_for_the_fix_without_giving_up_or_hammering(tmp_path, smtp_server):
     """STARTTLS configured against a server that offers none: an operator's mistake, not the replies'. No reply
     uses up its attempts, each run tries only one (a wrong password tried once per reply can lock the account),

@@ -114,3 +114,32 @@ def test_send_refuses_while_another_process_owns_the_database(tmp_path):
     assert result.exit_code == 1
     assert "already running on" in result.output
     assert CliRunner().invoke(main, ["-c", str(conf), "send"]).exit_code == 0
+
+
+def test_queue_list_pages_by_id_and_streams_everything_with_limit_zero(tmp_path):
+    """`intake queue list` shows a page (--limit, default 50) and says how to get the next one (--after the
+    last id); --limit 0 lists every ticket."""
+    from intake.config import load
+    from intake.store import open_store
+    from tests.intake.test_tickets import seed_ticket
+
+    conf = write_conf(tmp_path)
+    store = open_store(load(conf).db_path)
+    for i in range(1, 6):
+        seed_ticket(store, ref=f"MV-2026-{i:04d}")
+
+    def listed(*args: str) -> tuple[list[str], str]:
+        result = CliRunner().invoke(main, ["-c", str(conf), "queue", "list", "--json", *args])
+        assert result.exit_code == 0, result.output
+        return [t["ref"] for t in json.loads(result.stdout)], result.stderr
+
+    first, hint = listed("--limit", "2")
+    assert first == ["MV-2026-0001", "MV-2026-0002"]
+    after = hint.split("--after ")[1].split(")")[0]
+    second, _ = listed("--limit", "2", "--after", after)
+    assert second == ["MV-2026-0003", "MV-2026-0004"]
+    last, hint = listed("--limit", "2", "--after", after.replace(after, str(int(after) + 2)))
+    assert last == ["MV-2026-0005"] and hint == ""
+    assert listed()[0] == listed("--limit", "0")[0] == [f"MV-2026-{i:04d}" for i in range(1, 6)]
+    result = CliRunner().invoke(main, ["-c", str(conf), "queue", "list", "--limit", "0", "--status", "done"])
+    assert result.exit_code == 0 and "(no tickets)" in result.output

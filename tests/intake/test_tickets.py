@@ -247,6 +247,29 @@ def test_purge_removes_form_attachments_and_mail_but_keeps_metadata_and_history(
     assert purge(fresh_store, 90, now=T0 + timedelta(days=100)).tickets == 0
 
 
+def test_purge_in_batches_purges_every_ticket_once_with_its_own_event(fresh_store, monkeypatch):
+    """The purge works on batches of tickets (set-based statements): every closed ticket of every batch is
+    purged, each with its own 'purged' event counting its own attachments; open tickets stay."""
+    from intake import retention
+
+    monkeypatch.setattr(retention, "BATCH", 2)
+    refs = [f"MV-2026-{i:04d}" for i in range(1, 6)]
+    for ref in refs:
+        seed_ticket(fresh_store, ref=ref, status="done")
+    seed_ticket(fresh_store, ref="MV-2026-0099")  # open
+    closed = (T0 - timedelta(days=200)).isoformat()
+    fresh_store.db.execute("update tickets set closed_at = ? where status = 'done'", [closed])
+    result = purge(fresh_store, 90, now=T0)
+    assert (result.tickets, result.messages) == (5, 5)
+    for ref in refs:
+        t = fresh_store.ticket(ref)
+        assert t["form"] is None and t["purged_at"] == T0.isoformat()
+        purged = [e for e in fresh_store.events(t["id"]) if e["kind"] == "purged"]
+        assert len(purged) == 1 and json.loads(purged[0]["data"]) == {"attachments": 1, "days": 90}
+    assert fresh_store.ticket("MV-2026-0099")["purged_at"] is None
+    assert purge(fresh_store, 90, now=T0).tickets == 0
+
+
 # -- list, export, statistics ----------------------------------------------------------------------------
 
 
@@ -254,14 +277,45 @@ def test_search_filters_sorts_and_pages(fresh_store):
     for i in range(1, 8):
         seed_ticket(fresh_store, ref=f"MV-2026-{i:04d}", created_at=f"2026-11-{10 + i:02d}T08:00:00+00:00",
                     queue="support" if i % 2 else "behorighet", request_type="felsokning" if i % 2 else "behorighet")
-    rows, total = search(fresh_store, Filters(queue="support"), sort="ref", descending=False, page=1, per_page=3)
-    assert total == 4 and [r["ref"] for r in rows] == ["MV-2026-0001", "MV-2026-0003", "MV-2026-0005"]
-    rows, _ = search(fresh_store, Filters(queue="support"), sort="ref", descending=False, page=2, per_page=3)
-    assert [r["ref"] for r in rows] == ["MV-2026-0007"]
+    rows, nav = search(fresh_store, Filters(queue="support"), sort="ref", descending=False, per_page=3)
+    assert [r["ref"] for r in rows] == ["MV-2026-0001", "MV-2026-0003", "MV-2026-0005"]
+    assert nav.prev_before is None and nav.next_after == rows[-1]["id"]
+    rows, nav = search(fresh_store, Filters(queue="support"), sort="ref", descending=False, after=nav.next_after,
+                       per_page=3)
+    assert [r["ref"] for r in rows] == ["MV-2026-0007"] and nav.next_after is None
+    rows, nav = search(fresh_store, Filters(queue="support"), sort="ref", descending=False, before=nav.prev_before,
+                       per_page=3)
+    assert [r["ref"] for r in rows] == ["MV-2026-0001", "MV-2026-0003", "MV-2026-0005"]
     rows, total = search(fresh_store, Filters(date_from="2026-11-12", date_to="2026-11-13"), per_page=None)
     assert sorted(r["ref"] for r in rows) == ["MV-2026-0002", "MV-2026-0003"]
     with pytest.raises(TicketError):
         search(fresh_store, sort="form; drop table tickets")
+
+
+@pytest.mark.parametrize("descending", [True, False])
+@pytest.mark.parametrize("sort", ["created_at", "closed_at", "assignee", "user_count", "ref"])
+def test_keyset_pages_walk_the_whole_list_both_ways(fresh_store, sort, descending):
+    """Following 'next' from the first page visits every ticket once in the list's order (ties and empty
+    values included), and following 'previous' from the last page gives the same pages back."""
+    for i in range(1, 12):
+        t = seed_ticket(fresh_store, ref=f"MV-2026-{i:04d}", created_at=f"2026-11-{10 + i % 4:02d}T08:00:00+00:00")
+        fresh_store.db.execute("update tickets set assignee = ?, closed_at = ?, user_count = ? where id = ?",
+                               ["anna" if i % 3 == 0 else None, f"2026-11-2{i % 2}" if i % 4 else None, i % 3, t])
+    everything, _ = search(fresh_store, sort=sort, descending=descending, per_page=None)
+    pages, nav = [], None
+    while True:
+        rows, nav = search(fresh_store, sort=sort, descending=descending, per_page=4,
+                           after=nav.next_after if nav else None)
+        pages.append([r["ref"] for r in rows])
+        if nav.next_after is None:
+            break
+    assert [ref for page in pages for ref in page] == [r["ref"] for r in everything]
+    assert [len(p) for p in pages] == [4, 4, 3]
+    back = [pages[-1]]
+    while nav.prev_before is not None:
+        rows, nav = search(fresh_store, sort=sort, descending=descending, per_page=4, before=nav.prev_before)
+        back.append([r["ref"] for r in rows])
+    assert back[::-1] == pages
 
 
 def test_export_is_a_real_workbook_and_never_a_formula(fresh_store):
@@ -276,11 +330,17 @@ def test_export_is_a_real_workbook_and_never_a_formula(fresh_store):
 
 
 def test_stats_counts_days_queues_reasons_and_time_to_done(desk, clock, fresh_store):
+    """The overview covers its period (here 3 days): older tickets and rejections are not counted."""
     seed_ticket(fresh_store, ref="MV-2026-0002", queue="support", request_type="felsokning",
                 created_at="2026-11-23T08:00:00+00:00")
+    seed_ticket(fresh_store, ref="MV-2025-0001", queue="old", created_at="2025-06-01T08:00:00+00:00",
+                status="done")
     with fresh_store.transaction() as db:
-        for codes in (["attachment.missing"], ["attachment.missing", "form.no_users"]):
-            db["messages"].insert({"message_key": f"k{len(codes)}", "verdict": "rejected", "recorded_at": "x",
+        db.execute("update tickets set closed_at = '2025-06-02T08:00:00+00:00' where ref = 'MV-2025-0001'")
+        for at, codes in (("2026-11-23T09:00:00+00:00", ["attachment.missing"]),
+                          ("2026-11-24T09:00:00+00:00", ["attachment.missing", "form.no_users"]),
+                          ("2025-06-01T09:00:00+00:00", ["form.no_users"])):
+            db["messages"].insert({"message_key": f"k{at}", "verdict": "rejected", "recorded_at": at,
                                    "reasons": json.dumps([{"code": c, "detail": ""} for c in codes])})
     clock.now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
     desk.mark_done("MV-2026-0001", "anna")  # created 08:00, done 12:00: 4 hours
@@ -288,7 +348,8 @@ def test_stats_counts_days_queues_reasons_and_time_to_done(desk, clock, fresh_st
     assert s["per_day"] == [("2026-11-22", 0), ("2026-11-23", 1), ("2026-11-24", 1)]
     assert dict(s["per_queue"]) == {"behorighet": 1, "support": 1}
     assert s["rejection_reasons"] == [("attachment.missing", 2), ("form.no_users", 1)]
-    assert s["median_hours_to_done"] == pytest.approx(4.0)
+    assert s["median_hours_to_done"] == pytest.approx(4.0) and s["done"] == 1
+    assert dict(s["per_status"]) == {"done": 1, "new": 1}
 
 
 # -- held mail, through the real poller -------------------------------------------------------------------

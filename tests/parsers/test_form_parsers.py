@@ -209,8 +209,29 @@ def test_the_time_limit_is_for_the_whole_mail() -> None:
     from parsers.sandbox import parse_bounded_many
 
     good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
-    results = parse_bounded_many([("xlsx", good)] * 3, SCHEMA, timeout_s=0.05)
+    results = parse_bounded_many([("xlsx", good)] * 3, SCHEMA, timeout_s=0.01)
     assert [getattr(r, "kind", None) for r in results] == ["timeout"] * 3
+
+
+def test_children_come_from_the_warm_worker_which_is_restarted_if_it_dies() -> None:
+    """Forms are parsed by children forked from the warm worker (not by the cold fallback), with the same
+    answers; a worker that died is started again for the next mail."""
+    import os
+    import signal
+
+    from parsers import sandbox
+
+    good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
+    expected = parse_in_process("xlsx", good, SCHEMA)
+    sandbox.last_child_peak_kb = 0
+    assert sandbox.parse_bounded("xlsx", good, SCHEMA) == expected
+    worker = sandbox._the_zygote
+    assert worker is not None and worker.alive() and sandbox.last_child_peak_kb > 0  # a warm child ran
+
+    os.kill(worker.proc.pid, signal.SIGKILL)
+    worker.proc.wait()
+    assert sandbox.parse_bounded("xlsx", good, SCHEMA) == expected
+    assert sandbox._the_zygote is not worker and sandbox._the_zygote.alive()
 
 
 def test_a_hostile_file_beside_the_form_is_unreadable_and_the_reason_names_only_it() -> None:
