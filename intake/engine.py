@@ -346,3 +346,6 @@ def _cancel_timer(ctx: EffectContext, params: Mapping[str, Any]) -> int:
 def timers_job(store: Store, routines: list[Routine], settings: Any) -> Callable[[], int]:
     """The scheduler's job: run due timers on ``store`` (``intake run`` runs it every minute)."""
     return Engine(store, routines, settings).run_due_timers
+
+
+from intake import approvals as _approvals  # noqa: E402,F401 - registers the approval effects and join handler

@@ -150,3 +150,8 @@ def _fold(text: str) -> str:
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[^\W_]+", _fold(text))
+
+
+def owns_ref(routine: object, ref: str) -> bool:
+    """Whether ``ref`` (as :func:`match_subject` found it) is a reference of ``routine``'s tickets."""
+    return ref.startswith(f"{getattr(routine, 'ref_prefix', '')}-")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from intake.store.approvals import ApprovalQueries
 from intake.store.base import NotFoundError, StoreBase, utcnow
 from intake.store.messages import MessageQueries
 from intake.store.migrations import MIGRATIONS
@@ -38,7 +39,7 @@ class Recorded:
 
 
 class Store(MessageQueries, TicketQueries, OutboxQueries, RecordingQueries, ReportQueries, TimerQueries,
-            RegisterQueries, StoreBase):
+            RegisterQueries, ApprovalQueries, StoreBase):
     """The queue database. Open with :func:`open_store`."""
 
 

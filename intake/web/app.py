@@ -27,13 +27,15 @@ from intake.desk import Refused, TicketDesk, TicketError
 from intake.reports import SORTABLE, Filters, export_xlsx, search, stats
 from intake.store import NotFoundError, Store, open_store
 from intake.web import accounts
+from intake.web.approvals import PUBLIC as APPROVAL_PAGES
+from intake.web.approvals import approvals_blueprint
 from intake.web.labels import label, labels
 from rules.reasons import catalogue
 
 log = logging.getLogger("intake.web")
 
 PER_PAGE = 50
-PUBLIC_ENDPOINTS = {"login", "static"}
+PUBLIC_ENDPOINTS = {"login", "static", *APPROVAL_PAGES}
 TZ = ZoneInfo("Europe/Stockholm")
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -325,6 +327,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
     from intake.web.register import register_blueprint  # the access register's pages under /register
 
     app.register_blueprint(register_blueprint(config, routines))
+    app.register_blueprint(approvals_blueprint(config, routines, settings))  # the attestant's one-time link
 
     # -- accounts (admin) ------------------------------------------------------------------------
 

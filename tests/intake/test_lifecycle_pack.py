@@ -55,6 +55,7 @@ class Bot:
         base = {
             "routines": {"enabled": ["mittvaccin", "lifecycletest"], "extra_dirs": [str(PACKS)]},
             "replies": {"from_address": FROM, "max_age_days": 0},
+            "mailbox": {"default_routine": "mittvaccin"},
         }
         for name, values in sections.items():
             base.setdefault(name, {}).update(values)
@@ -169,7 +170,7 @@ def test_the_gate_holds_on_every_path_and_an_admin_may_close_anyway(bot, tmp_pat
     # The CLI goes through the same engine: the same refusal, as a one-line error.
     conf = tmp_path / "intake.toml"
     conf.write_text("\n".join([
-        "[store]", f'path = "{bot.config.db_path}"', "",
+        "[store]", f'path = "{bot.config.db_path}"', "", "[mailbox]", 'default_routine = "mittvaccin"', "",
         "[routines]", 'enabled = ["mittvaccin", "lifecycletest"]', f'extra_dirs = ["{PACKS}"]', "",
         "[replies]", f'from_address = "{FROM}"', "",
     ]) + "\n")
@@ -309,7 +310,7 @@ def test_a_killed_timer_run_fires_each_timer_exactly_once(tmp_path, fault):
         bot.handler().set_status(ref, "anna", "waiting_for_third_party")
     conf = tmp_path / "intake.toml"
     conf.write_text("\n".join([
-        "[store]", 'path = "intake.db"', "",
+        "[store]", 'path = "intake.db"', "", "[mailbox]", 'default_routine = "mittvaccin"', "",
         "[routines]", 'enabled = ["mittvaccin", "lifecycletest"]', f'extra_dirs = ["{PACKS}"]', "",
         "[replies]", f'from_address = "{FROM}"', "",
     ]) + "\n")
@@ -368,7 +369,8 @@ def test_intake_run_fires_due_timers_on_its_schedule(tmp_path):
     bot.store.db.conn.close()
     conf = tmp_path / "intake.toml"
     conf.write_text("\n".join([
-        "[store]", 'path = "intake.db"', "", "[mailbox]", 'kind = "local"', 'path = "mailbox"', "",
+        "[store]", 'path = "intake.db"', "", "[mailbox]", 'kind = "local"', 'path = "mailbox"',
+        'default_routine = "mittvaccin"', "",
         "[outbox]", 'dir = "outbox"', "interval_seconds = 1", "",  # a timer's mail goes with the next send
         "[routines]", 'enabled = ["mittvaccin", "lifecycletest"]', f'extra_dirs = ["{PACKS}"]', "",
         "[replies]", f'from_address = "{FROM}"', "",
