@@ -158,7 +158,8 @@ class Engine:
         store = self.store
         routine = self.by_id[decision.routine]
         now_iso = _iso(now)
-        ref = store.next_ref(routine.ref_prefix, now.year)
+        ref = (store.next_numbered_ref(routine.ref_prefix, routine.ref_start) if routine.ref_format
+               else store.next_ref(routine.ref_prefix, now.year))
         form = decision.form
         state = routine.lifecycle.initial
         ticket_id = store.insert_ticket({

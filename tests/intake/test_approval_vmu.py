@@ -31,6 +31,7 @@ def bot(tmp_path):
 
 def test_order_waits_for_attest_then_is_approved_by_reply_released_on_the_start_date_and_done(bot):
     ref = bot.order_vmu()
+    assert ref == "VMU3000001"  # the pack's own reference format
     t = bot.store.ticket(ref)
     assert t["status"] == "awaiting_approval" and t["approver"] == ATTESTANT
     # The orderer's receipt says it waits for attest; the attestant gets the request with the form attached.
@@ -79,7 +80,11 @@ def test_order_waits_for_attest_then_is_approved_by_reply_released_on_the_start_
 
 
 def test_approved_with_the_start_date_reached_goes_to_the_queue_at_once(bot):
+    bot.order_vmu()
     ref = bot.order_vmu(fields={"startdatum": MONDAY.date()})
+    assert ref == "VMU3000002"
+    bot.store.db.execute("delete from outbox where kind = 'attest_request' and ticket_id != ?",
+                         [bot.store.ticket(ref)["id"]])
     [ask] = bot.outbox("attest_request")
     bot.answer(ask, "godkänt.")
     assert bot.status(ref) == "new"
