@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from intake import faults
 from intake.engine import EffectContext, Engine, TicketError, executor
 from intake.mailer import AUTO_REPLY_KINDS, Thread, context, form_of
 from intake.recorder import JOIN_HANDLERS
@@ -218,6 +219,7 @@ def decide(engine: Engine, ticket: Mapping[str, Any], approval: Mapping[str, Any
                            decided_at=now_iso, held_decision=None, held_reason=None)
         store.add_event("approval_decided", actor=actor, ticket_id=ticket["id"], at=now_iso,
                         data={"approval": approval["id"], "decision": decision, "channel": channel})
+        faults.point("approval-decided")  # the decision is written, the orderer's mail not yet queued
         engine.fire(ticket["ref"], decision, actor=actor, role="approver",
                     payload={"note": _reason_for_orderer(reason, now)}, now=now)
     return True

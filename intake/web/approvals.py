@@ -9,15 +9,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, g, render_template, request
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from intake import approvals
-from intake.engine import Engine
+from intake.engine import Engine, TicketError
 from intake.mailer import form_of
 from intake.store import Store, open_store
 
 #: Endpoints reachable without signing in (CSRF still applies to the POST).
 PUBLIC = {"approvals.page"}
+#: Swedish words for the approval table on the ticket page (``_approval.html``).
+LABELS = {
+    "status": {"pending": "Väntar på svar", "approved": "Godkänd", "rejected": "Avslagen", "replaced": "Ersatt",
+               "expired": "Ej besvarad i tid", "cancelled": "Makulerad"},
+    "decision": {"approve": "Godkänn", "reject": "Avslå"},
+    "channel": {"reply": "Svar via e-post", "link": "Länk", "handler": "Handläggare"},
+}
+
+
+def approval_label(section: str, key: str | None) -> str:
+    return "" if key is None else LABELS.get(section, {}).get(key, key)
 
 
 def _summary(routine: Any, ticket: dict[str, Any]) -> list[tuple[str, str]]:
@@ -76,5 +87,28 @@ def approvals_blueprint(config: Any, routines: list[Any], settings: Any) -> Blue
             missing_reason=outcome == "no_reason",
             summary=_summary(routine, ticket) if routine else [], orderer=ticket.get("requester"),
         ), (422 if outcome == "no_reason" else 200)
+
+    @bp.app_context_processor
+    def approval_helpers() -> dict[str, Any]:
+        return {"approvals_of": lambda ticket_id: store().approvals(ticket_id), "approval_label": approval_label}
+
+    @bp.post("/tickets/<ref>/attestant")
+    def change(ref: str):
+        try:
+            approvals.change_attestant(Engine(store(), routines, settings), ref, request.form.get("address", ""),
+                                       actor=g.user.name, role=g.user.role)
+            flash("ok.attestant", "ok")
+        except TicketError:
+            flash("error.attestant", "error")
+        return redirect(url_for("ticket", ref=ref))
+
+    @bp.post("/tickets/<ref>/confirm-attest")
+    def confirm(ref: str):
+        try:
+            approvals.confirm_held(Engine(store(), routines, settings), ref, g.user.name)
+            flash("ok.confirm_attest", "ok")
+        except TicketError:
+            flash("error.confirm_attest", "error")
+        return redirect(url_for("ticket", ref=ref))
 
     return bp

@@ -82,7 +82,7 @@ class ApprovalBot(Desk):
 
     def __init__(self, root: Path, now: datetime = MONDAY, **sections):
         base = {
-            "routines": {"enabled": ["mittvaccin", "vmu"]},
+            "routines": {"enabled": ["mittvaccin", "vmu", "ministop"]},
             "mailbox": {"default_routine": "mittvaccin"},
             "replies": {"from_address": FROM, "max_age_days": 0},
             "approvals": {"link_base_url": "https://intake.example.test"},
@@ -156,3 +156,22 @@ def assert_no_person(text: str) -> None:
     for value in PERSON.values():
         assert value not in text, value
     assert "19121212" not in text
+
+
+MINISTOP_FIELDS = {"forvaltning": "Närhälsan", "enhet_1": "BVC Testby", "enhet_2": "BVC Exempelstad",
+                   "titel": "Superuser", "omrade": "Södra", "verksamhet": "Barnhälsovård", "startdatum": START,
+                   "akut": "Ja", "attestant_namn": "Ada Attest", "attestant_epost": ATTESTANT,
+                   "bestallare_namn": "Olle Ordrar", "bestallare_epost": ORDERER}
+MINISTOP_PERSON = {**PERSON, "epost": "petra.testsson@vard.example.test"}
+
+
+def order_ministop(bot: ApprovalBot, *, kind: str = "new", subject: str = "MINISTOP – Nyupplägg",
+                   fields: dict | None = None) -> str:
+    form = filled_form("ministop", kind, {**MINISTOP_FIELDS, **(fields or {})}, MINISTOP_PERSON)
+    before = {t["ref"] for t in bot.store.tickets()}
+    bot.drop(make_mail(subject=subject, sender=ORDERER, to=FROM, body="Hej!\nEn beställning.\n",
+                       attachments=[("bestallning.xlsx", form, XLSX)]))
+    bot.poll()
+    new = [t["ref"] for t in bot.store.tickets() if t["ref"] not in before]
+    assert len(new) == 1, [m["reasons"] for m in bot.messages()]
+    return new[0]

@@ -274,3 +274,56 @@ def test_a_change_by_a_stranger_is_not_taken(bot):
     [ack] = bot.outbox("ack")
     bot.answer(ack, f"Byt attestant: {OTHER}", sender="mallory@vard.example.test")
     assert bot.store.ticket(ref)["approver"] == ATTESTANT
+
+
+def _rejected_codes(bot) -> list[str]:
+    import json
+
+    return [r["code"] for r in json.loads(bot.messages()[-1]["reasons"])]
+
+
+def test_vmu_form_rules(bot):
+    from tests.intake.approvaldesk import PERSON, VMU_FIELDS, filled_form
+    from tests.mailmaker import XLSX, make_mail
+
+    def send(fields: dict, ticks: tuple[str, ...]) -> list[str]:
+        form = filled_form("vmu", "new", {**VMU_FIELDS, **fields}, PERSON, ticks)
+        bot.drop(make_mail(subject="Vårdmedarbetaruppdrag – Nyupplägg", sender=ORDERER, to="x@region.example.test",
+                           attachments=[("b.xlsx", form, XLSX)]))
+        bot.poll()
+        assert bot.messages()[-1]["verdict"] == "rejected"
+        return _rejected_codes(bot)
+
+    # Spärr & Logg only for a private care provider.
+    assert send({}, ("Administration Spärr & Logg",)) == ["form.rule"]
+    # At least one uppdrag.
+    assert send({}, ()) != []
+    # A start date in the past.
+    assert send({"startdatum": MONDAY.date() - timedelta(days=1)}, ("VoB SJF",)) == ["form.invalid_field"]
+    # A private provider may order it.
+    ref = bot.order_vmu(fields={"vardgivartyp": "Privat"}, ticks=("Administration Spärr & Logg",))
+    assert bot.status(ref) == "awaiting_approval"
+
+
+def test_the_queue_can_be_filtered_by_waiting_for_attest(bot):
+    from intake.web.accounts import add_user
+    from intake.web.app import create_app
+
+    ref = bot.order_vmu()
+    add_user(bot.store, "anna", "ett-langt-losenord-1", "handler", actor="test")
+    app = create_app(bot.config, routines=bot.routines, settings=bot.settings)
+    client = app.test_client()
+    login = client.get("/login").get_data(as_text=True)
+    csrf = login.split('name="csrf_token" value="')[1].split('"')[0]
+    client.post("/login", data={"username": "anna", "password": "ett-langt-losenord-1", "csrf_token": csrf})
+    page = client.get("/tickets?status=awaiting_approval").get_data(as_text=True)
+    assert ref in page and "Väntar på attest" in page
+    assert ref not in client.get("/tickets?status=new").get_data(as_text=True)
+    # The ticket page shows the approval: who, when, status; and a handler may change the attestant there.
+    ticket = client.get(f"/tickets/{ref}").get_data(as_text=True)
+    assert ATTESTANT in ticket and "Väntar på svar" in ticket and "Byt attestant" in ticket
+    csrf = ticket.split('name="csrf_token" value="')[1].split('"')[0]  # the session's token, after signing in
+    client.post(f"/tickets/{ref}/attestant", data={"address": OTHER, "csrf_token": csrf})
+    assert bot.store.ticket(ref)["approver"] == OTHER
+    ticket = client.get(f"/tickets/{ref}").get_data(as_text=True)
+    assert "Ersatt" in ticket and OTHER in ticket
