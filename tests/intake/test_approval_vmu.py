@@ -327,3 +327,22 @@ def test_the_queue_can_be_filtered_by_waiting_for_attest(bot):
     assert bot.store.ticket(ref)["approver"] == OTHER
     ticket = client.get(f"/tickets/{ref}").get_data(as_text=True)
     assert "Ersatt" in ticket and OTHER in ticket
+
+
+def test_a_done_vmu_order_feeds_the_register_with_each_uppdrag_and_the_attestant(tmp_path):
+    from intake.register import apply_done_ticket, keys_for
+
+    bot = ApprovalBot(tmp_path, register={"key_file": "keys/register.key"})
+    ref = bot.order_vmu(fields={"startdatum": MONDAY.date()}, ticks=("VoB SJF", "Statistik VE"))
+    [ask] = bot.outbox("attest_request")
+    bot.answer(ask, "Godkänn")
+    desk = bot.handler()
+    desk.take(ref, "anna")
+    desk.set_status(ref, "anna", "done")
+    keys = keys_for(bot.config, bot.store)
+    with bot.store.transaction():
+        made = apply_done_ticket(bot.store, ref, {r.id: r for r in bot.routines}, MONDAY, "anna", keys=keys)
+    assert len(made) == 2
+    rows = list(bot.store.db.query("select * from register_entries"))
+    assert sorted(r["role"] for r in rows) == ["Statistik VE", "VoB SJF"]
+    assert {r["attestant_email"] for r in rows} == {ATTESTANT}
