@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from intake.store.base import StoreBase
+
+_TAG = re.compile(r"\[ATTEST-[0-9a-f]{16,64}\]", re.IGNORECASE)
+_LINK = re.compile(r"/attest/[0-9a-f]{16,64}", re.IGNORECASE)
 
 
 class ApprovalQueries(StoreBase):
@@ -55,10 +59,27 @@ class ApprovalQueries(StoreBase):
         self.db["approvals"].update(approval_id, values)
 
     def end_approval(self, approval_id: int, status: str, now_iso: str, **values: Any) -> None:
-        """Close an approval (decided, replaced, expired): every token of it stops working."""
+        """Close an approval (decided, replaced, expired): every token of it stops working, and the tokens are
+        blanked out of the mails already sent about it (the outbox keeps no usable secret)."""
         self.db["approvals"].update(approval_id, {"status": status, **values})
         self.db.execute("update approval_tokens set revoked_at = ? where approval_id = ? and used_at is null "
                         "and revoked_at is null", [now_iso, approval_id])
+        approval = self.approval(approval_id)
+        if approval is not None:
+            self.redact_approval_tokens(approval["ticket_id"])
+
+    def redact_approval_tokens(self, ticket_id: int) -> int:
+        """Blank ``[ATTEST-<token>]`` and ``/attest/<token>`` in the ticket's sent mail; returns how many rows."""
+        changed = 0
+        rows = self.db.query("select id, subject, body from outbox where ticket_id = ? and status != 'pending' "
+                             "and (subject like '%ATTEST-%' or body like '%/attest/%')", [ticket_id])
+        for row in list(rows):
+            subject = _TAG.sub("[ATTEST-…]", row["subject"] or "")
+            body = _LINK.sub("/attest/…", _TAG.sub("[ATTEST-…]", row["body"] or ""))
+            if (subject, body) != (row["subject"], row["body"]):
+                self.db["outbox"].update(row["id"], {"subject": subject, "body": body})
+                changed += 1
+        return changed
 
     def approval_for_messages(self, message_ids: list[str]) -> dict[str, Any] | None:
         """The ticket one of our mails (by Message-ID) belongs to, when that ticket has had an approval."""

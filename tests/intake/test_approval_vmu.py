@@ -55,6 +55,7 @@ def test_order_waits_for_attest_then_is_approved_by_reply_released_on_the_start_
     sent = {m["To"]: m for m in bot.sent_mail()}
     attachments = [p.get_filename() for p in sent[ATTESTANT].iter_attachments()]
     assert attachments == ["blankett.xlsx"]
+    assert token in str(sent[ATTESTANT]["Subject"])
 
     bot.clock.now = MONDAY + timedelta(hours=2)
     bot.answer(ask, "Godkänn")
@@ -64,6 +65,8 @@ def test_order_waits_for_attest_then_is_approved_by_reply_released_on_the_start_
     [row] = bot.store.approvals(bot.store.ticket(ref)["id"])
     assert (row["status"], row["decision"], row["channel"]) == ("approved", "approve", "reply")
     assert not bot.outbox("attest_unclear")
+    # Once decided, no usable token is left in the store: the sent request no longer holds it.
+    assert token not in str(list(bot.store.db.query("select * from outbox")))
 
     # Released to the handlers' queue at 00:00 Swedish time on the start date (23:00 UTC the day before), not before.
     bot.clock.now = datetime(2026, 11, 30, 22, 59, tzinfo=UTC)
