@@ -175,6 +175,9 @@ def test_an_out_of_office_is_never_answered_but_linked_to_the_ticket(bot):
     bot.run_timers()
     [reminder] = bot.outbox("attest_reminder")
     assert "frånvaro" in reminder["body"]
+    [pending] = bot.outbox("attest_pending")  # the orderer sees it too, and how to ask someone else
+    assert pending["to_addr"] == ORDERER
+    assert "frånvaromeddelande" in pending["body"] and "Byt attestant" in pending["body"]
 
 
 def test_approval_by_link_get_decides_nothing_post_decides_once(bot):
@@ -349,3 +352,24 @@ def test_a_done_vmu_order_feeds_the_register_with_each_uppdrag_and_the_attestant
     rows = list(bot.store.db.query("select * from register_entries"))
     assert sorted(r["role"] for r in rows) == ["Statistik VE", "VoB SJF"]
     assert {r["attestant_email"] for r in rows} == {ATTESTANT}
+
+
+def test_rejection_by_link_needs_a_reason(bot):
+    from intake.web.app import create_app
+
+    ref = bot.order_vmu()
+    token = token_of(bot.outbox("attest_request")[0])
+    client = create_app(bot.config, routines=bot.routines, settings=bot.settings).test_client()
+    csrf = client.get(f"/attest/{token}").get_data(as_text=True).split('name="csrf_token" value="')[1].split('"')[0]
+    # A POST without the page's CSRF token decides nothing.
+    assert client.post(f"/attest/{token}", data={"decision": "approve"}).status_code == 400
+    missing = client.post(f"/attest/{token}", data={"csrf_token": csrf, "decision": "reject", "reason": " "})
+    assert missing.status_code == 422 and "behöver ett skäl" in missing.get_data(as_text=True)
+    assert bot.status(ref) == "awaiting_approval"
+    done = client.post(f"/attest/{token}", data={"csrf_token": csrf, "decision": "reject", "reason": "Fel enhet"})
+    assert done.status_code == 200 and "avslagen" in done.get_data(as_text=True)
+    assert bot.status(ref) == "rejected_by_approver"
+    [told] = bot.outbox("attest_rejected")
+    assert told["to_addr"] == ORDERER and "Fel enhet" in told["body"]
+    row = bot.store.approvals(bot.store.ticket(ref)["id"])[0]
+    assert (row["decision"], row["reason"], row["channel"]) == ("reject", "Fel enhet", "link")
