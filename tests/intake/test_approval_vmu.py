@@ -373,3 +373,27 @@ def test_rejection_by_link_needs_a_reason(bot):
     assert told["to_addr"] == ORDERER and "Fel enhet" in told["body"]
     row = bot.store.approvals(bot.store.ticket(ref)["id"])[0]
     assert (row["decision"], row["reason"], row["channel"]) == ("reject", "Fel enhet", "link")
+
+
+def test_a_held_answer_is_shown_on_the_ticket_page_and_confirmed_there(tmp_path):
+    from intake.web.accounts import add_user
+    from intake.web.app import create_app
+
+    bot = ApprovalBot(tmp_path, approvals={"require_authenticated": True, "authserv_id": "mx.region.example.test"})
+    ref = bot.order_vmu()
+    [ask] = bot.outbox("attest_request")
+    bot.answer(ask, "Avslå: fel enhet")  # no Authentication-Results at all: held
+    assert bot.status(ref) == "awaiting_approval"
+    add_user(bot.store, "anna", "ett-langt-losenord-1", "handler", actor="test")
+    client = create_app(bot.config, routines=bot.routines, settings=bot.settings).test_client()
+    login = client.get("/login").get_data(as_text=True)
+    client.post("/login", data={"username": "anna", "password": "ett-langt-losenord-1",
+                                "csrf_token": login.split('name="csrf_token" value="')[1].split('"')[0]})
+    page = client.get(f"/tickets/{ref}").get_data(as_text=True)
+    assert "väntar på bekräftelse" in page and "fel enhet" in page and "Bekräfta svaret" in page
+    csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+    client.post(f"/tickets/{ref}/confirm-attest", data={"csrf_token": csrf})
+    assert bot.status(ref) == "rejected_by_approver"
+    row = bot.store.approvals(bot.store.ticket(ref)["id"])[0]
+    assert (row["decision"], row["decided_by"], row["reason"]) == ("reject", "anna", "fel enhet")
+    assert [r["to_addr"] for r in bot.outbox("attest_rejected")] == [ORDERER]
