@@ -366,6 +366,10 @@ from intake.cli_staff import register  # noqa: E402
 
 register(main)
 
+from intake.cli_approvals import register as register_approvals  # noqa: E402
+
+register_approvals(main)
+
 from intake.cli_register import register as register_group  # noqa: E402
 
 main.add_command(register_group)

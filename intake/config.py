@@ -175,6 +175,13 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "key_file": (str, "var/register.key"),  # relative to the config file; keep it out of database backups
         "retention_days": (int, 365),  # ended entries are deleted this long after they ended
     },
+    "approvals": {  # approval by an attestant (README: "Approval by an attestant")
+        # A mail answer also needs a passing DMARC (or aligned DKIM) result from authserv_id; else it is held.
+        "require_authenticated": (bool, False),
+        "authserv_id": (str, ""),  # the authserv-id of the Authentication-Results header our own MTA adds
+        "link_base_url": (str, ""),  # e.g. "https://intake.region.example"; empty: the mail offers no link
+        "token_days": (int, 30),  # how long an approval token works (the pack's expiry timer usually ends it first)
+    },
 }
 
 _CHOICES = {

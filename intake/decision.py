@@ -83,6 +83,9 @@ class Decision:
     reply_routine: str | None = None  # the routine in whose name the mail is answered (default when none fits)
     offered: tuple[Any, ...] = ()  # routines whose subjects a rejection lists (all served, when none fitted)
     trail: tuple[tuple[str, str], ...] = ()  # (check, "miss" or the action its hit took), in chain order
+    # What a ``join`` hit carried beyond the ticket (an approval answer: {"handler": "approval", "kind": ...});
+    # the recorder hands it to the join handler registered under that name instead of firing ``followup``.
+    join_data: Any = field(default=None, compare=False)
 
     @property
     def metadata_only(self) -> bool:

@@ -158,7 +158,8 @@ class Engine:
         store = self.store
         routine = self.by_id[decision.routine]
         now_iso = _iso(now)
-        ref = store.next_ref(routine.ref_prefix, now.year)
+        ref = (store.next_numbered_ref(routine.ref_prefix, routine.ref_start) if routine.ref_format
+               else store.next_ref(routine.ref_prefix, now.year))
         form = decision.form
         state = routine.lifecycle.initial
         ticket_id = store.insert_ticket({
@@ -368,4 +369,5 @@ def _register(ctx: EffectContext, params: Mapping[str, Any]) -> list[int]:
 def timers_job(store: Store, routines: list[Routine], settings: Any) -> Callable[[], int]:
     """The scheduler's job: run due timers on ``store`` (``intake run`` runs it every minute)."""
     return Engine(store, routines, settings).run_due_timers
+from intake import approvals as _approvals  # noqa: E402,F401 - registers the approval effects and join handler
 from intake import checklists as _checklists  # noqa: E402,F401  (registers start_checklist, its gate fact, mail values)

@@ -90,7 +90,7 @@ def context(routine: Routine, rtype: RequestType | None, *, ref: str | None, **e
         "routine": routine,
         "request_type": rtype,
         # Before the ticket exists (``intake check``) the reference is shown as its pattern.
-        "ref": ref or f"{routine.ref_prefix}-ÅÅÅÅ-NNNN",
+        "ref": ref or routine.ref_pattern(),
         "user_count": 0,
         "reasons": (),
         "attach_form": False,

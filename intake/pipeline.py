@@ -24,7 +24,7 @@ from rules.loops import auto_reply_block
 from rules.packs import RequestType, Routine
 from rules.personal_data import PersonalDataConfig
 from rules.reasons import Reason, reason
-from rules.subject import match_subject
+from rules.subject import match_subject, owns_ref
 
 __all__ = ["FollowupLookup", "Settings", "decide", "default_routine"]
 
@@ -45,6 +45,8 @@ class Settings:
     register_key_file: str = ""  # the access register's key file; "" when the register is off
     from_name: str = ""  # the sender identity of replies (per mailbox); stored on each queued reply
     mailbox: str = ""  # the configured mailbox the mail came in through
+    # The [approvals] section (read by intake.approvals).
+    approvals: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:
@@ -60,6 +62,7 @@ class Settings:
             max_message_bytes=config["mailbox"]["max_message_bytes"],
             default_routine=config["mailbox"]["default_routine"],
             register_key_file=str(config.path("register", "key_file")) if config["register"]["enabled"] else "",
+            approvals=dict(config["approvals"]),
         )
 
 
@@ -146,6 +149,9 @@ def _judge(
         form_judge=(lambda: _judge_form(mail, routine, rtype, now)) if routine and rtype else None,
     )
     served = facts.served_routine
+    if routine is None and match is not None and match.ticket_ref:
+        # A reply naming one of our tickets (an attestant's answer) is judged by that ticket's routine's chain.
+        served = next((r for r in routines if owns_ref(r, match.ticket_ref)), served)
     result = run_chain(served.chain, facts, served.reason_overrides)
     base = Decision(
         verdict=result.verdict,
@@ -171,7 +177,7 @@ def _judge(
     if result.joined is not None:
         target = result.joined  # a follow-up to one of our tickets joins it instead of opening a new one
         return replace(base, routine=target["routine"], request_type=target.get("request_type"),
-                       queue=target.get("queue"), ticket_ref=target["ref"])
+                       queue=target.get("queue"), ticket_ref=target["ref"], join_data=target.get("join_data"))
 
     judged = facts.form_judged
     rejected = base.verdict == "rejected"

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from intake import faults
+from intake.approvals import ApprovalLookup
 from intake.decision import Decision
 from intake.identity import Identity, identify
 from intake.logs import where
@@ -288,7 +289,8 @@ class Poller:
         raw = fetched.raw if fetched.raw is not None else fetched.header
         return decide(
             raw, self.routines, settings=self.settings, now=self.clock(), received=fetched.received,
-            lookup=self.lookup, size=fetched.size, lookups=lookups_for(self.store),
+            lookup=self.lookup, size=fetched.size,
+            lookups={**lookups_for(self.store), "approval": ApprovalLookup(self.store, self.clock)},
         )
 
     def lookup(self, ref: str | None, message_ids: list[str]) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ receipt look the same whichever way they came about.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 from intake.decision import Decision, content_hash
@@ -16,6 +17,10 @@ from intake.pipeline import Settings
 from intake.sources.base import FetchedMail
 from intake.store import Recorded, Store
 from rules.packs import Routine
+
+#: Join handlers by name: ``handler(recorder, decision, message_pk, ticket, now)`` records a mail that joined a
+#: ticket with ``join_data`` naming it (an approval answer), in the recording transaction, instead of ``followup``.
+JOIN_HANDLERS: dict[str, Callable[..., None]] = {}
 
 
 class Recorder:
@@ -92,6 +97,10 @@ class Recorder:
         store = self.store
         ticket = store.ticket(decision.ticket_ref)
         store.update_message(message_pk, {"ticket_id": ticket["id"]})
+        handler = JOIN_HANDLERS.get((decision.join_data or {}).get("handler", ""))
+        if handler is not None:
+            handler(self, decision, message_pk, ticket, now)
+            return ticket["id"], ticket["ref"]
         try:
             self.engine.fire(ticket, "followup", actor="bot", role="bot", optional=True, now=now)
         except TicketError as exc:

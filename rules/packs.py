@@ -34,7 +34,7 @@ class PackError(IntakeError, ValueError):
 #: Every top-level key pack.toml accepts (each is documented in the README, "Writing a routine pack").
 PACK_KEYS = (
     "id", "name", "ref_prefix", "desk_name", "form_name", "queues", "request_types", "templates",
-    "reply_subjects", "reasons", "chain", "lifecycle",
+    "reply_subjects", "reasons", "chain", "lifecycle", "ref_format", "ref_start",
 )
 #: The keys of one ``[[request_types]]`` table.
 REQUEST_TYPE_KEYS = ("id", "subject", "label", "when", "queue", "needs_form", "form_kinds", "ack_template")
@@ -74,6 +74,14 @@ class Routine:
     lifecycle: Any = None  # rules.lifecycle.Lifecycle: the pack's own, or the common default
     env: jinja2.Environment | None = field(default=None, repr=False, compare=False)  # built once, at load
     checklists: Any = None  # rules.checklists.Checklists when the pack has a checklists.toml
+    ref_format: str = ""  # e.g. "VMU{n}": references numbered without the year (ref_format, ref_start)
+    ref_start: int = 1
+
+    def ref_pattern(self) -> str:
+        """How this routine's references look, for previews: ``MV-ÅÅÅÅ-NNNN`` or ``VMUNNNNNNN``."""
+        if self.ref_format:
+            return self.ref_format.replace("{n}", "N" * max(4, len(str(self.ref_start))))
+        return f"{self.ref_prefix}-ÅÅÅÅ-NNNN"
 
     def request_type(self, type_id: str) -> RequestType:
         for rt in self.request_types:
@@ -112,6 +120,28 @@ def _template_env(folder: Path) -> jinja2.Environment:
     )
 
 
+_REF_FORMAT = re.compile(r"^[A-Z]{2,5}\{n\}$")
+
+
+def _ref_format(data: dict[str, Any], prefix: str, where: str) -> tuple[str, int]:
+    """The optional per-pack reference format: ``ref_format = "VMU{n}"`` (the prefix, then a number from
+    ``ref_start``, counted per pack and never per year)."""
+    if "ref_format" not in data:
+        if "ref_start" in data:
+            raise PackError(f"{where}: ref_start: only with ref_format")
+        return "", 1
+    fmt = _need(data, "ref_format", str, where)
+    if not _REF_FORMAT.match(fmt) or not fmt.startswith(prefix) or fmt[: -len("{n}")] != prefix:
+        raise PackError(f"{where}: ref_format: must be the ref_prefix (2-5 letters) followed by {{n}}, e.g. "
+                        f"\"{prefix}{{n}}\"")
+    start = data.get("ref_start", 1)
+    if not isinstance(start, int) or isinstance(start, bool) or not 1 <= start < 10**12:
+        raise PackError(f"{where}: ref_start: expected a positive whole number")
+    if len(str(start)) < 5:
+        raise PackError(f"{where}: ref_start: at least five digits (references must not look like other numbers)")
+    return fmt, start
+
+
 def _need(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
     if key not in data:
         raise PackError(f"{where}: {key}: missing")
@@ -142,6 +172,7 @@ def load_pack(folder: str | Path) -> Routine:
     prefix = _need(data, "ref_prefix", str, where)
     if not _PREFIX.match(prefix):
         raise PackError(f"{where}: ref_prefix: must be 1-5 upper-case letters")
+    ref_format, ref_start = _ref_format(data, prefix, where)
     queues_data = _need(data, "queues", dict, where)
     queues = {}
     for qid, q in queues_data.items():
@@ -231,6 +262,8 @@ def load_pack(folder: str | Path) -> Routine:
         id=pack_id,
         name=_need(data, "name", str, where),
         ref_prefix=prefix,
+        ref_format=ref_format,
+        ref_start=ref_start,
         desk_name=_need(data, "desk_name", str, where),
         form_name=_need(data, "form_name", str, where),
         queues=queues,

@@ -28,6 +28,9 @@ class SubjectMatch:
 
 _DASH = "\u002d\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2e3a\u2e3b\ufe58\ufe63\uff0d"
 _TICKET = re.compile(rf"\[?\s*(?<![A-Za-z0-9])([A-Z]{{1,5}})[{_DASH}](\d{{4}})[{_DASH}](\d{{4,}})(?!\d)\s*\]?")
+# A per-pack reference (a pack's ``ref_format``, e.g. ``VMU3000001``): only in brackets, as our subjects write it,
+# so an HSA-id or another code in a subject is never read as one.
+_NUMBERED = re.compile(r"\[\s*([A-Z]{2,5}\d{5,12})\s*\]")
 _REPLY_WORDS = ("re", "sv", "svar", "aw", "antw", "antwort", "r", "rif", "odp", "vs", "ang", "angaende")
 _FORWARD_WORDS = ("fw", "fwd", "vb", "vidarebefordran", "vidarebefordrat", "wg", "tr", "rv", "fs", "doorst", "enc")
 _PREFIX = re.compile(r"^\s*(?P<word>[^\W\d_]{1,16})\s*(?:\[\d+\]|\(\d+\))?\s*[:：]", re.UNICODE)
@@ -73,6 +76,11 @@ def match_subject(subject: str, conventions: Sequence[tuple[str, str]]) -> Subje
     if found:
         ticket_ref = f"{found.group(1)}-{found.group(2)}-{found.group(3)}"
     text = _TICKET.sub(" ", text)
+    if ticket_ref is None:
+        numbered = _NUMBERED.search(text)
+        if numbered:
+            ticket_ref = numbered.group(1)
+            text = _NUMBERED.sub(" ", text)
     cleaned, is_reply, tags = _strip_prefixes(text)
     cleaned = " ".join(cleaned.split())
     return SubjectMatch(_request_type(cleaned, tags, conventions), ticket_ref, cleaned, is_reply)
@@ -150,3 +158,12 @@ def _fold(text: str) -> str:
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[^\W_]+", _fold(text))
+
+
+def owns_ref(routine: object, ref: str) -> bool:
+    """Whether ``ref`` (as :func:`match_subject` found it) is a reference of ``routine``'s tickets."""
+    fmt = getattr(routine, "ref_format", "")
+    prefix = getattr(routine, "ref_prefix", "")
+    if fmt:
+        return ref.startswith(prefix) and ref[len(prefix):].isdigit()
+    return ref.startswith(f"{prefix}-")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from intake.store.approvals import ApprovalQueries
 from intake.store.base import NotFoundError, StoreBase, utcnow
 from intake.store.checklists import ChecklistQueries
 from intake.store.mailboxes import MailboxQueries
@@ -42,7 +43,8 @@ class Recorded:
 
 
 class Store(MessageQueries, TicketQueries, OutboxQueries, RecordingQueries, ReportQueries, TimerQueries,
-            RegisterQueries, MailboxQueries, StaffQueries, OrdererQueries, ChecklistQueries, StoreBase):
+            RegisterQueries, MailboxQueries, StaffQueries, OrdererQueries, ChecklistQueries, ApprovalQueries,
+            StoreBase):
     """The queue database. Open with :func:`open_store`."""
 
 

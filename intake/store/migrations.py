@@ -411,6 +411,49 @@ def _m013_checklists(db: sqlite_utils.Database) -> None:
     db["checklist_tasks"].create_index(["state", "actor"])
 
 
+def _m012_approvals(db: sqlite_utils.Database) -> None:
+    """Approvals by an attestant: one row per attestant asked, and their single-use tokens (hashed)."""
+    db["approvals"].create(
+        {
+            "id": int,
+            "ticket_id": int,
+            "attestant": str,  # the address asked (like tickets.approver)
+            "status": str,  # pending, approved, rejected, replaced, expired, cancelled
+            "requested_at": str,
+            "reminders": int,
+            "last_reminded_at": str,
+            "out_of_office_at": str,  # the attestant's last out-of-office reply (never answered)
+            "decision": str,  # approve, reject
+            "reason": str,  # the attestant's reason for a rejection (shown to staff and mailed to the orderer)
+            "channel": str,  # reply, link, handler
+            "decided_by": str,  # "attestant", or the handler who confirmed a held answer
+            "decided_at": str,
+            "held_decision": str,  # an answer held for a handler (approvals.require_authenticated)
+            "held_reason": str,
+            "held_message_id": int,
+        },
+        pk="id",
+        not_null={"ticket_id", "attestant", "status", "requested_at"},
+        foreign_keys=[("ticket_id", "tickets", "id")],
+    )
+    db["approvals"].create_index(["ticket_id", "status"])
+    db["approval_tokens"].create(
+        {
+            "id": int,
+            "approval_id": int,
+            "token_sha": str,  # sha256 of the token; the token itself is only in the mail and the link
+            "created_at": str,
+            "expires_at": str,
+            "used_at": str,
+            "revoked_at": str,
+        },
+        pk="id",
+        not_null={"approval_id", "token_sha", "created_at", "expires_at"},
+        foreign_keys=[("approval_id", "approvals", "id")],
+    )
+    db["approval_tokens"].create_index(["token_sha"], unique=True)
+
+
 #: Ordered, append-only. Never edit an applied migration; add a new one.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -423,5 +466,6 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("009_register", _m009_register),
     ("010_mailboxes", _m010_mailboxes),
     ("011_orderers", _m011_orderers),
+    ("012_approvals", _m012_approvals),
     ("013_checklists", _m013_checklists),
 ]

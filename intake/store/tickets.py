@@ -21,6 +21,17 @@ class TicketQueries(StoreBase):
         ).fetchone()
         return f"{prefix}-{year}-{last:04d}"
 
+    def next_numbered_ref(self, prefix: str, start: int) -> str:
+        """Allocate the next reference of a pack with a ``ref_format`` (``VMU3000001``): counted per prefix,
+        never per year, from ``start``. Call inside a transaction."""
+        self.db.execute(
+            "insert into ref_counters (prefix, year, last) values (?, 0, ?) "
+            "on conflict(prefix, year) do update set last = last + 1",
+            [prefix, start],
+        )
+        (last,) = self.db.execute("select last from ref_counters where prefix = ? and year = 0", [prefix]).fetchone()
+        return f"{prefix}{last}"
+
     def ticket(self, ref: str) -> dict[str, Any]:
         rows = list(self.db.query("select * from tickets where ref = ?", [ref]))
         if not rows:

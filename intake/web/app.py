@@ -28,6 +28,8 @@ from intake.desk import Refused, TicketDesk, TicketError
 from intake.reports import SORTABLE, Filters, export_xlsx, search, stats
 from intake.store import NotFoundError, Store, open_store
 from intake.web import accounts
+from intake.web.approvals import PUBLIC as APPROVAL_PAGES
+from intake.web.approvals import approvals_blueprint
 from intake.web.labels import label, labels
 from rules.reasons import catalogue
 
@@ -35,7 +37,7 @@ log = logging.getLogger("intake.web")
 
 PER_PAGE = 50
 MAX_ROW_ID = 2**63 - 1  # SQLite's largest integer: a larger id in a query is a bad request
-PUBLIC_ENDPOINTS = {"login", "static"}
+PUBLIC_ENDPOINTS = {"login", "static", *APPROVAL_PAGES}
 TZ = ZoneInfo("Europe/Stockholm")
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -388,6 +390,8 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
     from intake.web.checklists import checklist_blueprint  # checklists: tasks, their actions, progress
 
     app.register_blueprint(checklist_blueprint(config, routines, settings))
+
+    app.register_blueprint(approvals_blueprint(config, routines, settings))  # the attestant's one-time link
 
     # -- accounts (admin) ------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ A pack then names ``sender_listed`` in a ``[[chain]]`` row with an action. See
 :mod:`rules.checks.chain` for what the actions do and the default chain.
 """
 
+from rules import approval as _approval  # noqa: E402,F401,I001 - the approval check and effects
 from rules.checks import builtin as _builtin  # noqa: F401 - registers the built-in checks
 from rules.checks import orderers as _orderers  # noqa: F401 - registers authorised_orderer
 from rules.checks.base import ACTIONS, Check, Hit, Param, get_check, register, registry

@@ -127,14 +127,19 @@ def test_xss_payloads_show_as_text_and_never_run(site, browser):
 def test_a_signed_out_browser_is_sent_to_login_from_every_page(site, browser):
     base, _, store, app = site
     page = browser.new_page()
+    from intake.web.app import PUBLIC_ENDPOINTS
+
+    # Public pages: sign-in, static files, and the attestant's one-time link (the token is its authority).
     gets = sorted({r.rule for r in app.url_map.iter_rules() if "GET" in r.methods and r.endpoint not in
-                   ("login", "static")})
+                   PUBLIC_ENDPOINTS})
     assert len(gets) >= 7
     for rule in gets:
         url = rule.replace("<ref>", "MV-2026-0001").replace("<int:att_id>", "1")
         page.goto(base + url)
         assert page.url.startswith(base + "/login"), url
         assert "halmstad" not in page.content()
+    page.goto(base + "/attest/" + "0" * 32)  # an unknown token shows nothing of any ticket
+    assert "Länken gäller inte" in page.content() and "MV-2026" not in page.content()
 
 
 def test_a_post_without_csrf_token_is_refused(site, browser):

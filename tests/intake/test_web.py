@@ -57,14 +57,17 @@ def viewed(store) -> list[dict]:
 
 
 def _urls(app):
-    """Every (method, URL) of the app but login and static, with each choice of an ``any(...)`` part."""
+    """Every (method, URL) of the app but its public pages (login, static, the attestant's one-time link), with
+    each choice of an ``any(...)`` part."""
     import itertools
 
     from flask import url_for
 
+    from intake.web.app import PUBLIC_ENDPOINTS
+
     values = {"ref": ["MV-2026-0001"], "att_id": ["1"], "pk": ["1"], "task": ["skat"]}
     for rule in app.url_map.iter_rules():
-        if rule.endpoint in ("login", "static"):
+        if rule.endpoint in PUBLIC_ENDPOINTS:
             continue
         names = sorted(rule.arguments)
         choices = [sorted(getattr(rule._converters[n], "items", None) or values[n]) for n in names]
