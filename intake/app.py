@@ -120,14 +120,15 @@ def make_mailbox_poller(config: Config, store: Store, routines: list[Routine], b
     )
 
 
-def blank_form_attachments(routines: list[Routine], store: Store):
+def blank_form_attachments(routines: list[Routine], store: Store, default_routine: str = ""):
     """Attachments of the blank form for a rejection, generated from the pack (never drifts) once per pack
-    version and process (:func:`intake.blankforms.blank_form_bytes`)."""
+    version and process (:func:`intake.blankforms.blank_form_bytes`). A mail that named no routine gets the
+    default routine's form (``mailbox.default_routine``), never simply the first one enabled."""
     by_id = {r.id: r for r in routines}
 
     def attachments(outbox_id: int) -> list[tuple[str, bytes, str]]:
-        routine_id = store.outbox_routine(outbox_id)
-        routine = by_id.get(routine_id) if routine_id else routines[0]
+        routine_id = store.outbox_routine(outbox_id) or default_routine
+        routine = by_id.get(routine_id)
         if routine is None or routine.form_schema is None:
             return []
         from intake.blankforms import blank_form_bytes
@@ -154,7 +155,7 @@ def make_outbox(config: Config, store: Store, routines: list[Routine]) -> Outbox
         from_address=config["replies"]["from_address"],
         from_name=config["replies"]["from_name"],
         max_attempts=out["max_attempts"],
-        blank_forms=blank_form_attachments(routines, store),
+        blank_forms=blank_form_attachments(routines, store, config["mailbox"]["default_routine"]),
         identities=identities_of(config, routines),
     )
 
