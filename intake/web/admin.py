@@ -1,0 +1,29 @@
+"""Staff accounts, for admins only (blueprint ``admin``)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+
+from intake.web import accounts
+from intake.web.common import store
+
+bp = Blueprint("admin", __name__)
+
+
+@bp.before_request
+def admins_only():
+    if g.user is None or not g.user.is_admin:
+        abort(403)
+
+
+@bp.route("/admin/users", methods=["GET", "POST"])
+def users():
+    if request.method == "POST":
+        try:
+            accounts.add_user(store(), request.form.get("name", "").strip(), request.form.get("password", ""),
+                              request.form.get("role", "handler"), actor=g.user.name)
+            flash("ok.user_added", "ok")
+        except accounts.AccountError:
+            flash("error.user_added", "error")
+        return redirect(url_for("admin.users"))
+    return render_template("users.html", users=accounts.list_users(store()), roles=accounts.ROLES)

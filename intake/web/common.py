@@ -1,0 +1,106 @@
+"""What the web UI's blueprints share: the app's routines and settings, the per-request store and desk,
+and the small helpers and template filters every page uses.
+
+:func:`intake.web.app.create_app` puts a :class:`WebContext` in ``app.extensions["intake"]``; a blueprint
+reaches it with :func:`ctx` and the request's store with :func:`store`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app, g
+
+from intake.config import Config
+from intake.desk import TicketDesk
+from intake.store import Store, open_store
+from intake.web.labels import label
+from rules.reasons import catalogue
+
+TZ = ZoneInfo("Europe/Stockholm")
+
+
+@dataclass
+class WebContext:
+    config: Config
+    routines: list[Any]
+    settings: Any
+    db_path: Any
+    statuses: list[str] = field(default_factory=list)
+
+    @property
+    def by_id(self) -> dict[str, Any]:
+        return {r.id: r for r in self.routines}
+
+
+def ctx() -> WebContext:
+    return current_app.extensions["intake"]
+
+
+def store() -> Store:
+    if "store" not in g:
+        g.store = open_store(ctx().db_path)
+    return g.store
+
+
+def desk() -> TicketDesk:
+    c = ctx()
+    return TicketDesk(store(), c.routines, c.settings)
+
+
+def close_store(_exc: BaseException | None = None) -> None:
+    st = g.pop("store", None)
+    if st is not None:
+        st.db.conn.close()
+
+
+# -- template filters -------------------------------------------------------------------------------
+
+
+def local_time(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(TZ).strftime("%Y-%m-%d %H:%M")
+
+
+def filesize(n: int | None) -> str:
+    n = n or 0
+    return f"{n / 1024:.0f} kB" if n >= 1024 else f"{n} B"
+
+
+def reason_text(code: str) -> str:
+    """The Swedish sentence of a reason code, with its placeholders shown as an ellipsis."""
+    return re.sub(r"\{\w+\}", "…", catalogue().get(code, ""))
+
+
+def event_summary(event: dict[str, Any], label: Any = label) -> str:
+    data, kind = event["data"], event["kind"]
+    if kind == "status_changed":
+        return f"{label('status', data.get('from'))} → {label('status', data.get('to'))}"
+    if kind == "assigned":
+        return f"→ {data.get('to') or '–'}"
+    if kind in ("reply_queued", "reply_sent", "reply_failed"):
+        return label("reply_kind", data.get("kind"))
+    if kind == "received":
+        return label("verdict", data.get("verdict")) + (" (" + ", ".join(data.get("reasons") or []) + ")"
+                                                        if data.get("reasons") else "")
+    if kind == "viewed":
+        return data.get("what", "")
+    if kind == "ticket_created":
+        return data.get("ref", "")
+    return ""
+
+
+def state_label(by_id: dict[str, Any], ticket: dict[str, Any]) -> str:
+    routine = by_id.get(ticket["routine"])
+    return routine.lifecycle.label(ticket["status"]) if routine is not None else label("status", ticket["status"])

@@ -1,0 +1,150 @@
+"""The queues, the ticket list and a ticket's page with its actions (blueprint ``desk``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, send_file, url_for
+
+from intake.desk import Refused, TicketError
+from intake.reports import SORTABLE, Filters, search
+from intake.web import accounts
+from intake.web.common import ctx, desk, store
+
+PER_PAGE = 50
+
+bp = Blueprint("desk", __name__)
+
+
+@bp.get("/")
+def index():
+    statuses = ctx().statuses
+    counts: dict[tuple[str, str, str], int] = {}
+    for r in store().status_counts():
+        counts[(r["routine"], r["queue"] or "", r["status"])] = r["n"]
+    queues = []
+    for routine in ctx().routines:
+        for qid, qname in routine.queues.items():
+            queues.append({"routine": routine.id, "id": qid, "name": qname,
+                           "counts": {s: counts.get((routine.id, qid, s), 0) for s in statuses}})
+    held = store().held_count()
+    return render_template("queues.html", queues=queues, held=held)
+
+
+def filters_from_args() -> Filters:
+    args = request.args
+
+    def day(key: str) -> str | None:
+        value = args.get(key, "").strip()
+        return value if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else None
+
+    return Filters(queue=args.get("queue") or None, status=args.get("status") or None,
+                   routine=args.get("routine") or None, request_type=args.get("request_type") or None,
+                   date_from=day("from"), date_to=day("to"), assignee=args.get("assignee") or None)
+
+
+@bp.get("/tickets")
+def tickets():
+    f = filters_from_args()
+    sort = request.args.get("sort", "created_at")
+    sort = sort if sort in SORTABLE else "created_at"
+    descending = request.args.get("order", "desc") != "asc"
+    page = max(1, request.args.get("page", 1, type=int) or 1)
+    try:
+        rows, total = search(store(), f, sort=sort, descending=descending, page=page, per_page=PER_PAGE)
+    except ValueError:
+        abort(400)
+    pages = max(1, (total + PER_PAGE - 1) // PER_PAGE)
+    args = {k: v for k, v in request.args.items() if k not in ("page", "sort", "order") and v}
+    return render_template("tickets.html", rows=rows, total=total, page=page, pages=pages, sort=sort,
+                           descending=descending, args=args, filters=f, routines=ctx().routines,
+                           by_id=ctx().by_id, sortable=SORTABLE)
+
+
+@bp.get("/tickets/<ref>")
+def ticket(ref: str):
+    d = desk()
+    t = d.view(ref, g.user.name)
+    st = store()
+    routine = ctx().by_id.get(t["routine"])
+    form = json.loads(t["form"]) if t["form"] else None
+    history = [dict(e, data=json.loads(e["data"] or "{}")) for e in st.events(t["id"])]
+    return render_template(
+        "ticket.html", t=t, routine=routine, rtype=_rtype(routine, t), form=form,
+        field_labels=_field_labels(routine), user_columns=_user_columns(routine, form),
+        attachments=st.attachments(t["id"]),
+        messages=[dict(m, reasons=json.loads(m["reasons"] or "[]")) for m in st.ticket_messages(t["id"])],
+        replies=st.ticket_replies(t["id"]),
+        notes=st.notes(t["id"]),
+        history=history, transitions=d.targets(t, g.user.role),
+        workable=routine is not None and routine.lifecycle.is_workable(t["status"]),
+        users=[u["name"] for u in accounts.list_users(st) if u["active"]],
+    )
+
+
+@bp.get("/tickets/<ref>/attachments/<int:att_id>")
+def attachment(ref: str, att_id: int):
+    t = store().ticket(ref)
+    att = store().attachment(t["id"], att_id)
+    if att is None:
+        abort(404)
+    desk().view(ref, g.user.name, what="attachment")
+    return send_file(io.BytesIO(att["data"]), as_attachment=True,
+                     download_name=att["filename"] or "bilaga", mimetype="application/octet-stream")
+
+
+@bp.post("/tickets/<ref>/<any(take, assign, status, note, reply, done):action>")
+def ticket_action(ref: str, action: str):
+    d, user, role, form = desk(), g.user.name, g.user.role, request.form
+    try:
+        if action == "take":
+            d.take(ref, user, role=role)
+        elif action == "assign":
+            d.assign(ref, user, form.get("assignee", ""), role=role)
+        elif action == "status":
+            d.set_status(ref, user, form.get("status", ""), role=role)
+        elif action == "note":
+            d.add_note(ref, user, form.get("text", "")[:10000])
+        elif action == "reply":
+            d.reply(ref, user, form.get("text", "")[:20000])
+        elif action == "done":
+            d.mark_done(ref, user, form.get("note", "")[:5000], role=role)
+        flash(f"ok.{action}", "ok")
+    except Refused as exc:
+        flash(exc.sv, "error")  # the lifecycle's own Swedish sentence (a gate, a forbidden step)
+    except TicketError:
+        flash(f"error.{action}", "error")
+    return redirect(url_for("desk.ticket", ref=ref))
+
+
+def _rtype(routine: Any, ticket: dict[str, Any]) -> Any:
+    if routine is None or not ticket["request_type"]:
+        return None
+    try:
+        return routine.request_type(ticket["request_type"])
+    except KeyError:
+        return None
+
+
+def _field_labels(routine: Any) -> dict[str, str]:
+    schema = getattr(routine, "form_schema", None)
+    if schema is None:
+        return {}
+    out = {f.id: f.label for section in schema.sections for f in section.fields}
+    out.update({c.id: c.label for c in schema.users.columns})
+    return out
+
+
+def _user_columns(routine: Any, form: dict[str, Any] | None) -> list[str]:
+    if not form:
+        return []
+    schema = getattr(routine, "form_schema", None)
+    columns = [c.id for c in schema.users.columns] if schema is not None else []
+    for user in form.get("users") or []:
+        for key in user:
+            if key not in columns and key != "row":
+                columns.append(key)
+    return columns

@@ -1,0 +1,37 @@
+"""Mail that did not become a ticket: rejected, ignored and held mail, and judging held mail
+(blueprint ``mail``)."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+
+from intake.desk import TicketError
+from intake.web.common import desk, store
+
+VERDICTS = ("rejected", "held", "ignored")
+
+bp = Blueprint("mail", __name__)
+
+
+@bp.get("/mail")
+def index():
+    verdict = request.args.get("verdict")
+    verdicts = (verdict,) if verdict in VERDICTS else VERDICTS
+    rows = [dict(m, reasons=json.loads(m["reasons"] or "[]")) for m in store().messages(verdicts=verdicts)]
+    return render_template("mail.html", rows=rows, verdict=verdict)
+
+
+@bp.post("/mail/<int:pk>/<any(release, reject):action>")
+def action(pk: int, action: str):
+    try:
+        if action == "release":
+            ref = desk().release_held(pk, g.user.name)
+            flash("ok.release", "ok")
+            return redirect(url_for("desk.ticket", ref=ref))
+        desk().reject_held(pk, g.user.name)
+        flash("ok.reject", "ok")
+    except TicketError:
+        flash(f"error.{action}", "error")
+    return redirect(url_for("mail.index", verdict="held"))
