@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from intake.engine import Engine, Refused, TicketError, refused
-from intake.store import Store
+from intake.store import NotFoundError, Store
 from rules.packs import Routine
 
 __all__ = ["Refused", "TicketDesk", "TicketError"]
@@ -51,6 +51,21 @@ class TicketDesk:
             self.store.add_event("viewed", actor=user, ticket_id=ticket["id"], at=_iso(self.clock()),
                                  data={"what": what, "via": via})
         return ticket
+
+    def read_message(self, ref: str, message_pk: int, user: str, *, via: str = "web",
+                     what: str = "message") -> tuple[dict[str, Any], Any]:
+        """One mail on the ticket (its request, a follow-up, a linked bounce) as a handler reads it, the look
+        audited like a look at the form. Returns (the message row, :class:`intake.mailview.MailView`)."""
+        from intake.mailview import view_mail
+
+        ticket = self.store.ticket(ref)
+        msg = self.store.message(message_pk)
+        if msg["ticket_id"] != ticket["id"]:
+            raise NotFoundError(f"message {message_pk} is not on {ref}")
+        with self.store.transaction():
+            self.store.add_event("viewed", actor=user, ticket_id=ticket["id"], message_id=message_pk,
+                                 at=_iso(self.clock()), data={"what": what, "via": via, "message": message_pk})
+        return msg, view_mail(msg["raw"], sender=msg["sender"] or "", subject=msg["subject"] or "")
 
     def targets(self, ticket: dict[str, Any], role: str = "handler") -> list[str]:
         """The statuses ``role`` may choose for the ticket now."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ EXPORT_COLUMNS = ("ref", "routine", "request_type", "queue", "status", "requeste
                   "created_at", "updated_at", "closed_at", "purged_at")
 
 
+#: Six or more digits in a row, possibly split by a hyphen or plus: the start of an identity number.
+_IDENTITY = re.compile(r"\d{6}(?:\d{2})?[-+]?\d{0,4}")
+
+
 @dataclass(frozen=True)
 class Filters:
     """What the ticket list is narrowed to. Dates are ISO days, inclusive, on ``created_at``."""
@@ -30,9 +35,22 @@ class Filters:
     date_from: str | None = None
     date_to: str | None = None
     assignee: str | None = None
+    q: str | None = None  # free text: reference, requester, subject, the form's fields (never a personnummer)
 
     def where(self) -> tuple[str, list[Any]]:
         clauses, params = [], []
+        text = " ".join((self.q or "").split())[:200]
+        if text:
+            like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            if _IDENTITY.search(text):
+                # A personnummer (or something shaped like one) is never a search key: only references match.
+                clauses.append("ref like ? escape '\\'")
+                params.append(like)
+            else:
+                clauses.append("(ref like ? escape '\\' or requester like ? escape '\\' "
+                               "or subject like ? escape '\\' or exists (select 1 from json_each(form, '$.fields') "
+                               "j where j.value like ? escape '\\'))")
+                params.extend([like] * 4)
         for column in ("queue", "status", "routine", "request_type", "assignee"):
             value = getattr(self, column)
             if value:

@@ -15,6 +15,7 @@ from pathlib import Path
 import sqlite_utils
 
 from intake.store.base import NotFoundError, StoreBase, utcnow
+from intake.store.desk import DeskQueries
 from intake.store.messages import MessageQueries
 from intake.store.migrations import MIGRATIONS
 from intake.store.outbox import OutboxQueries
@@ -38,7 +39,7 @@ class Recorded:
 
 
 class Store(MessageQueries, TicketQueries, OutboxQueries, RecordingQueries, ReportQueries, TimerQueries,
-            RegisterQueries, StoreBase):
+            RegisterQueries, DeskQueries, StoreBase):
     """The queue database. Open with :func:`open_store`."""
 
 

@@ -19,8 +19,13 @@ class ReportQueries(StoreBase):
         """One page of tickets matching ``where`` (built from fixed column names) and the total count."""
         if sort not in SORTABLE:
             raise ValueError(f"cannot sort by {sort!r}")
+        from intake.store.desk import UNREAD_SQL
+
         (total,) = self.db.execute(f"select count(*) from tickets{where}", params).fetchone()
-        sql = f"select * from tickets{where} order by {sort} {'desc' if descending else 'asc'}, id"
+        # A ticket with a follow-up nobody has opened comes first, whatever the order asked for.
+        rows = (f"select t.*, {UNREAD_SQL} as unread, json_extract(t.form, '$.fields.kommun') as kommun, "
+                "json_extract(t.form, '$.fields.enhet') as enhet from tickets t")
+        sql = f"select * from ({rows}){where} order by unread desc, {sort} {'desc' if descending else 'asc'}, id"
         if per_page:
             sql += f" limit {int(per_page)} offset {max(0, int(page) - 1) * int(per_page)}"
         return list(self.db.query(sql, params)), total

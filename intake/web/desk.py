@@ -43,7 +43,8 @@ def filters_from_args() -> Filters:
 
     return Filters(queue=args.get("queue") or None, status=args.get("status") or None,
                    routine=args.get("routine") or None, request_type=args.get("request_type") or None,
-                   date_from=day("from"), date_to=day("to"), assignee=args.get("assignee") or None)
+                   date_from=day("from"), date_to=day("to"), assignee=args.get("assignee") or None,
+                   q=args.get("q", "").strip()[:200] or None)
 
 
 @bp.get("/tickets")
@@ -79,7 +80,7 @@ def ticket(ref: str):
         messages=[dict(m, reasons=json.loads(m["reasons"] or "[]")) for m in st.ticket_messages(t["id"])],
         replies=st.ticket_replies(t["id"]),
         notes=st.notes(t["id"]),
-        history=history, transitions=d.targets(t, g.user.role),
+        history=history, transitions=d.targets(t, g.user.role), unread=st.unread_messages(t["id"]),
         workable=routine is not None and routine.lifecycle.is_workable(t["status"]),
         users=[u["name"] for u in accounts.list_users(st) if u["active"]],
     )
@@ -94,6 +95,28 @@ def attachment(ref: str, att_id: int):
     desk().view(ref, g.user.name, what="attachment")
     return send_file(io.BytesIO(att["data"]), as_attachment=True,
                      download_name=att["filename"] or "bilaga", mimetype="application/octet-stream")
+
+
+@bp.get("/tickets/<ref>/messages/<int:msg_id>")
+def message(ref: str, msg_id: int):
+    t = store().ticket(ref)
+    msg, mail = desk().read_message(ref, msg_id, g.user.name)
+    return render_template("message.html", t=t, m=dict(msg, reasons=json.loads(msg["reasons"] or "[]")), mail=mail)
+
+
+@bp.get("/tickets/<ref>/messages/<int:msg_id>/attachments/<int:index>")
+def message_attachment(ref: str, msg_id: int, index: int):
+    _msg, mail = desk().read_message(ref, msg_id, g.user.name, what="attachment")
+    if not 0 <= index < len(mail.attachments):
+        abort(404)
+    att = mail.attachments[index]
+    return send_file(io.BytesIO(att.data), as_attachment=True, download_name=_safe_name(att.filename),
+                     mimetype="application/octet-stream")
+
+
+def _safe_name(name: str) -> str:
+    name = re.sub(r"[\x00-\x1f\x7f/\\]", "_", name or "").strip()
+    return name[:120] or "bilaga"
 
 
 @bp.post("/tickets/<ref>/<any(take, assign, status, note, reply, done):action>")
