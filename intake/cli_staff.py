@@ -32,7 +32,7 @@ def _desk(ctx: click.Context):
 
     config = _config(ctx)
     store, routines = open_app(config)
-    return TicketDesk(store, routines, Settings.from_config(config))
+    return TicketDesk(store, routines, Settings.from_config(config), folders=config["mailbox.folders"])
 
 
 def _friendly(fn):

@@ -9,7 +9,7 @@ Event data holds ids, statuses and counts, never a personal value: note texts li
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,8 +34,10 @@ class TicketDesk:
         settings: Any,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        folders: Mapping[str, Any] | None = None,
     ):
         self.store = store
+        self.folders = folders  # config [mailbox.folders]: where judged held mail goes on the server
         self.routines = routines
         self.by_id = {r.id: r for r in routines}
         self.settings = settings
@@ -144,13 +146,20 @@ class TicketDesk:
 
     def release_held(self, message_pk: int, user: str) -> str:
         """A held mail becomes a ticket (with a receipt queued), as if accepted; returns the ticket ref."""
-        from intake.held import HeldMail
 
-        return HeldMail(self.store, self.routines, self.settings, clock=self.clock).release(message_pk, user)
+        return self._held().release(message_pk, user)
 
     def reject_held(self, message_pk: int, user: str, *, reply: bool = True) -> int | None:
         """Reject a held mail as holding personal data (see :meth:`intake.held.HeldMail.reject`)."""
+
+        return self._held().reject(message_pk, user, reply=reply)
+
+    def inspect_held(self, message_pk: int, user: str, *, full_text: bool = False) -> dict[str, Any]:
+        """A held mail's findings, masked (see :meth:`intake.held.HeldMail.inspect`); the whole text only
+        with ``full_text``, audited."""
+        return self._held().inspect(message_pk, user, full_text=full_text)
+
+    def _held(self) -> Any:
         from intake.held import HeldMail
 
-        return HeldMail(self.store, self.routines, self.settings, clock=self.clock).reject(
-            message_pk, user, reply=reply)
+        return HeldMail(self.store, self.routines, self.settings, clock=self.clock, folders=self.folders)

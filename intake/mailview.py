@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from dataclasses import dataclass, field
 
 from parsers.mail import Attachment, UnparseableMail, parse_mail
@@ -47,3 +48,55 @@ def _has_plain_part(raw: bytes) -> bool:
         return msg.get_body(preferencelist=("plain",)) is not None or msg.get_body(("html",)) is None
     except Exception:  # noqa: BLE001 - a damaged mail: say nothing about where its text came from
         return True
+
+
+# -- held mail: where the guard found something, masked ----------------------------------------------
+
+_MASK = re.compile(
+    r"(?P<hsa>(?i:\bSE\d{10})-\w+)"
+    r"|(?<!\d)(?P<id>\d{6}|\d{8})(?P<sep>[-+ ]?)\d{4}(?!\d)"
+    r"|(?<!\d)(?P<year>\d{4})(?P<dsep>[-./])\d{1,2}(?P=dsep)\d{1,2}(?!\d)"
+    r"|(?P<digits>\d{5,})"
+)
+_CAPITALISED = re.compile(r"\b([A-ZÅÄÖÉÜ])([a-zåäöéüß]+(?:-[A-ZÅÄÖ][a-zåäöéü]+)?)")
+EXCERPT_CHARS = 120
+
+
+def mask_line(line: str, category: str) -> str:
+    """``line`` with what the guard looks for masked: the last four digits of an identity number
+    (``19121212-****``), the day and month of a date, the suffix of an HSA-id, and every capitalised word
+    but its first letter (unless it starts a sentence). The other words
+    stay, so a handler can judge them."""
+    def number(m: re.Match[str]) -> str:
+        if m.group("hsa"):
+            head, _, tail = m.group("hsa").partition("-")
+            return f"{head}-" + "*" * len(tail)
+        if m.group("id"):
+            return f"{m.group('id')}{m.group('sep')}****"
+        if m.group("year"):
+            return f"{m.group('year')}{m.group('dsep')}**{m.group('dsep')}**"
+        return m.group()[:2] + "*" * (len(m.group()) - 2)
+
+    line = _MASK.sub(number, line)
+    # A name may stand beside a number: capitalised words are masked wherever they do not start a sentence.
+    def name(m: re.Match[str]) -> str:
+        before = line[:m.start()].rstrip()
+        if not before or before[-1] in ".!?:":
+            return m.group()
+        return m.group(1) + "*" * len(m.group(2))
+
+    return _CAPITALISED.sub(name, line)
+
+
+def excerpt(text: str, line: int | None, category: str) -> str:
+    """The masked line ``line`` (1-based) of ``text``, cut to about :data:`EXCERPT_CHARS` characters
+    around its first masked place; "" when the text has no such line."""
+    lines = text.split("\n")
+    if line is None or not 1 <= line <= len(lines):
+        return ""
+    masked = " ".join(mask_line(lines[line - 1], category).split())
+    if len(masked) <= EXCERPT_CHARS:
+        return masked
+    star = max(0, masked.find("*"))
+    start = max(0, star - EXCERPT_CHARS // 2)
+    return ("…" if start else "") + masked[start:start + EXCERPT_CHARS] + "…"

@@ -59,7 +59,7 @@ def run_forever(config: Config, poller: Poller, outbox: Outbox, *, stop: threadi
         now = datetime.now(UTC)
 
         def poll_then_wake_outbox() -> None:
-            result = poller.poll_once()
+            result = poller.poll_once(respect_backoff=True)
             if result.recorded:
                 # Replies go out right after the poll that queued them, in the outbox's own worker.
                 scheduler.modify_job("outbox", next_run_time=datetime.now(UTC))

@@ -301,6 +301,34 @@ class ImapSource:
         finally:
             self._reselect()
 
+    def relocate(self, from_folder: str, message_id: str, to_folder: str | None) -> bool:
+        """Move (to ``to_folder``) or delete (``None``) the mail with ``message_id`` in ``from_folder``
+        (a held mail a handler judged); ``False`` when no such mail is there."""
+        if not message_id or not message_id.isascii():
+            return False
+        client = self._imap
+        if not self._call("LIST", lambda: client.folder_exists(from_folder)):
+            return False
+        try:
+            self._call("SELECT", lambda: client.select_folder(from_folder))
+            uids = self._call("UID SEARCH", lambda: client.search(["HEADER", "Message-ID", message_id]))
+            if not uids:
+                return False
+            if to_folder is not None:
+                if not self._call("LIST", lambda: client.folder_exists(to_folder)):
+                    self._call("CREATE", lambda: client.create_folder(to_folder))
+                if "MOVE" in self._capabilities:
+                    self._call("UID MOVE", lambda: client.move(uids, to_folder))
+                    return True
+                self._call("UID COPY", lambda: client.copy(uids, to_folder))
+            if "UIDPLUS" not in self._capabilities:
+                raise SourceError(f"IMAP UID EXPUNGE failed on {self.name}: the server lacks UIDPLUS")
+            self._call("UID STORE", lambda: client.delete_messages(uids, silent=True))
+            self._call("UID EXPUNGE", lambda: client.uid_expunge(uids))
+            return True
+        finally:
+            self._reselect()
+
     def delete(self, uid: int | str) -> None:
         uid = int(uid)
         if "UIDPLUS" not in self._capabilities:

@@ -41,14 +41,15 @@ class DeskQueries(StoreBase):
             params.append(source)
         return list(self.db.query(sql + " order by id", params))
 
-    def finish_move(self, move_id: int, *, error: str | None = None) -> None:
+    def finish_move(self, move_id: int, *, error: str | None = None, done: bool = False) -> None:
+        """Count an attempt at a move: done (``error`` then only a note), or failed with ``error``."""
         with self.transaction() as db:
             row = db["pending_moves"].get(move_id)
             values: dict[str, Any] = {"attempts": (row["attempts"] or 0) + 1, "last_error": error}
-            if error is None:
+            if done or error is None:
                 values["done_at"] = utcnow()
             db["pending_moves"].update(move_id, values)
-            if error is None and row["message_pk"]:
+            if "done_at" in values and row["message_pk"]:
                 db["messages"].update(row["message_pk"], {
                     "moved_at": values["done_at"],
                     "moved_to": row["to_folder"] if row["action"] == "move" else "(deleted)"})

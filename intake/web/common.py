@@ -18,7 +18,7 @@ from flask import current_app, g
 from intake.config import Config
 from intake.desk import TicketDesk
 from intake.store import Store, open_store
-from intake.web.labels import label
+from intake.web.labels import label, labels
 from rules.reasons import catalogue
 
 TZ = ZoneInfo("Europe/Stockholm")
@@ -49,7 +49,7 @@ def store() -> Store:
 
 def desk() -> TicketDesk:
     c = ctx()
-    return TicketDesk(store(), c.routines, c.settings)
+    return TicketDesk(store(), c.routines, c.settings, folders=c.config["mailbox.folders"])
 
 
 def close_store(_exc: BaseException | None = None) -> None:
@@ -78,9 +78,20 @@ def filesize(n: int | None) -> str:
     return f"{n / 1024:.0f} kB" if n >= 1024 else f"{n} B"
 
 
-def reason_text(code: str) -> str:
-    """The Swedish sentence of a reason code, with its placeholders shown as an ellipsis."""
-    return re.sub(r"\{\w+\}", "…", catalogue().get(code, ""))
+def reason_text(reason: str | dict[str, Any]) -> str:
+    """The Swedish sentence of a reason (a stored ``{code, detail, params}``, or a bare code as on the
+    overview), filled with its facts ("ett personnummer på rad 3"); a fact not known is said in general
+    words (labels.toml ``[reason_fact]``), never shown as a placeholder."""
+    code, params = (reason, {}) if isinstance(reason, str) else (reason.get("code", ""), reason.get("params") or {})
+    template = catalogue().get(code, "")
+
+    def fill(m: re.Match[str]) -> str:
+        key = m.group(1)
+        if key in params:
+            return str(params[key])
+        return label("reason_fact", key) if key in labels().get("reason_fact", {}) else ""
+
+    return " ".join(re.sub(r"\{(\w+)\}", fill, template).replace(" .", ".").replace("( ", "(").split())
 
 
 def event_summary(event: dict[str, Any], label: Any = label) -> str:

@@ -23,6 +23,16 @@ def index():
     return render_template("mail.html", rows=rows, verdict=verdict)
 
 
+@bp.get("/mail/<int:pk>")
+def held(pk: int):
+    """One held mail with what the guard found (masked); the whole text only on request, audited."""
+    msg = store().message(pk)
+    if msg["verdict"] != "held":
+        return render_template("held.html", m=dict(msg, reasons=json.loads(msg["reasons"] or "[]")), view=None)
+    view = desk().inspect_held(pk, g.user.name, full_text=request.args.get("text") == "1")
+    return render_template("held.html", m=msg, view=view)
+
+
 @bp.post("/mail/<int:pk>/<any(release, reject):action>")
 def action(pk: int, action: str):
     try:
