@@ -17,7 +17,24 @@ from intake.engine import Engine, Refused, TicketError, refused
 from intake.store import NotFoundError, Store
 from rules.packs import Routine
 
-__all__ = ["Refused", "TicketDesk", "TicketError"]
+__all__ = ["PersonalDataInReply", "Refused", "TicketDesk", "TicketError"]
+
+
+class PersonalDataInReply(TicketError):
+    """A handler's text to the requester (a reply, the completion note) holds personal data: not sent.
+
+    ``sv`` names what and where in Swedish ("ett personnummer på rad 2"); ``findings`` are the guard's
+    findings (kinds and lines, never values). An admin may send it anyway (``force``), which is audited.
+    """
+
+    def __init__(self, ref: str, findings: list[Any]):
+        from rules.personal_data import describe
+
+        self.findings = findings
+        self.what = describe(findings)
+        self.sv = (f"Texten skickades inte: den innehåller {self.what}. Personuppgifter får inte stå i e-post; "
+                   "ta bort dem och skicka igen.")
+        super().__init__(f"{ref}: not sent, the text holds personal data ({self.what})")
 
 
 def _iso(moment: datetime) -> str:
@@ -103,15 +120,42 @@ class TicketDesk:
                                     changes={"assignee": assignee}).ticket
 
     def set_status(self, ref: str, user: str, status: str, *, note: str = "", role: str = "handler",
-                   override: str = "") -> dict[str, Any]:
+                   override: str = "", force: bool = False) -> dict[str, Any]:
         """Move the ticket to ``status`` along the pack's transitions; the new state's effects run
-        (MittVaccin's ``done`` queues the completion mail, with ``note`` in it)."""
+        (MittVaccin's ``done`` queues the completion mail, with ``note`` in it). A ``note`` holding personal
+        data raises :class:`PersonalDataInReply` unless an admin sends it anyway (``force``, audited)."""
+        if note.strip():
+            self.guard_text(ref, user, note, role=role, force=force, what="completion_note")
         return self.engine.fire(ref, "set_status", actor=user, role=role, target=status,
                                 payload={"note": note}, override=override).ticket
 
-    def mark_done(self, ref: str, user: str, note: str = "", *, role: str = "handler") -> dict[str, Any]:
+    def mark_done(self, ref: str, user: str, note: str = "", *, role: str = "handler",
+                  force: bool = False) -> dict[str, Any]:
         """Close the ticket as done and queue the completion mail (with ``note`` in it, if given)."""
-        return self.set_status(ref, user, "done", note=note, role=role)
+        return self.set_status(ref, user, "done", note=note, role=role, force=force)
+
+    def guard_text(self, ref: str, user: str, text: str, *, role: str = "handler", force: bool = False,
+                   what: str = "reply") -> None:
+        """The personal-data guard over a text for the requester, as over incoming mail.
+
+        Raises :class:`PersonalDataInReply` on a finding; with ``force`` an admin's text passes and the
+        override is written to the audit trail (kinds and lines only). ``force`` by a handler is refused.
+        """
+        from rules.personal_data import PersonalDataConfig, scan
+
+        ticket = self.store.ticket(ref)
+        config = getattr(self.settings, "personal_data", None) or PersonalDataConfig()
+        findings = scan("", text, sender_name=user, sender_address=ticket["requester"] or "",
+                        today=self.clock().date(), config=config)
+        if not findings:
+            return
+        if not force:
+            raise PersonalDataInReply(ref, findings)
+        if role != "admin":
+            raise TicketError(f"{ref}: only an admin may send a text with personal data")
+        with self.store.transaction():
+            self.store.add_event("personal_data_override", actor=user, ticket_id=ticket["id"], at=_iso(self.clock()),
+                                 data={"what": what, "findings": [[f.category, f.line] for f in findings]})
 
     def add_note(self, ref: str, user: str, text: str) -> int:
         """An internal note, seen by handlers only; returns the note id."""
@@ -126,11 +170,14 @@ class TicketDesk:
             self.store.add_event("note", actor=user, ticket_id=ticket["id"], at=now_iso, data={"note": note_id})
         return note_id
 
-    def reply(self, ref: str, user: str, text: str) -> int:
-        """Queue a handler's reply to the requester, threaded to the ticket's first mail; returns the outbox id."""
+    def reply(self, ref: str, user: str, text: str, *, role: str = "handler", force: bool = False) -> int:
+        """Queue a handler's reply to the requester, threaded to the ticket's first mail; returns the outbox id.
+
+        The text goes through the personal-data guard first (:meth:`guard_text`)."""
         text = text.strip()
         if not text:
             raise TicketError("empty reply")
+        self.guard_text(ref, user, text, role=role, force=force)
         now = self.clock()
         with self.store.transaction():
             ticket = self.store.ticket(ref)

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, send_file, url_for
 
-from intake.desk import Refused, TicketError
+from intake.desk import PersonalDataInReply, Refused, TicketError
 from intake.reports import SORTABLE, Filters, search
 from intake.web import accounts
 from intake.web.common import ctx, desk, store
@@ -67,6 +67,11 @@ def tickets():
 
 @bp.get("/tickets/<ref>")
 def ticket(ref: str):
+    return _ticket_page(ref)
+
+
+def _ticket_page(ref: str, draft: dict[str, str] | None = None):
+    """The ticket's page; ``draft`` keeps a text that was not sent (field name -> text) in its form."""
     d = desk()
     t = d.view(ref, g.user.name)
     st = store()
@@ -82,7 +87,7 @@ def ticket(ref: str):
         notes=st.notes(t["id"]),
         history=history, transitions=d.targets(t, g.user.role), unread=st.unread_messages(t["id"]),
         workable=routine is not None and routine.lifecycle.is_workable(t["status"]),
-        users=[u["name"] for u in accounts.list_users(st) if u["active"]],
+        users=[u["name"] for u in accounts.list_users(st) if u["active"]], draft=draft or {},
     )
 
 
@@ -132,10 +137,15 @@ def ticket_action(ref: str, action: str):
         elif action == "note":
             d.add_note(ref, user, form.get("text", "")[:10000])
         elif action == "reply":
-            d.reply(ref, user, form.get("text", "")[:20000])
+            d.reply(ref, user, form.get("text", "")[:20000], role=role, force=form.get("force") == "1")
         elif action == "done":
-            d.mark_done(ref, user, form.get("note", "")[:5000], role=role)
+            d.mark_done(ref, user, form.get("note", "")[:5000], role=role, force=form.get("force") == "1")
         flash(f"ok.{action}", "ok")
+    except PersonalDataInReply as exc:
+        # Not sent: the page again, with the text kept so it can be edited (an admin may send it anyway).
+        flash(exc.sv, "error")
+        field = "text" if action == "reply" else "note"
+        return _ticket_page(ref, draft={action: form.get(field, "")[:20000], "blocked": action}), 422
     except Refused as exc:
         flash(exc.sv, "error")  # the lifecycle's own Swedish sentence (a gate, a forbidden step)
     except TicketError:

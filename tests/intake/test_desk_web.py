@@ -114,3 +114,60 @@ def test_the_ticket_page_folds_views_and_shows_messages_before_actions(web, clie
     assert "Visat 4 gånger" in page
     assert page.index("<h2>Meddelanden</h2>") < page.index("<h2>Åtgärder</h2>")
     assert login  # imported for the fixtures' module
+
+
+PD_REPLY = "Hej!\nJag har lagt till Test Testsson 19121212-1212 nu.\nHälsningar"
+
+
+def outbox_rows(store) -> list[dict]:
+    return list(store.db.query("select kind, body from outbox where kind = 'handler_reply'"))
+
+
+def test_a_reply_with_a_personnummer_is_not_sent_and_the_text_is_kept(web, client):  # noqa: F811
+    app, store = web
+    resp = client.post("/tickets/MV-2026-0001/reply", data={"csrf_token": _csrf(client), "text": PD_REPLY})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 422
+    assert "Texten skickades inte: den innehåller ett personnummer på rad 2" in page
+    assert "Jag har lagt till Test Testsson" in page  # kept in the form to edit
+    assert "Skicka ändå" not in page  # a handler cannot override
+    assert outbox_rows(store) == []
+    forced = client.post("/tickets/MV-2026-0001/reply",
+                         data={"csrf_token": _csrf(client), "text": PD_REPLY, "force": "1"})
+    assert forced.status_code == 302 and outbox_rows(store) == []  # refused: only admins may
+    ok = client.post("/tickets/MV-2026-0001/reply",
+                     data={"csrf_token": _csrf(client), "text": "Hej!\nNu är det ordnat.\n"})
+    assert ok.status_code == 302 and len(outbox_rows(store)) == 1
+
+
+def test_an_admin_may_send_anyway_and_it_is_audited(web):  # noqa: F811
+    app, store = web
+    admin = app.test_client()
+    login(admin, "admin")
+    page = admin.post("/tickets/MV-2026-0001/reply",
+                      data={"csrf_token": _csrf(admin), "text": PD_REPLY}).get_data(as_text=True)
+    assert "Skicka ändå trots personuppgifterna" in page and outbox_rows(store) == []
+    resp = admin.post("/tickets/MV-2026-0001/reply", data={"csrf_token": _csrf(admin), "text": PD_REPLY, "force": "1"})
+    assert resp.status_code == 302 and len(outbox_rows(store)) == 1
+    [event] = store.db.query("select actor, data from events where kind = 'personal_data_override'")
+    assert event["actor"] == "admin"
+    data = json.loads(event["data"])
+    assert data["what"] == "reply" and ["personnummer", 2] in data["findings"]
+    assert "19121212" not in event["data"]
+
+
+def test_the_completion_note_and_cli_replies_are_guarded_in_the_library(web):  # noqa: F811
+    import pytest
+
+    from intake.desk import PersonalDataInReply, TicketDesk
+    from intake.pipeline import Settings
+
+    app, store = web
+    desk = TicketDesk(store, app.extensions["intake"].routines, Settings())
+    with pytest.raises(PersonalDataInReply) as refused:
+        desk.mark_done("MV-2026-0001", "anna", "Klart för 19121212-1212.")
+    assert "ett personnummer på rad 1" in refused.value.sv and "19121212" not in str(refused.value)
+    assert store.ticket("MV-2026-0001")["status"] == "new"
+    with pytest.raises(PersonalDataInReply):
+        desk.reply("MV-2026-0001", "anna", PD_REPLY)
+    assert outbox_rows(store) == []
