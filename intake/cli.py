@@ -85,11 +85,28 @@ def poll(ctx: click.Context, once: bool, no_send: bool) -> None:
         except StoreFailure as exc:  # the mail stays where it is; the next poll tries again
             raise click.ClickException(f"poll failed, nothing lost: {exc}") from None
         click.echo(f"poll: {result.summary()}")
+        sent = None
         if not no_send:
-            sent = make_outbox(config, store, routines).send_due()
+            outbox = make_outbox(config, store, routines)
+            sent = outbox.send_due()
             click.echo(f"outbox: {sent.summary()}")
-    if result.errors:
+            _explain_waiting(outbox, sent)
+    if result.errors or (sent is not None and (sent.setup_error or sent.server_down)):
         ctx.exit(1)
+
+
+def _explain_waiting(outbox, sent) -> bool:
+    """Why replies did not go: the setup error, the silent server, or each waiting reply's next try."""
+    if sent.setup_error:
+        click.echo(f"outbox: sending is misconfigured, nothing can go until it is fixed: {sent.setup_error}", err=True)
+    if sent.server_down:
+        click.echo(f"outbox: the SMTP server did not answer: {sent.server_down}", err=True)
+    waiting = outbox.waiting()
+    if waiting and not sent.sent:
+        click.echo(f"outbox: {len(waiting)} waiting; next attempt {waiting[0]['next_attempt_at']}"
+                   + (f" (last error: {waiting[0]['last_error']})" if waiting[0]["last_error"] else ""))
+    # Replies held back by an error, and nothing went: the job was not done.
+    return sent.ok and not (waiting and not sent.sent and any(w["last_error"] for w in waiting))
 
 
 @main.command()
@@ -301,7 +318,12 @@ def send(ctx: click.Context) -> None:
     # Two senders at once would each send the same due rows: one sender per database, like polling.
     with InstanceLock(config.lock_path, str(config.db_path)):
         store, routines = open_app(config)
-        click.echo(f"outbox: {make_outbox(config, store, routines).send_due().summary()}")
+        outbox = make_outbox(config, store, routines)
+        sent = outbox.send_due()
+        click.echo(f"outbox: {sent.summary()}")
+        done = _explain_waiting(outbox, sent)
+    if not done:
+        ctx.exit(1)
 
 
 @main.group()
@@ -337,6 +359,10 @@ register(main)
 from intake.cli_register import register as register_group  # noqa: E402
 
 main.add_command(register_group)
+
+from intake.cli_status import status  # noqa: E402
+
+main.add_command(status)
 
 
 if __name__ == "__main__":  # pragma: no cover

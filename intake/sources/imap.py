@@ -15,6 +15,7 @@ from imapclient import IMAPClient
 from intake import faults
 from intake.config import ConfigError, TlsMode, check_transport, password_from, typed
 from intake.sources.base import FetchedMail, SourceError, SourceUnavailable
+from intake.tlshint import tls_port_hint
 
 T = TypeVar("T")
 
@@ -191,7 +192,11 @@ class ImapSource:
             raise SourceError(f"IMAP {command} failed on {self.name}: {reason}") from None
         except (imaplib.IMAP4.abort, OSError) as exc:
             self._drop()  # the connection is dead or in an unknown state: the next ``with`` reconnects
-            raise SourceUnavailable(f"IMAP {command} failed on {self.name}: {_describe(exc)}") from None
+            hint = tls_port_hint("mailbox", self.config.tls, self.config.port, exc) if command in (
+                "CONNECT", "CAPABILITY", "STARTTLS") else ""
+            if hint and isinstance(exc, ssl.SSLError):
+                raise SourceError(f"IMAP {command} failed on {self.name}: {_describe(exc)}{hint}") from None
+            raise SourceUnavailable(f"IMAP {command} failed on {self.name}: {_describe(exc)}{hint}") from None
         except imaplib.IMAP4.error as exc:
             raise SourceError(f"IMAP {command} failed on {self.name}: {_describe(exc)}") from None
 

@@ -78,3 +78,27 @@ class DeskQueries(StoreBase):
             n += 1
             last = last or r["finished_at"]
         return n, last
+
+    # -- the health page's outbox actions ------------------------------------------------------------------
+
+    def retry_outbox(self, outbox_id: int, user: str, now_iso: str) -> bool:
+        """A failed or bounced reply (or one waiting) goes again on the next send run; ``False`` if sent."""
+        with self.transaction() as db:
+            row = db["outbox"].get(outbox_id)
+            if row["status"] not in ("failed", "bounced", "pending"):
+                return False
+            db["outbox"].update(outbox_id, {"status": "pending", "attempts": 0, "next_attempt_at": now_iso})
+            self.add_event("reply_retried", actor=user, ticket_id=row["ticket_id"], message_id=row["message_id"],
+                           at=now_iso, data={"outbox": outbox_id, "kind": row["kind"], "was": row["status"]})
+            return True
+
+    def cancel_outbox(self, outbox_id: int, user: str, now_iso: str) -> bool:
+        """A reply that has not gone is not sent at all; ``False`` if it was sent already."""
+        with self.transaction() as db:
+            row = db["outbox"].get(outbox_id)
+            if row["status"] not in ("failed", "bounced", "pending"):
+                return False
+            db["outbox"].update(outbox_id, {"status": "cancelled"})
+            self.add_event("reply_cancelled", actor=user, ticket_id=row["ticket_id"], message_id=row["message_id"],
+                           at=now_iso, data={"outbox": outbox_id, "kind": row["kind"], "was": row["status"]})
+            return True

@@ -206,9 +206,9 @@ def _safe_next(target: str | None) -> str | None:
 
 def blueprints() -> list[Any]:
     """The UI's areas, each in its own module."""
-    from intake.web import admin, desk, mail, overview
+    from intake.web import admin, desk, health, mail, overview
 
-    return [desk.bp, mail.bp, overview.bp, admin.bp]
+    return [desk.bp, mail.bp, overview.bp, admin.bp, health.bp]
 
 
 # Endpoint names from before the UI was split into blueprints, for templates written against them.
