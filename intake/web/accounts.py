@@ -52,7 +52,7 @@ def add_user(store: Store, name: str, password: str, role: str = "handler", *, a
     _check_password(password)
     now = _now().isoformat(timespec="seconds")
     with store.transaction() as db:
-        if list(db.query("select 1 from users where name = ?", [name])):
+        if list(db.query("select 1 from users where name = ? collate nocase", [name])):
             raise AccountError(f"user {name} exists")
         db["users"].insert({"name": name, "password_hash": generate_password_hash(password, method="scrypt"),
                             "role": role, "active": 1, "created_at": now, "password_changed_at": now})
@@ -70,9 +70,23 @@ def set_password(store: Store, name: str, password: str, *, actor: str = "cli") 
         store.add_event("password_changed", actor=actor, at=now, data={"user": name})
 
 
-def set_active(store: Store, name: str, active: bool) -> None:
+def set_active(store: Store, name: str, active: bool, *, actor: str = "cli") -> None:
     with store.transaction() as db:
-        db["users"].update(_row(store, name)["id"], {"active": int(active)})
+        row = _row(store, name)
+        db["users"].update(row["id"], {"active": int(active)})
+        store.add_event("user_activated" if active else "user_deactivated", actor=actor,
+                        at=_now().isoformat(timespec="seconds"), data={"user": row["name"]})
+
+
+def set_role(store: Store, name: str, role: str, *, actor: str = "cli") -> None:
+    """Change a user's role; audited."""
+    if role not in ROLES:
+        raise AccountError(f"role: one of {', '.join(ROLES)}")
+    with store.transaction() as db:
+        row = _row(store, name)
+        db["users"].update(row["id"], {"role": role})
+        store.add_event("role_changed", actor=actor, at=_now().isoformat(timespec="seconds"),
+                        data={"user": row["name"], "from": row["role"], "to": role})
 
 
 def list_users(store: Store) -> list[dict[str, Any]]:
@@ -80,13 +94,13 @@ def list_users(store: Store) -> list[dict[str, Any]]:
 
 
 def get_user(store: Store, name: str) -> User | None:
-    rows = list(store.db.query("select name, role from users where name = ? and active = 1", [name]))
+    rows = list(store.db.query("select name, role from users where name = ? collate nocase and active = 1", [name]))
     return User(rows[0]["name"], rows[0]["role"]) if rows else None
 
 
 def session_stamp(store: Store, name: str) -> str | None:
     """A short fingerprint of the password hash, kept in the session: a password change ends old sessions."""
-    rows = list(store.db.query("select password_hash from users where name = ? and active = 1", [name]))
+    rows = list(store.db.query("select password_hash from users where name = ? collate nocase and active = 1", [name]))
     return hashlib.sha256(rows[0]["password_hash"].encode()).hexdigest()[:16] if rows else None
 
 
@@ -107,7 +121,8 @@ def authenticate(store: Store, name: str, password: str, ip: str, now: datetime 
     now = now or _now()
     if throttled(store, name, ip, now):
         return None
-    rows = list(store.db.query("select name, role, password_hash from users where name = ? and active = 1", [name]))
+    rows = list(store.db.query(
+        "select name, role, password_hash from users where name = ? collate nocase and active = 1", [name]))
     ok = check_password_hash(rows[0]["password_hash"] if rows else _DUMMY_HASH, password) and bool(rows)
     with store.transaction() as db:
         db["login_attempts"].insert({"at": now.isoformat(timespec="seconds"), "username": name.lower()[:64],
@@ -118,7 +133,7 @@ def authenticate(store: Store, name: str, password: str, ip: str, now: datetime 
 
 
 def _row(store: Store, name: str) -> dict[str, Any]:
-    rows = list(store.db.query("select * from users where name = ?", [name]))
+    rows = list(store.db.query("select * from users where name = ? collate nocase", [name]))
     if not rows:
         raise NotFoundError(f"no user {name}")
     return rows[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
+from intake.store import NotFoundError
 from intake.web import accounts
 from intake.web.common import store
 
@@ -27,3 +28,22 @@ def users():
             flash("error.user_added", "error")
         return redirect(url_for("admin.users"))
     return render_template("users.html", users=accounts.list_users(store()), roles=accounts.ROLES)
+
+
+@bp.post("/admin/users/<name>/<any(deactivate, activate, role, password):action>")
+def user_action(name: str, action: str):
+    """Deactivate or reactivate an account, change its role, or set a new password (each audited)."""
+    st, actor = store(), g.user.name
+    try:
+        if name.lower() == actor.lower() and action in ("deactivate", "role"):
+            raise accounts.AccountError("an admin cannot lock themselves out")
+        if action in ("deactivate", "activate"):
+            accounts.set_active(st, name, action == "activate", actor=actor)
+        elif action == "role":
+            accounts.set_role(st, name, request.form.get("role", ""), actor=actor)
+        else:
+            accounts.set_password(st, name, request.form.get("password", ""), actor=actor)
+        flash(f"ok.user_{action}", "ok")
+    except (accounts.AccountError, NotFoundError):
+        flash(f"error.user_{action}", "error")
+    return redirect(url_for("admin.users"))

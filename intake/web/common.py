@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import current_app, g
 
 from intake.config import Config
 from intake.desk import TicketDesk
 from intake.store import Store, open_store
+from intake.timefmt import TZ, local_time  # noqa: F401 - re-exported for the app's filters
 from intake.web.labels import label, labels
 from rules.reasons import catalogue
-
-TZ = ZoneInfo("Europe/Stockholm")
 
 
 @dataclass
@@ -59,18 +56,6 @@ def close_store(_exc: BaseException | None = None) -> None:
 
 
 # -- template filters -------------------------------------------------------------------------------
-
-
-def local_time(value: str | None) -> str:
-    if not value:
-        return ""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(TZ).strftime("%Y-%m-%d %H:%M")
 
 
 def filesize(n: int | None) -> str:

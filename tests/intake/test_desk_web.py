@@ -171,3 +171,38 @@ def test_the_completion_note_and_cli_replies_are_guarded_in_the_library(web):  #
     with pytest.raises(PersonalDataInReply):
         desk.reply("MV-2026-0001", "anna", PD_REPLY)
     assert outbox_rows(store) == []
+
+
+def test_admins_deactivate_users_change_roles_and_reset_passwords_and_names_ignore_case(web):  # noqa: F811
+    from intake.web.accounts import get_user
+
+    app, store = web
+    admin = app.test_client()
+    login(admin, "admin")
+    anna = app.test_client()
+    assert login(anna, "ANNA").status_code == 302  # user names are case-insensitive
+    assert anna.get("/tickets").status_code == 200
+    token = _csrf(admin)
+    admin.post("/admin/users/anna/role", data={"csrf_token": token, "role": "admin"})
+    assert get_user(store, "anna").role == "admin"
+    admin.post("/admin/users/Anna/password", data={"csrf_token": token, "password": "ett-nytt-langt-losen"})
+    assert anna.get("/tickets").status_code == 302  # the old session ended with the password change
+    assert login(anna, "anna", "ett-nytt-langt-losen").status_code == 302
+    admin.post("/admin/users/anna/deactivate", data={"csrf_token": token})
+    assert get_user(store, "anna") is None and anna.get("/tickets").status_code == 302
+    # An admin cannot lock themselves out.
+    page = admin.post("/admin/users/admin/deactivate", data={"csrf_token": token}, follow_redirects=True)
+    assert "du kan inte inaktivera dig själv" in page.get_data(as_text=True)
+    kinds = [r["kind"] for r in store.db.query("select kind from events where kind in "
+                                                "('role_changed', 'password_changed', 'user_deactivated')")]
+    assert sorted(kinds) == ["password_changed", "role_changed", "user_deactivated"]
+    # A second account differing only in case is refused.
+    admin.post("/admin/users", data={"csrf_token": token, "name": "ADMIN", "password": "x" * 12, "role": "handler"})
+    assert [u["name"] for u in store.db.query("select name from users where name = 'ADMIN'")] == []
+    # Handlers cannot reach any of it.
+    handler = app.test_client()
+    from intake.web.accounts import add_user
+
+    add_user(store, "olle", "olles-langa-losen")
+    login(handler, "olle", "olles-langa-losen")
+    assert handler.post("/admin/users/admin/deactivate", data={"csrf_token": _csrf(handler)}).status_code == 403

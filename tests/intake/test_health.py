@@ -133,3 +133,20 @@ def test_the_back_off_doubles_and_is_capped(tmp_path):
     store.record_poll_run("imap://x", now.isoformat(), ok=True)
     assert backoff_until(store, "imap://x") is None
     assert timedelta  # imported for readers
+
+
+def test_cli_and_web_show_times_in_the_same_zone_and_swedish_format(tmp_path, smtp_server):
+    from intake.store import open_store
+    from tests.intake.test_tickets import seed_ticket
+
+    conf = smtp_conf(tmp_path, smtp_server)
+    config = config_mod.load(conf)
+    store = open_store(config.db_path)
+    seed_ticket(store, created_at="2026-11-24T08:00:00+00:00")  # 09:00 in Stockholm (winter time)
+    listed = CliRunner().invoke(main, ["-c", str(conf), "queue", "list"])
+    shown = CliRunner().invoke(main, ["-c", str(conf), "ticket", "show", "MV-2026-0001"])
+    assert "2026-11-24 09:00" in listed.output and "created_at:   2026-11-24 09:00" in shown.output
+    add_user(store, "anna", PASSWORD)
+    client = create_app(config).test_client()
+    login(client)
+    assert "2026-11-24 09:00" in client.get("/tickets").get_data(as_text=True)

@@ -62,7 +62,8 @@ def _urls(app):
 
     from flask import url_for
 
-    values = {"ref": ["MV-2026-0001"], "att_id": ["1"], "pk": ["1"], "msg_id": ["1"], "index": ["0"], "oid": ["1"]}
+    values = {"ref": ["MV-2026-0001"], "att_id": ["1"], "pk": ["1"], "msg_id": ["1"], "index": ["0"], "oid": ["1"],
+              "name": ["anna"]}
     for rule in app.url_map.iter_rules():
         if rule.endpoint in ("login", "static"):
             continue
