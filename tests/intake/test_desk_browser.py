@@ -89,7 +89,7 @@ def site(tmp_path, imap_account, smtp_server):
 def page():
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
-        pg = b.new_page(viewport={"width": 1366, "height": 900})
+        pg = b.new_page(viewport={"width": 1366, "height": 900}, locale="sv-SE")  # as the staff's browsers
         yield pg
         b.close()
 
