@@ -66,7 +66,8 @@ def carry_out(store: Store, source: Any) -> int:
 
 def error_kind(exc: BaseException) -> str:
     text = str(exc)
-    if "LOGIN" in text or "AUTHENTICATE" in text or "AUTH" in text.split(" failed", 1)[0]:
+    # A refused login (the server answered), not a connection lost during it.
+    if not isinstance(exc, SourceUnavailable) and any(w in text.split(" failed", 1)[0] for w in ("LOGIN", "AUTH")):
         return "auth"
     if "TLS" in text or "SSL" in text or "certificate" in text:
         return "tls"
