@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from intake.config import Config
+from intake.config import Config, MailboxConfig
 from intake.outbox import Outbox, file_transport, smtp_transport
 from intake.pipeline import Settings
-from intake.poller import Folders, Poller
+from intake.poller import Folders, Poller, Pollers
 from intake.sources.base import MailSource
 from intake.sources.local import LocalSource
 from intake.store import Store, open_store
@@ -19,20 +20,15 @@ def routines_for(config: Config) -> list[Routine]:
     return load_packs(config["routines"]["enabled"], extra)
 
 
-def source_factory(config: Config):
-    mailbox = config["mailbox"]
-    if mailbox["kind"] == "local":
-        path = config.path("mailbox", "path")
+def source_factory(config: Config, mailbox: MailboxConfig | None = None):
+    """A maker of fresh sources for ``mailbox`` (default: the first configured mailbox)."""
+    box = mailbox or config.mailboxes[0]
+    if box.kind == "local":
+        path = config.mailbox_path(box, "path")
         return lambda: LocalSource(path)
-    from intake.sources.imap import ImapConfig, ImapSource
+    from intake.sources.imap import ImapSource
 
-    imap_config = ImapConfig.from_mapping(
-        {k: mailbox[k] for k in ("host", "port", "username", "password", "password_env", "tls",
-                                 "allow_plaintext", "folder", "batch_size", "timeout")}
-        # A relative ca_file is relative to the config file's folder, like every other path.
-        | {"ca_file": str(config.path("mailbox", "ca_file")) if mailbox["ca_file"] else ""},
-        config.env,
-    )
+    imap_config = imap_config_for(config, box)
 
     def make() -> MailSource:
         return ImapSource(imap_config)
@@ -40,15 +36,87 @@ def source_factory(config: Config):
     return make
 
 
-def make_poller(config: Config, store: Store, routines: list[Routine]) -> Poller:
+def imap_config_for(config: Config, box: MailboxConfig):
+    from intake.sources.imap import ImapConfig
+
+    return ImapConfig.from_mapping(
+        {k: box[k] for k in ("host", "port", "username", "password", "password_env", "tls",
+                             "allow_plaintext", "folder", "batch_size", "timeout")}
+        # A relative ca_file is relative to the config file's folder, like every other path.
+        | {"ca_file": str(config.mailbox_path(box, "ca_file")) if box["ca_file"] else ""},
+        config.env,
+    )
+
+
+def mailbox_routines(box: MailboxConfig, routines: list[Routine]) -> list[Routine]:
+    """The routines ``box`` serves, its default routine first, signed with the mailbox's desk name.
+
+    The first routine answers mail that matches none; a mailbox's ``desk_name`` wins over the pack's.
+    """
+    served = [r for r in routines if not box["routines"] or r.id in box["routines"]]
+    if box["default_routine"]:
+        served.sort(key=lambda r: r.id != box["default_routine"])
+    if box["desk_name"]:
+        served = [replace(r, desk_name=box["desk_name"]) for r in served]
+    return served
+
+
+def mailbox_settings(config: Config, box: MailboxConfig) -> Settings:
+    """The decision settings of ``box``: its From identity; every mailbox's address counts as our own."""
+    base = Settings.from_config(config)
+    replies = config["replies"]
+    ours = {b.from_address(replies).lower() for b in config.mailboxes}
+    return replace(base, from_address=box.from_address(replies), from_name=box.from_name(replies),
+                   mailbox=box.name, own_addresses=base.own_addresses | ours,
+                   max_message_bytes=box["max_message_bytes"], default_routine=box["default_routine"])
+
+
+def desk_name_of(box: MailboxConfig, routines: list[Routine]) -> str:
+    served = mailbox_routines(box, routines)
+    return box["desk_name"] or (served[0].desk_name if served else box.name)
+
+
+@dataclass(frozen=True)
+class Desk:
+    """A configured mailbox as staff see it: its name (id), desk name, recorded source and routines."""
+
+    name: str
+    desk_name: str
+    source: str
+    routines: tuple[str, ...]
+
+
+def desks_of(config: Config, routines: list[Routine]) -> list[Desk]:
+    """Every configured mailbox as a desk (needs no password: nothing connects)."""
+    from intake.sources.imap import source_name
+
+    desks = []
+    for box in config.mailboxes:
+        if box.kind == "local":
+            source = f"local:{config.mailbox_path(box, 'path').resolve()}"
+        else:
+            source = source_name(box["host"], box["port"], box["username"], box["folder"])
+        served = mailbox_routines(box, routines)
+        desks.append(Desk(box.name, desk_name_of(box, routines), source, tuple(r.id for r in served)))
+    return desks
+
+
+def make_poller(config: Config, store: Store, routines: list[Routine]) -> Poller | Pollers:
+    """The poller of the one configured mailbox, or :class:`Pollers` over several (same ``poll_once``)."""
+    pollers = [make_mailbox_poller(config, store, routines, box) for box in config.mailboxes]
+    return pollers[0] if len(pollers) == 1 else Pollers(pollers)
+
+
+def make_mailbox_poller(config: Config, store: Store, routines: list[Routine], box: MailboxConfig) -> Poller:
     return Poller(
         store,
-        routines,
-        source_factory(config),
-        settings=Settings.from_config(config),
-        folders=Folders.from_config(config["mailbox.folders"]),
+        mailbox_routines(box, routines),
+        source_factory(config, box),
+        settings=mailbox_settings(config, box),
+        folders=Folders.from_config(box.folders),
         rate_limit_per_hour=config["replies"]["rate_limit_per_hour"],
         max_attempts=config["poll"]["max_attempts"],
+        mailbox=box,
     )
 
 
@@ -89,7 +157,16 @@ def make_outbox(config: Config, store: Store, routines: list[Routine]) -> Outbox
         from_name=config["replies"]["from_name"],
         max_attempts=out["max_attempts"],
         blank_forms=blank_form_attachments(routines, store),
+        identities=identities_of(config, routines),
     )
+
+
+def identities_of(config: Config, routines: list[Routine]) -> dict[str, tuple[str, str]]:
+    """Source name -> (From address, From name) of every configured mailbox."""
+    replies = config["replies"]
+    by_name = {box.name: box for box in config.mailboxes}
+    return {d.source: (by_name[d.name].from_address(replies), by_name[d.name].from_name(replies))
+            for d in desks_of(config, routines)}
 
 
 def open_app(config: Config) -> tuple[Store, list[Routine]]:

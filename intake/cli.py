@@ -122,6 +122,7 @@ def check(ctx: click.Context, file: str, as_json: bool) -> None:
     Example: intake check fixtures/mail/plain.eml --json
     """
     from intake.app import routines_for
+    from intake.orderers import lookups_for
     from intake.pipeline import Settings, decide
 
     try:
@@ -129,7 +130,8 @@ def check(ctx: click.Context, file: str, as_json: bool) -> None:
     except OSError as exc:
         raise click.ClickException(f"{file}: cannot read ({exc.strerror})") from None
     config = _load(ctx)
-    decision = decide(raw, routines_for(config), settings=Settings.from_config(config))
+    # No store: the orderer register is "unknown" here, so a routine that checks it reports the mail held.
+    decision = decide(raw, routines_for(config), settings=Settings.from_config(config), lookups=lookups_for(None))
     if as_json:
         click.echo(json.dumps(decision.to_json(), ensure_ascii=False, indent=2))
         return
@@ -361,9 +363,17 @@ from intake.cli_register import register as register_group  # noqa: E402
 
 main.add_command(register_group)
 
-from intake.cli_status import status  # noqa: E402
+from intake.cli_status import register as register_status  # noqa: E402
 
-main.add_command(status)
+register_status(main)
+
+from intake.cli_orderers import orderers as orderers_group  # noqa: E402
+
+main.add_command(orderers_group)
+
+from intake.cli_checklists import register as register_checklists  # noqa: E402
+
+register_checklists(main)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -52,6 +52,18 @@ def _friendly(fn):
     return wrapper
 
 
+def _override_role(desk, actor: str, override: str) -> str:
+    """The role a CLI step acts in: ``handler``, or ``admin`` for an override by an active admin account."""
+    if not override.strip():
+        return "handler"
+    from intake.web.accounts import AccountError, get_user
+
+    user = get_user(desk.store, actor)
+    if user is None or not user.is_admin:
+        raise AccountError(f"--override: {actor!r} is not an admin account (give --user ADMIN)")
+    return "admin"
+
+
 def _password(from_stdin: bool) -> str:
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
@@ -142,29 +154,36 @@ def register(main: click.Group) -> None:
     @click.argument("ref")
     @click.argument("status")
     @click.option("--user", "actor", default=_user, help="Who does it (default: $USER).")
+    @click.option("--override", default="", metavar="REASON",
+                  help="Pass a failing gate an admin may override (close anyway), giving why; --user must be an admin.")
     @click.pass_context
     @_friendly
-    def ticket_status(ctx: click.Context, ref: str, status: str, actor: str) -> None:
+    def ticket_status(ctx: click.Context, ref: str, status: str, actor: str, override: str) -> None:
         """Change a ticket's status along its routine's lifecycle (the new state's effects run: in MittVaccin
         done queues the completion mail). A refused step names its reason.
 
         Example: intake ticket status MV-2026-0001 in_progress
         """
-        t = _desk(ctx).set_status(ref, actor, status)
+        desk = _desk(ctx)
+        t = desk.set_status(ref, actor, status, role=_override_role(desk, actor, override), override=override)
         click.echo(f"{t['ref']}: {t['status']}")
 
     @ticket_group.command("done")
     @click.argument("ref")
     @click.option("--note", default="", help="A line for the requester in the completion mail.")
     @click.option("--user", "actor", default=_user, help="Who does it (default: $USER).")
+    @click.option("--override", default="", metavar="REASON",
+                  help="Close anyway past a gate an admin may override, giving why; --user must be an admin.")
     @click.pass_context
     @_friendly
-    def ticket_done(ctx: click.Context, ref: str, note: str, actor: str) -> None:
+    def ticket_done(ctx: click.Context, ref: str, note: str, actor: str, override: str) -> None:
         """Mark a ticket done and queue the completion mail to the requester.
 
         Example: intake ticket done MV-2026-0001 --note "Behörigheten gäller från måndag."
         """
-        t = _desk(ctx).mark_done(ref, actor, note)
+        desk = _desk(ctx)
+        t = desk.set_status(ref, actor, "done", note=note, role=_override_role(desk, actor, override),
+                            override=override)
         click.echo(f"{t['ref']}: done; completion mail queued")
 
     @ticket_group.command("note")

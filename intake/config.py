@@ -186,6 +186,23 @@ _CHOICES = {
     ("logging", "level"): ("DEBUG", "INFO", "WARNING", "ERROR"),
 }
 
+# -- several mailboxes, IDLE and per-mailbox identity (README: "Several mailboxes and IDLE") ----------------
+#: Keys every mailbox has besides the connection: ``[mailbox]`` and each ``[[mailboxes]]`` entry.
+MAILBOX_KEYS: dict[str, tuple[type | tuple[type, ...], Any]] = {
+    "name": (str, ""),  # the desk's id (status, handler limits); default "default" for [mailbox]
+    "idle": (bool, True),  # wait in IMAP IDLE when the server offers it; polling stays the fallback
+    "idle_refresh_seconds": ((int, float), 600),  # re-issue IDLE this often (RFC 2177: within 29 minutes)
+    "backoff_max_seconds": ((int, float), 300),  # longest wait between tries of an unreachable mailbox
+    "auth_backoff_seconds": ((int, float), 300),  # first wait after a refused login (doubles, up to the next)
+    "auth_backoff_max_seconds": ((int, float), 3600),
+    "routines": (list, []),  # routine ids this mailbox serves; empty: every enabled routine
+    "default_routine": (str, ""),  # the routine that answers mail matching none; empty: the first served
+    "from_address": (str, ""),  # the From of its replies; empty: replies.from_address
+    "from_name": (str, ""),  # empty: replies.from_name
+    "desk_name": (str, ""),  # the desk's name in reply signatures; empty: the routine pack's desk_name
+}
+SCHEMA["mailbox"].update(MAILBOX_KEYS)
+
 
 # -- typed sections: ``config.mailbox.default_routine`` as well as ``config["mailbox"]["default_routine"]`` --
 
@@ -226,6 +243,8 @@ class Config:
     sections: dict[str, dict[str, Any]]
     base_dir: Path = field(default_factory=Path.cwd)
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    #: Every configured mailbox: the ``[[mailboxes]]`` entries, or ``[mailbox]`` as the only one.
+    mailbox_list: tuple[MailboxConfig, ...] = ()
     # One typed attribute per top-level section of SCHEMA (``config.mailbox``, ``config.register``, ...),
     # set in __post_init__.
 
@@ -249,6 +268,15 @@ class Config:
         """The password of ``section``: from the file, else from the environment variable it names."""
         data = self.sections[section]
         return data["password"] or self.env.get(data["password_env"], "")
+
+    @property
+    def mailboxes(self) -> tuple[MailboxConfig, ...]:
+        return self.mailbox_list or (MailboxConfig.single(self.sections),)
+
+    def mailbox_path(self, mailbox: MailboxConfig, key: str) -> Path:
+        """A path-valued key of one mailbox (``path``, ``ca_file``), relative to the config file's folder."""
+        value = Path(mailbox.settings[key]).expanduser()
+        return value if value.is_absolute() else self.base_dir / value
 
     @property
     def db_path(self) -> Path:
@@ -294,6 +322,7 @@ def from_mapping(
     data: Mapping[str, Any], *, base_dir: Path | None = None, env: Mapping[str, str] | None = None
 ) -> Config:
     """Check ``data`` against :data:`SCHEMA` and fill defaults; raises :class:`ConfigError`."""
+    data, listed = _split_mailboxes(data)
     given = _flatten(data)
     sections: dict[str, dict[str, Any]] = {}
     for section, keys in SCHEMA.items():
@@ -320,11 +349,13 @@ def from_mapping(
                 raise ConfigError(f"mailbox.{key}: missing (needed when mailbox.kind = \"imap\")")
     if sections["outbox"]["kind"] == "smtp" and not sections["smtp"]["host"]:
         raise ConfigError('smtp.host: missing (needed when outbox.kind = "smtp")')
+    mailboxes = _check_mailboxes(sections, listed)
     _check_default_routine(sections)
     if "@" not in sections["replies"]["from_address"]:
         raise ConfigError("replies.from_address: not an email address")
     _check_values(sections)
-    return Config(sections=sections, base_dir=base_dir or Path.cwd(), env=dict(env or os.environ))
+    return Config(sections=sections, base_dir=base_dir or Path.cwd(), env=dict(env or os.environ),
+                  mailbox_list=mailboxes)
 
 
 #: (section, key) -> (smallest, largest) allowed value.
@@ -351,6 +382,11 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("web", "session_hours"): (0.1, 24 * 30),
     ("retention", "days"): (1, 36_500),
     ("register", "retention_days"): (1, 36_500),
+    # several mailboxes and IDLE
+    ("mailbox", "idle_refresh_seconds"): (10, 1740),  # RFC 2177: a server may end IDLE after 29 minutes
+    ("mailbox", "backoff_max_seconds"): (1, 86_400),
+    ("mailbox", "auth_backoff_seconds"): (1, 86_400),
+    ("mailbox", "auth_backoff_max_seconds"): (1, 7 * 86_400),
 }
 
 
@@ -400,6 +436,125 @@ def _check_default_routine(sections: dict[str, dict[str, Any]]) -> None:
         mailbox["default_routine"] = enabled[0]
     elif mailbox["default_routine"] not in enabled:
         raise ConfigError(f"mailbox.default_routine: {mailbox['default_routine']!r} is not one of routines.enabled")
+# -- several mailboxes (issue 16): [[mailboxes]], each checked like [mailbox] ---------------------------------
+
+
+@dataclass(frozen=True)
+class MailboxConfig:
+    """One mailbox the service serves: its ``[mailbox]``-shaped settings, folders and identity."""
+
+    name: str
+    settings: dict[str, Any]  # every key of SCHEMA["mailbox"], checked, defaults filled
+    folders: dict[str, Any]  # every key of SCHEMA["mailbox.folders"]
+
+    @classmethod
+    def single(cls, sections: Mapping[str, dict[str, Any]]) -> MailboxConfig:
+        """``[mailbox]`` as the one mailbox (its name defaults to ``default``)."""
+        settings = dict(sections["mailbox"])
+        return cls(name=settings["name"] or "default", settings=settings, folders=dict(sections["mailbox.folders"]))
+
+    def __getitem__(self, key: str) -> Any:
+        return self.settings[key]
+
+    @property
+    def kind(self) -> str:
+        return self.settings["kind"]
+
+    def from_address(self, replies: Mapping[str, Any]) -> str:
+        return self.settings["from_address"] or replies["from_address"]
+
+    def from_name(self, replies: Mapping[str, Any]) -> str:
+        return self.settings["from_name"] or replies["from_name"]
+
+
+def _split_mailboxes(data: Mapping[str, Any]) -> tuple[dict[str, Any], list[Any] | None]:
+    """``data`` without its ``[[mailboxes]]`` list, and that list (``None`` when not given)."""
+    data = dict(data)
+    listed = data.pop("mailboxes", None)
+    if listed is None:
+        return data, None
+    if not isinstance(listed, list) or not listed or not all(isinstance(m, dict) for m in listed):
+        raise ConfigError("mailboxes: must be a list of tables ([[mailboxes]]), at least one")
+    if "mailbox" in data:
+        raise ConfigError("mailbox: give either [mailbox] or [[mailboxes]], not both")
+    return data, listed
+
+
+def _mailbox_entry(index: int, data: Mapping[str, Any]) -> MailboxConfig:
+    """One ``[[mailboxes]]`` table, checked against the keys, choices and ranges of ``[mailbox]``."""
+    where = f"mailboxes[{index}]"
+    values = {k: v for k, v in data.items() if k != "folders"}
+    folders_given = data.get("folders", {})
+    if not isinstance(folders_given, dict):
+        raise ConfigError(f"{where}.folders: must be a table")
+    checked: dict[str, dict[str, Any]] = {}
+    for section, given in (("mailbox", values), ("mailbox.folders", dict(folders_given))):
+        out: dict[str, Any] = {}
+        for key, (expected, default) in SCHEMA[section].items():
+            name = f"{where}.{key}" if section == "mailbox" else f"{where}.folders.{key}"
+            if key in given:
+                out[key] = _check_type(name, given.pop(key), expected)
+            else:
+                out[key] = list(default) if isinstance(default, list) else default
+            choices = _CHOICES.get((section, key))
+            if choices and out[key] not in choices:
+                raise ConfigError(f"{name}: must be one of {', '.join(choices)}, not {out[key]!r}")
+            limits = _RANGES.get((section, key))
+            if limits and not limits[0] <= out[key] <= limits[1]:
+                raise ConfigError(f"{name}: must be between {limits[0]:g} and {limits[1]:g}, not {out[key]!r}")
+        if given:
+            raise ConfigError(f"{where}.{sorted(given)[0]}: unknown key")
+        checked[section] = out
+    settings = checked["mailbox"]
+    if not settings["name"].strip():
+        raise ConfigError(f"{where}.name: missing (every mailbox of [[mailboxes]] needs a name)")
+    if settings["kind"] == "imap":
+        for key in ("host", "username"):
+            if not settings[key]:
+                raise ConfigError(f'{where}.{key}: missing (needed when kind = "imap")')
+    return MailboxConfig(name=settings["name"], settings=settings, folders=checked["mailbox.folders"])
+
+
+def _check_mailboxes(sections: dict[str, dict[str, Any]], listed: list[Any] | None) -> tuple[MailboxConfig, ...]:
+    """The ``[[mailboxes]]`` entries (``()`` when only ``[mailbox]`` is given), each checked and distinct."""
+    mailboxes = (
+        tuple(_mailbox_entry(i, entry) for i, entry in enumerate(listed)) if listed is not None
+        else (MailboxConfig.single(sections),)
+    )
+    enabled = sections["routines"]["enabled"]
+    names: set[str] = set()
+    places: set[tuple[Any, ...]] = set()
+    for i, box in enumerate(mailboxes):
+        where = f"mailboxes[{i}]" if listed is not None else "mailbox"
+        if box.name in names:
+            raise ConfigError(f"{where}.name: {box.name!r} is used by another mailbox")
+        names.add(box.name)
+        place = ((box["kind"], box["path"]) if box["kind"] == "local"
+                 else (box["kind"], box["host"].lower(), box["port"], box["username"], box["folder"]))
+        if place in places:
+            raise ConfigError(f"{where}: the same mailbox is configured twice")
+        places.add(place)
+        for routine in box["routines"]:
+            if routine not in enabled:
+                raise ConfigError(f"{where}.routines: {routine!r} is not in routines.enabled")
+        served = box["routines"] or enabled
+        if listed is not None and box["default_routine"] and box["default_routine"] not in served:
+            raise ConfigError(f"{where}.default_routine: {box['default_routine']!r} is not a routine it serves")
+        if listed is not None and not box["default_routine"]:
+            # As for [mailbox]: it answers mail whose subject fits none, so it must be named among several.
+            if len(served) > 1:
+                raise ConfigError(f"{where}.default_routine: missing (needed when the mailbox serves more than "
+                                  "one routine: it answers mail whose subject fits none)")
+            box.settings["default_routine"] = served[0] if served else ""
+        if box["from_address"] and "@" not in box["from_address"]:
+            raise ConfigError(f"{where}.from_address: not an email address")
+        if box["auth_backoff_seconds"] > box["auth_backoff_max_seconds"]:
+            raise ConfigError(f"{where}.auth_backoff_seconds: must not be above auth_backoff_max_seconds")
+    if listed is None:
+        return ()
+    sections["mailbox"] = dict(mailboxes[0].settings)  # code reading [mailbox] sees the first mailbox
+    sections["mailbox.folders"] = dict(mailboxes[0].folders)
+    return mailboxes
 
 
 def load(path: str | Path | None, env: Mapping[str, str] | None = None) -> Config:

@@ -343,6 +343,29 @@ def _cancel_timer(ctx: EffectContext, params: Mapping[str, Any]) -> int:
     return ctx.engine.store.cancel_timers(ctx.ticket["id"], names=[params["name"]])
 
 
+@executor("register")
+def _register(ctx: EffectContext, params: Mapping[str, Any]) -> list[int]:
+    from pathlib import Path
+
+    from intake.register import RegisterError, apply_done_ticket, open_keys
+
+    key_file = getattr(ctx.engine.settings, "register_key_file", "")
+    if not key_file:
+        return []
+    store = ctx.engine.store
+    try:
+        keys = open_keys(store, Path(key_file))
+        return apply_done_ticket(store, ctx.ticket["ref"], ctx.engine.by_id, ctx.now, ctx.actor, keys=keys)
+    except RegisterError as exc:
+        # A lost or wrong key file must not stop handlers closing tickets; the ticket shows it, and the
+        # entries can be written later with `intake register apply REF`.
+        log.error("register: %s not written: %s", ctx.ticket["ref"], exc)
+        store.add_event("register_failed", actor=ctx.actor, ticket_id=ctx.ticket["id"], at=_iso(ctx.now),
+                        data={"error": type(exc).__name__})
+        return []
+
+
 def timers_job(store: Store, routines: list[Routine], settings: Any) -> Callable[[], int]:
     """The scheduler's job: run due timers on ``store`` (``intake run`` runs it every minute)."""
     return Engine(store, routines, settings).run_due_timers
+from intake import checklists as _checklists  # noqa: E402,F401  (registers start_checklist, its gate fact, mail values)

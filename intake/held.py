@@ -49,10 +49,13 @@ class HeldMail:
         self.recorder = Recorder(store, routines, settings, engine=Engine(store, routines, settings, clock=clock))
 
     def _decide(self, msg: dict[str, Any]) -> Any:
+        from intake.orderers import lookups_for
         from intake.pipeline import decide
 
+        # Judged as the poller judges, with the same lookups (the orderer register), so a release does not
+        # let through what the register now refuses.
         return decide(msg["raw"], self.routines, settings=self.settings,
-                      now=datetime.fromisoformat(msg["recorded_at"]))
+                      now=datetime.fromisoformat(msg["recorded_at"]), lookups=lookups_for(self.store))
 
     def inspect(self, message_pk: int, user: str, *, full_text: bool = False) -> dict[str, Any]:
         """What a handler needs to judge a held mail: each finding's category, place and masked excerpt

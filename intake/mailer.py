@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,6 +29,20 @@ AUTO_REPLY_KINDS = ("ack", "rejection")
 EFFECT_RATE_LIMIT = 5
 
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+$")
+
+#: Template values other parts add to every mail about a ticket (name -> loader(store, ticket)), e.g. the
+#: checklist's titles (:mod:`intake.checklists`). Registered with :func:`mail_context`; never a personal value.
+MAIL_CONTEXT: dict[str, Callable[[Store, Mapping[str, Any]], Any]] = {}
+
+
+def mail_context(name: str) -> Callable[[Callable[[Store, Mapping[str, Any]], Any]], Callable[..., Any]]:
+    """Register a loader of the template value ``name`` for mail about a ticket."""
+
+    def register(fn: Callable[[Store, Mapping[str, Any]], Any]) -> Callable[..., Any]:
+        MAIL_CONTEXT[name] = fn
+        return fn
+
+    return register
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,7 @@ def context(routine: Routine, rtype: RequestType | None, *, ref: str | None, **e
         "reasons": (),
         "attach_form": False,
         "note": "",
+        "form": None,
         # The routines whose subjects a rejection lists: every routine the mailbox serves when the
         # subject fitted none, else this one.
         "offered": (routine,),
@@ -247,6 +262,8 @@ class Mailer:
             store.add_event("reply_suppressed", actor=actor, message_id=thread.message_pk, ticket_id=ticket_id,
                             at=now_iso, data=data)
             return None
+        if ticket is not None and MAIL_CONTEXT:
+            ctx = {**{name: load(store, ticket) for name, load in MAIL_CONTEXT.items()}, **ctx}
         text = render(routine, template, ctx, body=body, subject=subject)
         outbox_id = store.insert_outbox({
             "message_id": thread.message_pk,
@@ -265,6 +282,9 @@ class Mailer:
             "attempts": 0,
             "next_attempt_at": now_iso,
             "created_at": now_iso,
+            # The sender identity of the mailbox the mail came in through, read when the mail is sent. Only a
+            # poller's settings name a mailbox; otherwise the outbox finds it from the mail's source.
+            **self._identity(),
         })
         data = {"kind": kind, "outbox": outbox_id}
         if role is not None and role != "requester":
@@ -272,6 +292,13 @@ class Mailer:
         store.add_event("reply_queued", actor=actor, message_id=thread.message_pk, ticket_id=ticket_id,
                         at=now_iso, data=data)
         return outbox_id
+
+    def _identity(self) -> dict[str, str | None]:
+        mailbox = getattr(self.settings, "mailbox", "") or ""
+        if not mailbox:
+            return {}
+        return {"mailbox": mailbox, "from_address": self.settings.from_address,
+                "from_name": getattr(self.settings, "from_name", "") or None}
 
     # -- the kinds -----------------------------------------------------------------------------------
 
@@ -309,8 +336,9 @@ class Mailer:
         to = params["to"]
         template = params["template"]
         kind = params.get("kind", template)
+        # ``form`` (the ticket's stored form) lets a template count persons and roles; never print names.
         values: dict[str, Any] = {"user_count": ticket.get("user_count") or 0,
-                                  "note": str(payload.get("note", "")).strip()}
+                                  "note": str(payload.get("note", "")).strip(), "form": form_of(ticket) or None}
         values.update(extra or {})
         ctx = context(routine, _rtype(routine, ticket.get("request_type")), ref=ticket["ref"], **values)
         thread = self.ticket_thread(ticket) if to == "requester" else Thread()

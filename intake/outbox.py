@@ -127,7 +127,10 @@ class Outbox:
         max_attempts: int = 10,
         blank_forms: Callable[[int], list[tuple[str, bytes, str]]] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        identities: dict[str, tuple[str, str]] | None = None,
     ):
+        #: source name -> (From address, From name) of each configured mailbox
+        self.identities = identities or {}
         self.store = store
         self.transport = transport
         self.from_address = from_address
@@ -145,9 +148,10 @@ class Outbox:
             attachments = self.blank_forms(row["id"])
         if row.get("attach_ticket_form") and row["ticket_id"] is not None:
             attachments += self.ticket_forms(row["ticket_id"])
+        from_address, from_name = self.identity_of(row)
         return build_message(
             to=row["to_addr"], subject=row["subject"], body=row["body"],
-            from_address=self.from_address, from_name=self.from_name,
+            from_address=from_address, from_name=from_name,
             message_id=row["rfc_message_id"], in_reply_to=row["in_reply_to"] or "",
             references=(row["references_"] or "").split(),
             # Rows from before migration 004 have no flag: then the kind decides, as it did.
@@ -165,6 +169,16 @@ class Outbox:
             name = f"blankett{suffix}" if i == 1 else f"blankett-{i}{suffix}"
             files.append((name, att["data"], att["content_type"] or "application/octet-stream"))
         return files
+    def identity_of(self, row: dict[str, Any]) -> tuple[str, str]:
+        """The From of a reply: stored on its row when a poll queued it, else that of the mailbox its mail (or its
+        ticket's first mail) came in through (a handler's reply answers for the same mailbox), else the default."""
+        if row.get("from_address"):
+            return row["from_address"], row.get("from_name") or ""
+        if self.identities:
+            for source in self.store.mail_sources(row.get("message_id"), row.get("ticket_id")):
+                if source in self.identities:
+                    return self.identities[source]
+        return self.from_address, self.from_name
 
     def send_due(self) -> SendResult:
         result = SendResult()

@@ -42,6 +42,9 @@ class Settings:
     mail_limits: MailLimits = field(default_factory=MailLimits)
     max_message_bytes: int = 25 * 1024 * 1024
     default_routine: str = ""  # mailbox.default_routine; "" only when one routine is served
+    register_key_file: str = ""  # the access register's key file; "" when the register is off
+    from_name: str = ""  # the sender identity of replies (per mailbox); stored on each queued reply
+    mailbox: str = ""  # the configured mailbox the mail came in through
 
     @classmethod
     def from_config(cls, config: Any) -> Settings:
@@ -56,6 +59,7 @@ class Settings:
             personal_data=PersonalDataConfig.from_mapping(pd),
             max_message_bytes=config["mailbox"]["max_message_bytes"],
             default_routine=config["mailbox"]["default_routine"],
+            register_key_file=str(config.path("register", "key_file")) if config["register"]["enabled"] else "",
         )
 
 

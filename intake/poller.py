@@ -29,6 +29,7 @@ from intake import faults, moves
 from intake.decision import Decision
 from intake.identity import Identity, identify
 from intake.logs import where
+from intake.orderers import lookups_for
 from intake.pipeline import Settings, decide
 from intake.recorder import Recorder
 from intake.sources.base import FetchedMail, MailSource, SourceError, SourceUnavailable
@@ -121,7 +122,10 @@ class Poller:
         rate_limit_per_hour: int = 5,
         max_attempts: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        mailbox: Any = None,
     ):
+        #: The configured mailbox (:class:`intake.config.MailboxConfig`) this poller serves, if known.
+        self.mailbox = mailbox
         self.store = store
         self.routines = routines
         self.by_id = {r.id: r for r in routines}
@@ -311,22 +315,43 @@ class Poller:
         raw = fetched.raw if fetched.raw is not None else fetched.header
         return decide(
             raw, self.routines, settings=self.settings, now=self.clock(), received=fetched.received,
-            lookup=self.lookup, size=fetched.size,
+            lookup=self.lookup, size=fetched.size, lookups=lookups_for(self.store),
         )
 
     def lookup(self, ref: str | None, message_ids: list[str]) -> dict[str, Any] | None:
         """The ticket a follow-up belongs to: by a reference in the subject, or by our reply it answers."""
-        db = self.store.db
-        rows: list[dict[str, Any]] = []
-        if ref:
-            rows = list(db.query("select * from tickets where ref = ?", [ref]))
-        if not rows and message_ids:
-            marks = ",".join("?" * len(message_ids))
-            rows = list(db.query(
-                f"select t.* from outbox o join tickets t on t.id = o.ticket_id where o.rfc_message_id in ({marks}) "
-                "order by o.id desc limit 1", message_ids,
-            ))
-        return rows[0] if rows else None
+        return self.store.followup_ticket(ref, message_ids)
+
+
+class Pollers:
+    """Several mailboxes polled one after another into one store (``intake poll --once`` over all).
+
+    One mailbox that cannot be reached does not stop the others: its error is raised after they are done.
+    A failure of the store ends at once, as for one mailbox.
+    """
+
+    def __init__(self, pollers: list[Poller]):
+        self.pollers = pollers
+        self.store = pollers[0].store
+
+    def poll_once(self) -> PollResult:
+        total = PollResult()
+        unreachable: SourceError | None = None
+        for poller in self.pollers:
+            try:
+                result = poller.poll_once()
+            except SourceError as exc:
+                log.error("%s: mailbox unavailable: %s", poller.mailbox.name if poller.mailbox else "?", exc)
+                unreachable = unreachable or exc
+                continue
+            for name in ("seen", "decided", "recorded", "already_recorded", "moved", "repaired", "parked",
+                         "left_parked"):
+                setattr(total, name, getattr(total, name) + getattr(result, name))
+            total.verdicts.update(result.verdicts)
+            total.errors += result.errors
+        if unreachable is not None:
+            raise unreachable
+        return total
 
 
 def _fallback(key: str, exc: Exception) -> Decision:

@@ -29,6 +29,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from intake.errors import IntakeError
 from intake.store import NotFoundError, Store
 from intake.store.register import ENTRY_COLUMNS, RegisterFilters
 from rules.register import (
@@ -48,7 +49,7 @@ KEY_CHECK = "key_check"
 VIA = ("web", "cli")
 
 
-class RegisterError(ValueError):
+class RegisterError(IntakeError, ValueError):
     """A register action that cannot be done: no key, a wrong key, a missing reason, an unknown entry."""
 
 

@@ -35,6 +35,8 @@ class Filters:
     date_from: str | None = None
     date_to: str | None = None
     assignee: str | None = None
+    #: Only tickets whose first mail came from one of these sources (a handler limited to some desks).
+    sources: tuple[str, ...] | None = None
     q: str | None = None  # free text: reference, requester, subject, the form's fields (never a personnummer)
 
     def where(self) -> tuple[str, list[Any]]:
@@ -51,6 +53,10 @@ class Filters:
                                "or subject like ? escape '\\' or exists (select 1 from json_each(form, '$.fields') "
                                "j where j.value like ? escape '\\'))")
                 params.extend([like] * 4)
+        if self.sources is not None:
+            marks = ",".join("?" * len(self.sources)) or "null"
+            clauses.append(f"id in (select ticket_id from messages where source in ({marks}))")
+            params.extend(self.sources)
         for column in ("queue", "status", "routine", "request_type", "assignee"):
             value = getattr(self, column)
             if value:

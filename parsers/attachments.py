@@ -8,10 +8,12 @@ the declared-size caps, looking for DOCTYPE/ENTITY (FIELD-NOTES: bombs pass open
 
 from __future__ import annotations
 
+import codecs
 import io
 import re
 import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 from parsers.mail import Attachment
@@ -52,7 +54,9 @@ WHY = {
     "encrypted": ("filen är lösenordsskyddad", "Ta bort lösenordet, spara blanketten och skicka den igen."),
     "bomb": ("filen packas upp till en orimlig storlek", SEND_PLAIN),
     "xml_entities": ("filen innehåller otillåtna XML-konstruktioner", SEND_PLAIN),
-    "corrupt": ("filen är skadad", SEND_PLAIN),
+    "corrupt": ("filen är skadad", SEND_PLAIN),  # kept for overrides; damaged files get attachment.damaged
+    "bad_member": ("filen innehåller otillåtna sökvägar", SEND_PLAIN),
+    "disguised": ("filen är ett Office-dokument förklätt till en annan filtyp", SEND_PLAIN),
 }
 KIND_LABELS = {
     "legacy": "äldre Word- eller Excel-format (.doc/.xls)",
@@ -68,7 +72,8 @@ class Verdict:
     """What an attachment is and whether it may be parsed.
 
     ``kind``: xlsx, docx, pdf, image, legacy, encrypted, zip, empty or unknown. ``refusal`` is a key
-    of :data:`WHY` (unsafe) or ``"unsupported"``; empty when the file may be parsed or ignored.
+    of :data:`WHY` (unsafe), ``"unsupported"`` or ``"corrupt"`` (damaged: a zip that cannot be read, a
+    member that does not inflate); empty when the file may be parsed or ignored.
     ``detail`` is for staff and never holds content from the file.
     """
 
@@ -160,18 +165,87 @@ _XML_DANGER = (b"<!DOCTYPE", b"<!ENTITY", "<!DOCTYPE".encode("utf-16-le"), "<!EN
                "<!DOCTYPE".encode("utf-16-be"), "<!ENTITY".encode("utf-16-be"))
 
 
-def _member_has_entities(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
-    tail = b""
+_XML_NAMES = (".xml", ".rels", ".vml")
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"), (codecs.BOM_UTF8, "utf-8"),
+         (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+# XML 1.0 appendix F: the first four bytes of "<?xm" or "<" in each encoding family, without a BOM.
+_XML_STARTS = ((b"\x00\x00\x00<", "utf-32-be"), (b"<\x00\x00\x00", "utf-32-le"), (b"\x00<\x00?", "utf-16-be"),
+               (b"<\x00?\x00", "utf-16-le"), (b"\x4c\x6f\xa7\x94", "cp037"))
+_DECLARED = re.compile(r"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']{1,40})["']""")
+_DANGER_TEXT = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.I)
+
+
+def _xml_encoding(head: bytes) -> str | None:
+    """How an XML parser would decode a part that starts with ``head`` (XML 1.0 appendix F), or None when
+    it is not XML at all. An encoding label Python does not know is returned as ``"?"``."""
+    family = "utf-8"
+    for bom, name in _BOMS:
+        if head.startswith(bom):
+            family = name
+            break
+    else:
+        for start, name in _XML_STARTS:
+            if head.startswith(start):
+                family = name
+                break
+    text = head.decode(family, "replace")
+    if not text.lstrip("\ufeff \t\r\n").startswith("<"):
+        return None
+    declared = _DECLARED.match(text.lstrip("\ufeff"))
+    if declared is None or family not in ("utf-8", "cp037"):
+        return family  # a BOM or a wide encoding decides; the label can only agree
+    try:
+        info = codecs.lookup(declared.group(1).strip())
+    except (LookupError, ValueError, UnicodeError):
+        return "?"
+    return info.name if getattr(info, "_is_text_encoding", True) else "?"
+
+
+def _member_has_entities(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
+    """What makes the part unsafe ("" when nothing): a DOCTYPE or an entity declaration, found in the part
+    decoded as an XML parser would decode it, or an encoding we cannot decode to look.
+
+    Every member is looked at, whatever its name: a part is XML when its first bytes say so in any
+    encoding family, or when its name ends like an XML part. A part in an encoding Python cannot decode
+    is refused as well (no parser we run would read it as anything but a declaration we cannot check).
+    """
     with zf.open(info) as fh:
-        while True:
+        first = fh.read(256 * 1024)
+        encoding = _xml_encoding(first[:1024])
+        if encoding is None:
+            if not info.filename.lower().endswith(_XML_NAMES):
+                return ""
+            encoding = "utf-8"
+        if encoding == "?":
+            return "XML in an unknown encoding"
+        decoder = codecs.getincrementaldecoder(encoding)("replace")
+        tail, raw_tail, chunk = "", b"", first
+        while chunk:
+            text = tail + decoder.decode(chunk)
+            # The raw bytes too (UTF-16 forms in a part that claims to be UTF-8, say).
+            window = (raw_tail + chunk).upper()
+            if _DANGER_TEXT.search(text) or any(d.upper() in window for d in _XML_DANGER):
+                return "DOCTYPE/ENTITY"
+            tail, raw_tail = text[-40:], window[-40:]
             chunk = fh.read(256 * 1024)
-            if not chunk:
-                return False
-            window = tail + chunk
-            upper = window.upper()
-            if any(d.upper() in upper for d in _XML_DANGER):
-                return True
-            tail = window[-40:]
+        return ""
+
+
+#: What reading a damaged member raises: bad headers, bad CRC, a stream that does not inflate, an
+#: unknown compression method, a bz2/lzma stream that ends early.
+_DAMAGED = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError,
+            UnicodeError, struct.error, LookupError)
+try:
+    import lzma
+
+    _DAMAGED += (lzma.LZMAError,)
+except ImportError:  # pragma: no cover - lzma is part of every CPython build we support
+    pass
+
+
+def _member_label(name: str) -> str:
+    """A member name fit for the staff detail: OOXML part names are fixed; anything else by extension only."""
+    return name if re.fullmatch(r"[A-Za-z0-9_./\[\]-]{1,80}", name) else "an oddly named part"
 
 
 def _check_zip(data: bytes, ext: str, limits: AttachmentLimits) -> tuple[str, str, str]:
@@ -183,7 +257,7 @@ def _check_zip(data: bytes, ext: str, limits: AttachmentLimits) -> tuple[str, st
         return "zip", "bomb", f"entries={entries} limit={limits.max_entries}"
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+    except _DAMAGED as exc:
         return "zip", "corrupt", f"zip: {type(exc).__name__}"
     with zf:
         infos = zf.infolist()
@@ -191,7 +265,7 @@ def _check_zip(data: bytes, ext: str, limits: AttachmentLimits) -> tuple[str, st
             return "zip", "bomb", f"entries={len(infos)}"
         names = [i.filename for i in infos]
         if any(_bad_name(n) for n in names):
-            return "zip", "corrupt", "member path escapes the package"
+            return "zip", "bad_member", "member path escapes the package"
         total = 0
         for info in infos:
             total += info.file_size
@@ -214,16 +288,20 @@ def _check_zip(data: bytes, ext: str, limits: AttachmentLimits) -> tuple[str, st
         if ext in MACRO_EXTENSIONS or any(n.endswith("vbaproject.bin") or n.endswith("vbadata.xml")
                                           for n in lowered):
             return kind, "macros", "vbaProject.bin or macro extension"
+        if any(info.flag_bits & 0x1 for info in infos):
+            # zipfile would raise RuntimeError ("password required") on the first read.
+            return "encrypted", "encrypted", "zip member encrypted"
         try:
             for info in infos:
-                if info.filename.lower().endswith((".xml", ".rels", ".vml")):
-                    if info.filename == "[Content_Types].xml":
-                        if b"macroenabled" in zf.read(info).lower():
-                            return kind, "macros", "macroEnabled content type"
-                    if _member_has_entities(zf, info):
-                        return kind, "xml_entities", f"DOCTYPE/ENTITY in {display_name(info.filename)}"
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
-            # A lying size header ends here as "Bad CRC-32": zipfile stops at the declared size.
+                if info.filename == "[Content_Types].xml":
+                    if b"macroenabled" in zf.read(info).lower():
+                        return kind, "macros", "macroEnabled content type"
+                found = _member_has_entities(zf, info)
+                if found:
+                    return kind, "xml_entities", f"{found} in {_member_label(info.filename)}"
+        except _DAMAGED as exc:
+            # A flipped bit ends here as zlib.error or "Bad CRC-32"; so does a lying size header
+            # (zipfile stops at the declared size and the CRC no longer matches).
             return kind, "corrupt", f"zip member: {type(exc).__name__}"
     if kind == "zip":
         return kind, ("extension_mismatch" if ext in OFFICE_EXTENSIONS else "unsupported"), "zip without OOXML parts"
@@ -231,6 +309,18 @@ def _check_zip(data: bytes, ext: str, limits: AttachmentLimits) -> tuple[str, st
         # .docx holding a workbook, .xlsx holding a document
         return kind, "extension_mismatch", f"extension {ext} holds {kind}"
     return kind, "", ""
+
+
+def _holds_ooxml(data: bytes) -> bool:
+    """True when a zip reader finds an OOXML package in ``data`` (its central directory names the content
+    types part), wherever the package starts: zip readers look from the end, not at the signature."""
+    if data.rfind(b"PK\x05\x06", max(0, len(data) - 65557)) < 0 or b"[Content_Types].xml" not in data:
+        return False
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return any(n.lower() == "[content_types].xml" for n in zf.namelist())
+    except Exception:  # noqa: BLE001 - not a zip a reader can open: nothing hidden to worry about
+        return False
 
 
 def check_attachment(att: Attachment, limits: AttachmentLimits | None = None) -> Verdict:
@@ -243,6 +333,11 @@ def check_attachment(att: Attachment, limits: AttachmentLimits | None = None) ->
     if att.size > limits.max_bytes:
         return Verdict(name, sniff(att.data[:16]), "too_large", f"size={att.size} limit={limits.max_bytes}")
     real = sniff(att.data)
+    if real in ("image", "pdf", "ole2", "unknown") and _holds_ooxml(att.data):
+        if real != "unknown":
+            # A package behind another file's signature: a zip reader opens it, our sniffing would not.
+            return Verdict(name, "zip", "disguised", f"OOXML package behind a {real} signature")
+        return Verdict(name, "zip", "corrupt", "OOXML package with a damaged start")
     if real == "empty":
         refusal = "unsupported" if ext in OFFICE_EXTENSIONS else ""
         return Verdict(name, "empty", refusal, "0 bytes")

@@ -99,8 +99,19 @@ def parse_mail(raw: bytes, limits: MailLimits = MailLimits()) -> ParsedMail:  # 
         mp = mailparser.parse_from_bytes(raw)
         plain, html, found = list(mp.text_plain), list(mp.text_html), list(mp.attachments)
         parser_defects = sorted(mp.defects_categories)
-    except Exception as exc:  # noqa: BLE001 - RecursionError, MemoryError-free crashes, parser bugs
-        raise UnparseableMail(f"mail-parser error: {type(exc).__name__}") from None
+    except Exception:  # noqa: BLE001 - mail-parser trips over odd charsets and boundaries: read it plainly
+        try:
+            plain, html, found = _plain_walk(raw)
+        except Exception as exc:  # noqa: BLE001 - both parsers failed: a verdict, never a crash
+            raise UnparseableMail(f"mail-parser error: {type(exc).__name__}") from None
+        parser_defects = ["MailParserFallback"]
+    if "MultipartInvariantViolationDefect" in parser_defects:
+        # A multipart whose boundary is empty, missing or never found: mail-parser drops its text
+        # ("content 'mixed' not handled"), so nothing would be scanned. Read it as one text part.
+        try:
+            plain, html, found = _plain_walk(raw)
+        except Exception as exc:  # noqa: BLE001 - its text cannot be read, so it cannot be checked either
+            raise UnparseableMail(f"multipart without a usable boundary: {type(exc).__name__}") from None
 
     headers: dict[str, list[str]] = {}
     for name, value in head.raw_items():
@@ -133,6 +144,61 @@ def parse_mail(raw: bytes, limits: MailLimits = MailLimits()) -> ParsedMail:  # 
         # What an HTML reader sees, even when a text part exists: the personal-data scan reads both.
         html_text=_lines(html_text) if plain else "",
     )
+
+
+def _plain_walk(raw: bytes) -> tuple[list[str], list[str], list[dict]]:
+    """Text parts, HTML parts and attachments read with the stdlib parser alone, for mail that mail-parser
+    cannot read (an unknown or broken charset label, ``boundary=""``, a multipart without a boundary).
+
+    Runs only after :func:`check_limits`, so the structure is known to be small and shallow. A part's bytes
+    are decoded by :func:`_bytes_to_text` (declared charset, then UTF-8, then Windows-1252), so an odd
+    label costs at worst some replaced characters. Attachments come out in mail-parser's shape.
+    """
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    plain: list[str] = []
+    html: list[str] = []
+    found: list[dict] = []
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        if part.get_content_maintype() == "multipart":
+            # No usable boundary: the stdlib kept the body as one string. Shown as text, scanned as text.
+            plain.append(_bytes_to_text(_payload_bytes(part), _param(part, "charset")))
+            continue
+        try:
+            filename = part.get_filename() or ""
+        except Exception:  # noqa: BLE001 - an RFC 2231 name in a charset nobody knows
+            filename = ""
+        filename = decode_header_value(str(filename)) if filename else ""
+        disposition = (part.get("content-disposition") or "").split(";", 1)[0].strip().lower()
+        ctype = part.get_content_type()
+        data = _payload_bytes(part)
+        if not filename and disposition != "attachment" and ctype in ("text/plain", "text/html"):
+            text = _bytes_to_text(data, _param(part, "charset"))
+            (plain if ctype == "text/plain" else html).append(text)
+            continue
+        found.append({"filename": filename, "mail_content_type": ctype, "binary": True,
+                      "payload": base64.b64encode(data).decode("ascii"),
+                      "content-disposition": part.get("content-disposition") or ""})
+    return plain, html, found
+
+
+def _payload_bytes(part: email.message.Message) -> bytes:
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        return payload
+    raw = part.get_payload()
+    return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+
+
+def _param(part: email.message.Message, name: str) -> str | None:
+    try:
+        value = part.get_param(name)
+    except Exception:  # noqa: BLE001 - a parameter the stdlib cannot unpack counts as absent
+        return None
+    if isinstance(value, tuple):  # RFC 2231: (charset, language, value)
+        value = value[2]
+    return str(value) if value else None
 
 
 def _storable(text: str) -> str:
@@ -247,8 +313,12 @@ def _content_type(value: bytes | None, default: str) -> tuple[str, str, bytes | 
     ctype = probe.get_content_type()
     if "/" not in ctype:
         ctype = default
-    boundary = probe.get_boundary()
     maintype, subtype = ctype.split("/", 1)
+    try:
+        boundary = probe.get_boundary() if maintype == "multipart" else None
+    except Exception as exc:  # noqa: BLE001 - an RFC 2231 boundary in a charset that cannot decode (undefined, idna)
+        # Every MIME parser we have stops at this header, so the mail cannot be read: say exactly why.
+        raise UnparseableMail(f"boundary parameter unreadable: {type(exc).__name__}") from None
     return maintype, subtype, None if boundary is None else boundary.rstrip().encode("latin-1", "replace")
 
 
@@ -289,21 +359,35 @@ def decode_header_value(value: str) -> str:
 
 def _bytes_to_text(data: bytes, charset: str | None) -> str:
     """Decode header bytes: declared charset first, then UTF-8, then Windows-1252; never raises."""
-    label = (charset or "").lower().split("*", 1)[0]  # RFC 2231 language suffix
+    label = str(charset or "").lower().split("*", 1)[0]  # RFC 2231 language suffix
     if label in _LATIN1 or not label:
         # Mail clients label Windows-1252 text (en dash 0x96) as ISO-8859-1, as browsers assume.
         candidates = ["utf-8", "cp1252"] if not label else ["cp1252"]
     else:
-        try:
-            candidates = [codecs.lookup(label).name, "utf-8", "cp1252"]
-        except LookupError:
-            candidates = ["utf-8", "cp1252"]
+        candidates = [c for c in (_text_codec(label),) if c] + ["utf-8", "cp1252"]
     for candidate in candidates:
         try:
             return data.decode(candidate)
-        except (UnicodeDecodeError, LookupError):
+        except Exception:  # noqa: BLE001 - idna/punycode/undefined raise plain UnicodeError or ValueError
             continue
     return data.decode("latin-1")
+
+
+def _text_codec(label: str) -> str | None:
+    """The codec a charset label names, if it is a text encoding. Labels are sender-controlled: a label
+    holding NUL or a surrogate, or naming a bytes codec (base64, zlib, hex), names nothing."""
+    try:
+        info = codecs.lookup(label)
+    except Exception:  # noqa: BLE001 - LookupError, ValueError (NUL), UnicodeEncodeError (surrogates)
+        return None
+    # A text encoding, and not one that runs escape sequences or fails by design.
+    if not getattr(info, "_is_text_encoding", True) or info.name in _NOT_CHARSETS:
+        return None
+    return info.name
+
+
+_NOT_CHARSETS = {"undefined", "unicode-escape", "raw-unicode-escape", "idna", "punycode", "rot-13", "mbcs",
+                 "oem"}
 
 
 def _first(headers: dict[str, list[str]], name: str) -> str:

@@ -52,6 +52,9 @@ def attachment_reason(verdict: Verdict) -> Reason | None:
     if verdict.refusal == "unsupported":
         return reason("attachment.unsupported", verdict.detail, filename=verdict.filename,
                       kind=KIND_LABELS.get(verdict.kind, KIND_LABELS["unknown"]))
+    if verdict.refusal == "corrupt":
+        # Broken in transit or on disk, not hostile: the sender only needs to save and send it again.
+        return reason("attachment.damaged", verdict.detail, filename=verdict.filename)
     why, instead = WHY[verdict.refusal]
     return reason("attachment.unsafe", verdict.detail, filename=verdict.filename, why=why, what_instead=instead)
 

@@ -281,6 +281,11 @@ register_effect(EffectSpec(
 register_effect(EffectSpec(
     "cancel_timer", "cancel a pending timer of the ticket by name", required={"name": str},
 ))
+register_effect(EffectSpec(
+    "register", "write the ticket's persons, systems and roles into the access register (the pack's register.toml; "
+    "nothing when the pack has none or the register is off)",
+    required={},
+))
 
 
 def _field_param(params: Mapping[str, Any], ctx: PackContext) -> str | None:

@@ -19,6 +19,7 @@ from typing import Any
 import jinja2
 
 from parsers.errors import IntakeError
+from rules import checklists as _checklists  # noqa: F401  (registers start_checklist and checklist_complete)
 from rules.checks import ChainError, ChainRow, default_chain, parse_chain
 from rules.reasons import catalogue
 
@@ -72,6 +73,7 @@ class Routine:
     chain: tuple[ChainRow, ...] = field(default_factory=default_chain)  # the checks, in order ([[chain]])
     lifecycle: Any = None  # rules.lifecycle.Lifecycle: the pack's own, or the common default
     env: jinja2.Environment | None = field(default=None, repr=False, compare=False)  # built once, at load
+    checklists: Any = None  # rules.checklists.Checklists when the pack has a checklists.toml
 
     def request_type(self, type_id: str) -> RequestType:
         for rt in self.request_types:
@@ -223,8 +225,9 @@ def load_pack(folder: str | Path) -> Routine:
                     raise PackError(f"{where}: request type {rt.id}: form kind {kind!r} is not in form.toml")
 
     lifecycle = _load_lifecycle(data, where, templates, reply_subjects, form_schema)
+    checklists = _load_checklists(folder, [rt.id for rt in types], form_schema, lifecycle)
 
-    return Routine(
+    routine = Routine(
         id=pack_id,
         name=_need(data, "name", str, where),
         ref_prefix=prefix,
@@ -240,7 +243,40 @@ def load_pack(folder: str | Path) -> Routine:
         chain=load_chain(data, where),
         lifecycle=lifecycle,
         env=env,
+        checklists=checklists,
     )
+    _check_register_mapping(routine)
+    return routine
+
+
+def _check_register_mapping(routine: Routine) -> None:
+    """A pack's ``register.toml`` (the access register's mapping) is checked with the pack, so a mistake in it
+    stops start-up and ``intake packs check`` instead of a handler's "done"."""
+    from rules.register import RegisterMappingError, load_register_mapping
+
+    try:
+        load_register_mapping(routine)
+    except RegisterMappingError as exc:
+        raise PackError(str(exc)) from None
+
+
+def _load_checklists(folder: Path, type_ids: list[str], form_schema: Any, lifecycle: Any) -> Any:
+    """The pack's ``checklists.toml`` (see :mod:`rules.checklists`), or None when it has none. A pack with
+    checklists must start them: some state or transition of its lifecycle runs ``start_checklist``."""
+    from rules.checklists import ChecklistError, load_checklists
+
+    path = folder / "checklists.toml"
+    if not path.exists():
+        return None
+    scheduler = {t.event for t in lifecycle.transitions if "scheduler" in t.by}
+    try:
+        found = load_checklists(path, request_types=type_ids, form_schema=form_schema, scheduler_events=scheduler)
+    except ChecklistError as exc:
+        raise PackError(str(exc)) from None
+    if not any(e.name == "start_checklist" for e in lifecycle.all_effects()):
+        raise PackError(f"{path}: checklists: the lifecycle in pack.toml never runs the effect start_checklist "
+                        f"(add it to the initial state's on_enter)")
+    return found
 
 
 def load_chain(data: dict[str, Any], where: str) -> tuple[ChainRow, ...]:

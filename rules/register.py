@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
+from parsers.errors import IntakeError
 from rules.identity import is_hsa_id, parse_identity_number
 
 Op = Literal["grant", "end", "update"]
@@ -53,7 +54,7 @@ _EFFECT_KEYS = {"request_type", "form_kinds", "does"}
 REMOVE_VALUES = {"remove", "ta bort", "avsluta", "borttag"}
 
 
-class RegisterMappingError(ValueError):
+class RegisterMappingError(IntakeError, ValueError):
     """A register.toml is malformed or names something the pack does not have."""
 
 

@@ -246,6 +246,15 @@ class DovecotServer:
         except OSError:
             return "(no dovecot.log)"
 
+    def failed_logins(self, username: str) -> int:
+        """Refused logins of ``username`` as the server counted them (logged when each connection closes)."""
+        try:
+            text = (self.dir / "dovecot.log").read_text(errors="replace")
+        except OSError:
+            return 0
+        pattern = rf"auth failed, (\d+) attempts? in [^)]*\): user=<{re.escape(username)}>"
+        return sum(int(m.group(1)) for m in re.finditer(pattern, text))
+
     # -- users --------------------------------------------------------------------------------------
 
     def new_account(self, password: str = "secret") -> ImapAccount:

@@ -139,3 +139,24 @@ def _lifecycle_names() -> list[str]:
 @pytest.mark.parametrize("name", _lifecycle_names())
 def test_lifecycle_name_documented(name):
     assert f"`{name}`" in _lifecycle_section()
+
+
+# -- checklists (README "### Checklists"): every key of checklists.toml, and the effect and gate ----------------
+
+def _checklist_section() -> str:
+    start = README.index("\n### Checklists\n")
+    rest = README[start + 4:]
+    ends = [i for i in (rest.find("\n## "), rest.find("\n### ")) if i >= 0]
+    return rest[: min(ends)] if ends else rest
+
+
+def _checklist_names() -> list[str]:
+    from rules import checklists
+
+    return sorted({*checklists.TOP_KEYS, *checklists.TASK_KEYS, *checklists.CONDITION_KEYS, *checklists.TIMER_KEYS,
+                   "start_checklist", "checklist_complete"})
+
+
+@pytest.mark.parametrize("name", _checklist_names())
+def test_checklist_name_documented(name):
+    assert f"`{name}`" in _checklist_section()

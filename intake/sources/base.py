@@ -34,6 +34,10 @@ class SourceUnavailable(SourceError):
     """The connection to the mailbox is gone (or was never made): nothing is wrong with the mail at hand."""
 
 
+class SourceAuthError(SourceError):
+    """The mailbox refused our login: retried only after a long backoff (a lockout policy may be counting)."""
+
+
 class MailSource(Protocol):
     """A mailbox to poll. Used as a context manager: ``with source: ...``."""
 

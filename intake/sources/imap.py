@@ -5,6 +5,8 @@ from __future__ import annotations
 import imaplib
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -14,7 +16,7 @@ from imapclient import IMAPClient
 
 from intake import faults
 from intake.config import ConfigError, TlsMode, check_transport, password_from, typed
-from intake.sources.base import FetchedMail, SourceError, SourceUnavailable
+from intake.sources.base import FetchedMail, SourceAuthError, SourceError, SourceUnavailable
 from intake.tlshint import tls_port_hint
 
 T = TypeVar("T")
@@ -69,6 +71,12 @@ class ImapConfig:
         return f"ImapConfig({self.host!r}, {self.port}, {self.username!r}, tls={self.tls!r})"
 
 
+def source_name(host: str, port: int, username: str, folder: str) -> str:
+    """The stable name of an IMAP folder (``imap://user@host:port/folder``), the key of its recorded mail."""
+    host = f"[{host}]" if ":" in host else host
+    return f"imap://{quote(username, safe='')}@{host}:{port}/{quote(folder)}"
+
+
 def tls_context(section: str, ca_file: str) -> ssl.SSLContext:
     """``ssl.create_default_context`` trusting ``ca_file`` (or the system store); raises :class:`ConfigError`.
 
@@ -114,8 +122,7 @@ class ImapSource:
 
     def __init__(self, config: ImapConfig) -> None:
         self.config = config
-        host = f"[{config.host}]" if ":" in config.host else config.host
-        self.name = f"imap://{quote(config.username, safe='')}@{host}:{config.port}/{quote(config.folder)}"
+        self.name = source_name(config.host, config.port, config.username, config.folder)
         self._client: IMAPClient | None = None
         self._uidvalidity: int | None = None
         self._capabilities: frozenset[str] = frozenset()
@@ -148,7 +155,12 @@ class ImapSource:
             # imaplib sends LOGIN arguments as ASCII; SASL PLAIN carries UTF-8 (Swedish passwords).
             ascii_only = cfg.username.isascii() and cfg.password.isascii()
             login = client.login if ascii_only else client.plain_login
-            self._call("LOGIN", lambda: login(cfg.username, cfg.password))
+            try:
+                self._call("LOGIN", lambda: login(cfg.username, cfg.password))
+            except SourceUnavailable:
+                raise
+            except SourceError as exc:  # the server said NO: a wrong password, a locked or missing account
+                raise SourceAuthError(str(exc)) from None
             client.normalise_times = False  # keep the server's time zone on INTERNALDATE
             # Capabilities change after login (MOVE, UIDPLUS often appear only then).
             self._capabilities = frozenset(
@@ -343,9 +355,63 @@ class ImapSource:
             )
         self._expunge(uid)
 
+    # -- IDLE (RFC 2177) -----------------------------------------------------------------------------
+
+    def has_idle(self) -> bool:
+        """Whether the server offers IDLE (known once the session is open)."""
+        return "IDLE" in self._capabilities
+
+    def idle_wait(self, seconds: float, stop: threading.Event | None = None) -> bool:
+        """Wait in IDLE on the selected folder for up to ``seconds``; ``True`` as soon as new mail is announced.
+
+        ``False`` when the period ended (or ``stop`` was set) without news: the caller re-issues IDLE, which
+        keeps the connection well inside the server's 29-minute limit. A dead connection raises nothing
+        during IDLE (``idle_check`` returns ``[]`` at once), so an empty answer that came early is taken as
+        a dead connection: :class:`SourceUnavailable`, like every other lost connection.
+        """
+        client = self._imap
+        self._call("IDLE", client.idle)
+        started = time.monotonic()
+        announced = False
+        try:
+            while stop is None or not stop.is_set():
+                left = seconds - (time.monotonic() - started)
+                if left <= 0:
+                    break
+                wait = min(left, IDLE_CHECK_SECONDS)
+                asked = time.monotonic()
+                responses = self._call("IDLE", lambda w=wait: client.idle_check(timeout=w))
+                if any(_says_bye(r) for r in responses):
+                    self._drop()
+                    raise SourceUnavailable(f"IMAP IDLE failed on {self.name}: the server closed the connection")
+                if any(_announces_mail(r) for r in responses):
+                    announced = True
+                    break
+                if not responses and time.monotonic() - asked < wait / 2:
+                    self._drop()
+                    raise SourceUnavailable(f"IMAP IDLE failed on {self.name}: the connection is dead")
+        finally:
+            if self._client is not None:
+                _text, late = self._call("IDLE DONE", client.idle_done)
+                announced = announced or any(_announces_mail(r) for r in late)  # came in just before DONE
+        return announced
+
     def _expunge(self, uid: int) -> None:
         self._call("UID STORE", lambda: self._imap.delete_messages([uid], silent=True))
         self._call("UID EXPUNGE", lambda: self._imap.uid_expunge([uid]))
+
+
+#: ``idle_check`` waits at most this long at a time, so a stop request is noticed within it.
+IDLE_CHECK_SECONDS = 1.0
+
+
+def _announces_mail(response: Any) -> bool:
+    """``(3, b"EXISTS")`` or ``(1, b"RECENT")``: the server tells us the folder has new mail."""
+    return isinstance(response, tuple) and len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT")
+
+
+def _says_bye(response: Any) -> bool:
+    return isinstance(response, tuple) and bool(response) and response[0] == b"BYE"
 
 
 def _header_of(raw: bytes) -> bytes:

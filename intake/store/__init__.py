@@ -15,13 +15,17 @@ from pathlib import Path
 import sqlite_utils
 
 from intake.store.base import NotFoundError, StoreBase, utcnow
+from intake.store.checklists import ChecklistQueries
 from intake.store.desk import DeskQueries
+from intake.store.mailboxes import MailboxQueries
 from intake.store.messages import MessageQueries
 from intake.store.migrations import MIGRATIONS
+from intake.store.orderers import OrdererQueries
 from intake.store.outbox import OutboxQueries
 from intake.store.recording import RecordingQueries
 from intake.store.register import RegisterQueries
 from intake.store.reports import ReportQueries
+from intake.store.staff import StaffQueries
 from intake.store.tickets import TicketQueries
 from intake.store.timers import TimerQueries
 
@@ -39,7 +43,8 @@ class Recorded:
 
 
 class Store(MessageQueries, TicketQueries, OutboxQueries, RecordingQueries, ReportQueries, TimerQueries,
-            RegisterQueries, DeskQueries, StoreBase):
+            RegisterQueries, MailboxQueries, StaffQueries, OrdererQueries, ChecklistQueries, DeskQueries,
+            StoreBase):
     """The queue database. Open with :func:`open_store`."""
 
 

@@ -22,12 +22,13 @@ class MessageQueries(StoreBase):
     def messages(self, *, verdicts: tuple[str, ...] | None = None, limit: int = 200) -> list[dict[str, Any]]:
         sql = "select id, message_id, sender, subject, verdict, reasons, routine, request_type, "
         sql += "ticket_id, recorded_at, moved_to, reply_suppressed from messages"
-        params: list[Any] = []
-        if verdicts:
-            sql += " where verdict in (" + ",".join("?" * len(verdicts)) + ")"
-            params.extend(verdicts)
-        sql += f" order by id desc limit {int(limit)}"
-        return list(self.db.query(sql, params))
+        if not verdicts:
+            return list(self.db.query(sql + f" order by id desc limit {int(limit)}"))
+        # One walk of the verdict index per verdict, newest first and stopped by the limit, rather than
+        # `verdict in (...)`, which sorts every such message ever recorded before taking the newest.
+        newest = f"select * from ({sql} where verdict = ? order by id desc limit {int(limit)})"
+        union = " union all ".join([newest] * len(verdicts))
+        return list(self.db.query(f"{union} order by id desc limit {int(limit)}", list(verdicts)))
 
     # -- mailbox state ------------------------------------------------------------------------
 

@@ -182,6 +182,8 @@ def _m004_lifecycle(db: sqlite_utils.Database) -> None:
     db["outbox"].add_column("automatic", int)  # 1: RFC 3834 auto-reply headers; NULL: decided by kind
     db["outbox"].add_column("attach_ticket_form", int)  # 1: the ticket's stored form goes with the mail
     db["users"].add_column("email", str)  # where mail to the "handler" role goes
+
+
 def _m009_register(db: sqlite_utils.Database) -> None:
     """The access register: persons (identifier as keyed hash + ciphertext), entries and their history."""
     db["register_meta"].create({"key": str, "value": str}, pk="key")  # key_check: detects a wrong key file
@@ -254,6 +256,8 @@ def _m009_register(db: sqlite_utils.Database) -> None:
     )
     db["register_history"].create_index(["entry_id"])
     db["register_history"].create_index(["ticket_id"])
+
+
 def _m005_parked(db: sqlite_utils.Database) -> None:
     """Mail the poller gave up on (parked) and the failed attempts counted before that.
 
@@ -280,6 +284,131 @@ def _m005_parked(db: sqlite_utils.Database) -> None:
     )
     db["parked"].create_index(["source", "message_key"], unique=True)
     db.execute("create index messages_not_moved on messages(source) where moved_at is null")
+
+
+def _m007_indexes(db: sqlite_utils.Database) -> None:
+    """Indexes for every filter, sort and lookup the web UI, the CLI, recording and retention use.
+
+    Without them a store of 100,000 tickets made recording a mail, every list page and the purge scan
+    whole tables. ``tests/intake/test_query_plans.py`` checks the plans.
+    """
+    statements = [
+        # A ticket's mail, replies and attachments (ticket page, purge, follow-ups).
+        "create index if not exists idx_messages_ticket_id on messages (ticket_id)",
+        "create index if not exists idx_outbox_ticket_id on outbox (ticket_id)",
+        "create index if not exists idx_attachments_ticket_id on attachments (ticket_id)",
+        # The per-sender rate limit compares lower(to_addr): an index on the bare column cannot serve it.
+        "drop index if exists idx_outbox_to_addr_created_at",
+        "create index if not exists idx_outbox_lower_to_addr_created_at on outbox (lower(to_addr), created_at)",
+        # Ticket list: the default sort, each filter with it, and every other sortable column.
+        "create index if not exists idx_tickets_created_at on tickets (created_at)",
+        "create index if not exists idx_tickets_status_created_at on tickets (status, created_at)",
+        "drop index if exists idx_tickets_queue_status",  # a prefix of the next one
+        "create index if not exists idx_tickets_queue_status_created_at on tickets (queue, status, created_at)",
+        "create index if not exists idx_tickets_assignee_created_at on tickets (assignee, created_at)",
+        "create index if not exists idx_tickets_routine_queue_status on tickets (routine, queue, status)",
+        "create index if not exists idx_tickets_request_type on tickets (request_type)",
+        "create index if not exists idx_tickets_requester on tickets (requester)",
+        "create index if not exists idx_tickets_updated_at on tickets (updated_at)",
+        "create index if not exists idx_tickets_closed_at on tickets (closed_at)",
+        "create index if not exists idx_tickets_user_count on tickets (user_count)",
+        # Retention: tickets closed long ago and not yet purged; stored mail that belongs to no ticket.
+        "create index if not exists idx_tickets_purged_at_closed_at on tickets (purged_at, closed_at)",
+        # Stored mail still to clear, by ticket (ticket_id IS NULL for mail without one) and age; only rows
+        # that still hold bytes are in it, so it stays small however long the history.
+        "create index if not exists idx_messages_raw_kept on messages (ticket_id, recorded_at) where raw is not null",
+        # The mail list: newest first within one verdict, stopped by the limit.
+        "create index if not exists idx_messages_verdict on messages (verdict)",
+    ]
+    for sql in statements:
+        db.execute(sql)
+
+
+def _m010_mailboxes(db: sqlite_utils.Database) -> None:
+    """Several mailboxes: their status (``intake status``), the sender identity of each reply, handler desks."""
+    db["mailbox_status"].create(
+        {
+            "name": str,  # the mailbox's configured name (its desk id)
+            "desk_name": str,
+            "source": str,  # the source name its mail is recorded under (messages.source)
+            "mode": str,  # idle, polling, backoff, starting, stopped
+            "last_poll_at": str,
+            "last_handled": int,  # mails the last poll dealt with (recorded or moved)
+            "polls": int,  # polls done since the service started
+            "last_error": str,  # one line, never mail content
+            "last_error_at": str,
+            "failures": int,  # failed tries in a row (0 after a good poll)
+            "login_failures": int,  # refused logins since the service started
+            "next_try_at": str,  # during a backoff: when the mailbox is tried again
+            "updated_at": str,
+        },
+        pk="name",
+    )
+    db["outbox"].add_column("mailbox", str)  # the mailbox the reply answers for
+    db["outbox"].add_column("from_address", str)  # its From, stored when queued, read when sent
+    db["outbox"].add_column("from_name", str)
+    db["users"].add_column("desks", str)  # comma-separated mailbox names the handler may see; empty: all
+
+
+def _m006_sessions(db: sqlite_utils.Database) -> None:
+    """Server-side web sessions: logging out ends the session for every copy of its cookie."""
+    db["web_sessions"].create(
+        {"sid_hash": str, "user": str, "created_at": str, "ended_at": str},
+        pk="sid_hash",
+        not_null={"user", "created_at"},
+    )
+    db["web_sessions"].create_index(["user"])
+
+
+def _m011_orderers(db: sqlite_utils.Database) -> None:
+    """The orderer register: per routine and region, who may order (work address, name, validity)."""
+    db["orderers"].create(
+        {
+            "id": int,
+            "routine": str,  # the pack id, e.g. symtombedomning
+            "region": str,  # as the pack's form spells it
+            "email": str,  # lower case
+            "name": str,
+            "valid_from": str,  # ISO day, inclusive
+            "valid_to": str,  # ISO day, inclusive; NULL: until further notice
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        not_null={"routine", "region", "email", "name", "valid_from", "created_at", "updated_at"},
+    )
+    db.execute("create unique index idx_orderers_key on orderers "
+               "(routine, region collate nocase, email collate nocase)")
+    db.execute("create index idx_orderers_email on orderers (routine, email collate nocase)")
+
+
+def _m013_checklists(db: sqlite_utils.Database) -> None:
+    """Checklists: each ticket's own copy of its routine's checklist (a later pack change leaves it alone)."""
+    db["checklist_tasks"].create(
+        {
+            "id": int,
+            "ticket_id": int,
+            "position": int,
+            "task": str,  # the task's id in the pack's checklists.toml
+            "title": str,
+            "actor": str,  # the role who does it (Extern katalogadministratör)
+            "link": str,
+            "after": str,  # JSON list of task ids that must be done (or not apply) first
+            "record_label": str,  # the label of a value to record (RSID); empty: none
+            "shows": str,  # JSON list of task ids whose recorded values this task shows
+            "required": int,
+            "state": str,  # open, done, not_applicable
+            "note": str,  # the text shown when it does not apply ("Ingen åtgärd")
+            "value": str,  # the recorded value; NULL once purged
+            "done_by": str,
+            "done_at": str,
+        },
+        pk="id",
+        not_null={"ticket_id", "position", "task", "title", "state"},
+        foreign_keys=[("ticket_id", "tickets", "id")],
+    )
+    db["checklist_tasks"].create_index(["ticket_id", "task"], unique=True)
+    db["checklist_tasks"].create_index(["state", "actor"])
 
 
 def _m014_desk(db: sqlite_utils.Database) -> None:
@@ -331,6 +460,11 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("003_content_hash", _m003_content_hash),
     ("004_lifecycle", _m004_lifecycle),
     ("005_parked", _m005_parked),
+    ("006_sessions", _m006_sessions),
+    ("007_indexes", _m007_indexes),
     ("009_register", _m009_register),
+    ("010_mailboxes", _m010_mailboxes),
+    ("011_orderers", _m011_orderers),
+    ("013_checklists", _m013_checklists),
     ("014_desk", _m014_desk),
 ]

@@ -134,6 +134,11 @@ class RegisterQueries(StoreBase):
         return list(self.db.query(f"select * from register_history where entry_id in ({marks}) order by at, id",
                                   entry_ids))
 
+    def register_entry_ids_of_ticket(self, ticket_id: int) -> list[int]:
+        """The entries a ticket made or changed."""
+        return [r["entry_id"] for r in self.db.query(
+            "select distinct entry_id from register_history where ticket_id = ? order by entry_id", [ticket_id])]
+
     def register_ticket_applied(self, ticket_id: int) -> bool:
         return bool(list(self.db.query("select 1 from register_history where ticket_id = ? limit 1", [ticket_id])))
 

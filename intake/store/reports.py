@@ -68,6 +68,7 @@ class ReportQueries(StoreBase):
         cleared = db.execute("update messages set raw = null where ticket_id = ? and raw is not null",
                              [ticket_id]).rowcount
         db.execute("update notes set text = null where ticket_id = ?", [ticket_id])
+        db.execute("update checklist_tasks set value = null where ticket_id = ?", [ticket_id])  # an RSID, an order no.
         db.execute("update outbox set body = '' where ticket_id = ? and status != 'pending' "
                    "and kind in ('handler_reply', 'completion')", [ticket_id])
         db["tickets"].update(ticket_id, {"form": None, "purged_at": now_iso})

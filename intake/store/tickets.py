@@ -66,6 +66,39 @@ class TicketQueries(StoreBase):
     def update_ticket(self, ticket_id: int, changes: dict[str, Any]) -> None:
         self.db["tickets"].update(ticket_id, changes)
 
+    def followup_ticket(self, ref: str | None, message_ids: list[str]) -> dict[str, Any] | None:
+        """The ticket a follow-up belongs to: by its reference, else by the reply of ours it answers."""
+        rows: list[dict[str, Any]] = []
+        if ref:
+            rows = list(self.db.query("select * from tickets where ref = ?", [ref]))
+        if not rows and message_ids:
+            marks = ",".join("?" * len(message_ids))
+            rows = list(self.db.query(
+                f"select t.* from outbox o join tickets t on t.id = o.ticket_id where o.rfc_message_id in ({marks}) "
+                "order by o.id desc limit 1", message_ids,
+            ))
+        return rows[0] if rows else None
+
+    def ticket_source(self, ticket_id: int) -> str | None:
+        """The source (mailbox) of the ticket's first mail."""
+        row = self.db.execute("select source from messages where ticket_id = ? order by id limit 1",
+                              [ticket_id]).fetchone()
+        return row[0] if row else None
+
+    def mail_sources(self, message_pk: int | None, ticket_id: int | None) -> list[str]:
+        """The source of a mail, then that of its ticket's first mail (the mailbox a reply answers for)."""
+        return [r[0] for r in self.db.execute(
+            "select source from messages where id = ? union all "
+            "select source from (select source from messages where ticket_id = ? order by id limit 1)",
+            [message_pk, ticket_id]).fetchall()]
+
+    def status_counts_by_source(self) -> list[dict[str, Any]]:
+        """Tickets counted per source of their first mail (the mailbox, i.e. the desk), routine, queue and status."""
+        return list(self.db.query(
+            "select m.source, t.routine, t.queue, t.status, count(*) as n from tickets t "
+            "left join messages m on m.id = (select min(id) from messages where ticket_id = t.id) "
+            "group by m.source, t.routine, t.queue, t.status"))
+
     def status_counts(self) -> list[dict[str, Any]]:
         """Tickets counted per routine, queue and status."""
         return list(self.db.query("select routine, queue, status, count(*) as n from tickets "

@@ -1,9 +1,10 @@
-"""Local staff accounts: scrypt password hashes, roles, and login rate limiting (no Flask here)."""
+"""Local staff accounts: scrypt password hashes, roles, login rate limiting and server-side sessions (no Flask here)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -68,12 +69,15 @@ def set_password(store: Store, name: str, password: str, *, actor: str = "cli") 
         db["users"].update(row["id"], {"password_hash": generate_password_hash(password, method="scrypt"),
                                        "password_changed_at": now})
         store.add_event("password_changed", actor=actor, at=now, data={"user": name})
+        store.end_sessions_of(row["name"], _now())
 
 
 def set_active(store: Store, name: str, active: bool, *, actor: str = "cli") -> None:
     with store.transaction() as db:
         row = _row(store, name)
         db["users"].update(row["id"], {"active": int(active)})
+        if not active:
+            store.end_sessions_of(row["name"], _now())
         store.add_event("user_activated" if active else "user_deactivated", actor=actor,
                         at=_now().isoformat(timespec="seconds"), data={"user": row["name"]})
 
@@ -117,19 +121,39 @@ def throttled(store: Store, name: str, ip: str, now: datetime | None = None) -> 
 
 
 def authenticate(store: Store, name: str, password: str, ip: str, now: datetime | None = None) -> User | None:
-    """The user when the password is right and the login is not throttled; every attempt is recorded."""
+    """The user when the password is right and the login is not throttled; every attempt is recorded.
+
+    The attempt is counted and recorded (as a failure) atomically *before* the password is checked, and
+    marked a success afterwards: concurrent wrong logins cannot all slip under the limit together.
+    """
     now = now or _now()
-    if throttled(store, name, ip, now):
+    attempt = store.reserve_login_attempt(name.lower()[:64], ip, now, WINDOW, MAX_FAILURES_PER_USER,
+                                          MAX_FAILURES_PER_IP)
+    if attempt is None:
         return None
     rows = list(store.db.query(
         "select name, role, password_hash from users where name = ? collate nocase and active = 1", [name]))
     ok = check_password_hash(rows[0]["password_hash"] if rows else _DUMMY_HASH, password) and bool(rows)
-    with store.transaction() as db:
-        db["login_attempts"].insert({"at": now.isoformat(timespec="seconds"), "username": name.lower()[:64],
-                                     "ip": ip, "success": int(ok)})
-        # Old attempts are of no use to the limiter.
-        db.execute("delete from login_attempts where at < ?", [(now - 4 * WINDOW).isoformat(timespec="seconds")])
+    store.settle_login_attempt(attempt, ok)
     return User(rows[0]["name"], rows[0]["role"]) if ok else None
+
+
+def start_session(store: Store, name: str, now: datetime | None = None) -> str:
+    """A new server-side session for ``name``; the returned id goes into the signed cookie."""
+    sid = secrets.token_urlsafe(32)
+    store.open_session(sid, name, now or _now())
+    return sid
+
+
+def session_live(store: Store, sid: str | None, name: str, lifetime: timedelta, now: datetime | None = None) -> bool:
+    """True when the cookie's session id is one we opened for ``name`` and nobody has ended it."""
+    return bool(sid) and store.session_live(str(sid), name, now or _now(), lifetime)
+
+
+def end_session(store: Store, sid: str | None, now: datetime | None = None) -> None:
+    """Logging out: the session ends on the server, so any copy of the cookie stops working too."""
+    if sid:
+        store.end_session(str(sid), now or _now())
 
 
 def _row(store: Store, name: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from flask import Flask, abort, g, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from intake.config import Config
 from intake.store import NotFoundError, open_store
@@ -57,6 +58,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
     open_store(db_path).db.conn.close()  # create and migrate once, before the first request
 
     app = Flask(__name__)
+    app.url_map.converters["int"] = _RowId  # before any route: ids beyond SQLite's range are simply not found
     app.config.update(
         SECRET_KEY=_secret_key(config),
         SESSION_COOKIE_NAME="intake_session",
@@ -79,7 +81,11 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
     app.jinja_env.globals.update(label=staff_label, labels=labels, csrf_token=_csrf_token, STATUSES=statuses)
     app.jinja_env.filters.update(local=local_time, event_summary=lambda e: event_summary(e, staff_label),
                                  reason_text=reason_text, filesize=filesize)
-    app.extensions["intake"] = WebContext(config, routines, settings, db_path, statuses)
+    from intake.app import desks_of
+
+    # Several mailboxes: each is a desk; a handler may be limited to some (``intake user desks``).
+    app.extensions["intake"] = WebContext(config, routines, settings, db_path, statuses,
+                                          desks=desks_of(config, routines))
     app.teardown_appcontext(close_store)
     proxies = [ipaddress.ip_network(p, strict=False) for p in web["trusted_proxies"]]
 
@@ -97,8 +103,9 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
         name = session.get("user")
         if not name:
             return None
-        if session.get("stamp") != accounts.session_stamp(store(), name):
-            session.clear()  # password changed or account disabled since this session began
+        if session.get("stamp") != accounts.session_stamp(store(), name) or not accounts.session_live(
+                store(), session.get("sid"), name, app.permanent_session_lifetime):
+            session.clear()  # logged out, password changed or account disabled since this session began
             return None
         return accounts.get_user(store(), name)
 
@@ -157,6 +164,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
                     session.permanent = True
                     session["user"] = user.name
                     session["stamp"] = accounts.session_stamp(store(), user.name)
+                    session["sid"] = accounts.start_session(store(), user.name)
                     session["csrf"] = secrets.token_urlsafe(32)
                     store().add_event("signed_in", actor=user.name, data={})
                     return redirect(_safe_next(request.args.get("next")) or url_for("desk.index"))
@@ -164,6 +172,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
 
     @app.post("/logout")
     def logout():
+        accounts.end_session(store(), session.get("sid"))  # a copied cookie must not outlive the logout
         session.clear()
         return redirect(url_for("login"))
 
@@ -172,12 +181,26 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
     from intake.web.register import register_blueprint  # the access register's pages under /register
 
     app.register_blueprint(register_blueprint(config, routines))
+    from intake.web.orderers import orderers_blueprint  # the orderer register's pages under /orderers (admins)
+
+    app.register_blueprint(orderers_blueprint(config, routines))
+    from intake.web.checklists import checklist_blueprint  # checklists: tasks, their actions, progress
+
+    app.register_blueprint(checklist_blueprint(config, routines, settings))
     app.url_build_error_handlers.append(_legacy_endpoint)
 
     return app
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
+
+class _RowId(IntegerConverter):
+    """``<int:...>`` in this app: a database row id, so at most SQLite's largest integer (else 404, not 500)."""
+
+    def __init__(self, map, *args: Any, **kwargs: Any) -> None:  # noqa: A002 - Werkzeug's parameter name
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def _csrf_token() -> str:

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import current_app, g
+from flask import abort, current_app, g
 
 from intake.config import Config
 from intake.desk import TicketDesk
@@ -28,6 +28,8 @@ class WebContext:
     settings: Any
     db_path: Any
     statuses: list[str] = field(default_factory=list)
+    #: The desks (mailboxes) of the configuration (:func:`intake.app.desks_of`).
+    desks: list[Any] = field(default_factory=list)
 
     @property
     def by_id(self) -> dict[str, Any]:
@@ -47,6 +49,27 @@ def store() -> Store:
 def desk() -> TicketDesk:
     c = ctx()
     return TicketDesk(store(), c.routines, c.settings, folders=c.config["mailbox.folders"])
+
+
+# -- desks (several mailboxes): a handler may be limited to some (``intake user desks``) ------------------
+
+
+def visible_sources(only: str | None = None) -> tuple[str, ...] | None:
+    """The sources whose tickets the user may see (``None``: all), narrowed to desk ``only`` if given."""
+    allowed = store().user_desks(g.user.name)
+    chosen = [d for d in ctx().desks if (not allowed or d.name in allowed) and (only is None or d.name == only)]
+    if not allowed and only is None:
+        return None
+    return tuple(d.source for d in chosen)
+
+
+def check_desk(ref: str) -> None:
+    """404 for a ticket of a desk the user is not given (as if it did not exist)."""
+    sources = visible_sources()
+    if sources is None:
+        return
+    if store().ticket_source(store().ticket(ref)["id"]) not in sources:
+        abort(404)
 
 
 def close_store(_exc: BaseException | None = None) -> None:
@@ -94,9 +117,25 @@ def event_summary(event: dict[str, Any], label: Any = label) -> str:
         return data.get("what", "")
     if kind == "ticket_created":
         return data.get("ref", "")
+    if kind == "checklist_task":
+        return f"{data.get('task', '')}: {label('task_action', data.get('action'))}"
     return ""
 
 
 def state_label(by_id: dict[str, Any], ticket: dict[str, Any]) -> str:
     routine = by_id.get(ticket["routine"])
     return routine.lifecycle.label(ticket["status"]) if routine is not None else label("status", ticket["status"])
+
+
+def shower(routine: Any) -> Any:
+    """show(field id, stored value) -> how it reads for staff (``FieldSpec.display``: lists joined, an
+    action by its label, Ja/Nej); a field the pack does not know is shown as stored."""
+    schema = getattr(routine, "form_schema", None)
+
+    def show(field_id: str, value: Any) -> str:
+        spec = schema.spec(field_id) if schema is not None else None
+        if spec is not None:
+            return spec.display(value)
+        return "" if value is None else ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    return show

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, send_file, url_for
@@ -12,26 +13,41 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from intake.desk import PersonalDataInReply, Refused, TicketError
 from intake.reports import SORTABLE, Filters, search
 from intake.web import accounts
-from intake.web.common import ctx, desk, store
+from intake.web.common import check_desk, ctx, desk, shower, store, visible_sources
 
 PER_PAGE = 50
+MAX_PAGE = 1_000_000  # far past any real list; a larger page number is a bad request, not a database error
 
 bp = Blueprint("desk", __name__)
 
 
 @bp.get("/")
 def index():
-    statuses = ctx().statuses
-    counts: dict[tuple[str, str, str], int] = {}
-    for r in store().status_counts():
-        counts[(r["routine"], r["queue"] or "", r["status"])] = r["n"]
-    queues = []
-    for routine in ctx().routines:
-        for qid, qname in routine.queues.items():
-            queues.append({"routine": routine.id, "id": qid, "name": qname,
-                           "counts": {s: counts.get((routine.id, qid, s), 0) for s in statuses}})
+    """The queues, grouped by desk (mailbox); a handler limited to some desks sees only theirs."""
+    statuses, desks = ctx().statuses, ctx().desks
+    counts: dict[tuple[str, str, str, str], int] = {}
+    for r in store().status_counts_by_source():
+        key = (r["source"] or "", r["routine"], r["queue"] or "", r["status"])
+        counts[key] = counts.get(key, 0) + r["n"]
+    allowed = store().user_desks(g.user.name)
+    groups = []
+    for d in desks:
+        if allowed and d.name not in allowed:
+            continue
+        # With one mailbox every ticket is its desk's (also those from before it was named).
+        mine = (lambda source, d=d: True) if len(desks) == 1 else (lambda source, d=d: source == d.source)
+        queues = []
+        for routine in ctx().routines:
+            if routine.id not in d.routines:
+                continue
+            for qid, qname in routine.queues.items():
+                queues.append({"routine": routine.id, "id": qid, "name": qname, "counts": {
+                    st: sum(n for (src, rid, q, s2), n in counts.items()
+                            if mine(src) and rid == routine.id and q == qid and s2 == st)
+                    for st in statuses}})
+        groups.append({"name": d.name, "desk_name": d.desk_name, "queues": queues, "only": len(desks) > 1})
     held = store().held_count()
-    return render_template("queues.html", queues=queues, held=held)
+    return render_template("queues.html", groups=groups, held=held)
 
 
 def filters_from_args() -> Filters:
@@ -39,12 +55,20 @@ def filters_from_args() -> Filters:
 
     def day(key: str) -> str | None:
         value = args.get(key, "").strip()
-        return value if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else None
+        if not value:
+            return None
+        try:
+            parsed = date.fromisoformat(value) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else None
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed >= date.max:  # "to" searches up to the next day
+            abort(400)
+        return value
 
     return Filters(queue=args.get("queue") or None, status=args.get("status") or None,
                    routine=args.get("routine") or None, request_type=args.get("request_type") or None,
                    date_from=day("from"), date_to=day("to"), assignee=args.get("assignee") or None,
-                   q=args.get("q", "").strip()[:200] or None)
+                   q=args.get("q", "").strip()[:200] or None, sources=visible_sources(args.get("desk") or None))
 
 
 @bp.get("/tickets")
@@ -54,6 +78,8 @@ def tickets():
     sort = sort if sort in SORTABLE else "created_at"
     descending = request.args.get("order", "desc") != "asc"
     page = max(1, request.args.get("page", 1, type=int) or 1)
+    if page > MAX_PAGE:
+        abort(400)
     try:
         rows, total = search(store(), f, sort=sort, descending=descending, page=page, per_page=PER_PAGE)
     except ValueError:
@@ -72,6 +98,7 @@ def ticket(ref: str):
 
 def _ticket_page(ref: str, draft: dict[str, str] | None = None):
     """The ticket's page; ``draft`` keeps a text that was not sent (field name -> text) in its form."""
+    check_desk(ref)
     d = desk()
     t = d.view(ref, g.user.name)
     st = store()
@@ -81,7 +108,7 @@ def _ticket_page(ref: str, draft: dict[str, str] | None = None):
     return render_template(
         "ticket.html", t=t, routine=routine, rtype=_rtype(routine, t), form=form,
         field_labels=_field_labels(routine), user_columns=_user_columns(routine, form),
-        attachments=st.attachments(t["id"]),
+        show=shower(routine), attachments=st.attachments(t["id"]),
         messages=[dict(m, reasons=json.loads(m["reasons"] or "[]")) for m in st.ticket_messages(t["id"])],
         replies=st.ticket_replies(t["id"]),
         notes=st.notes(t["id"]),
@@ -93,6 +120,7 @@ def _ticket_page(ref: str, draft: dict[str, str] | None = None):
 
 @bp.get("/tickets/<ref>/attachments/<int:att_id>")
 def attachment(ref: str, att_id: int):
+    check_desk(ref)
     t = store().ticket(ref)
     att = store().attachment(t["id"], att_id)
     if att is None:
@@ -104,6 +132,7 @@ def attachment(ref: str, att_id: int):
 
 @bp.get("/tickets/<ref>/messages/<int:msg_id>")
 def message(ref: str, msg_id: int):
+    check_desk(ref)
     t = store().ticket(ref)
     msg, mail = desk().read_message(ref, msg_id, g.user.name)
     return render_template("message.html", t=t, m=dict(msg, reasons=json.loads(msg["reasons"] or "[]")), mail=mail)
@@ -111,6 +140,7 @@ def message(ref: str, msg_id: int):
 
 @bp.get("/tickets/<ref>/messages/<int:msg_id>/attachments/<int:index>")
 def message_attachment(ref: str, msg_id: int, index: int):
+    check_desk(ref)
     _msg, mail = desk().read_message(ref, msg_id, g.user.name, what="attachment")
     if not 0 <= index < len(mail.attachments):
         abort(404)
@@ -126,6 +156,7 @@ def _safe_name(name: str) -> str:
 
 @bp.post("/tickets/<ref>/<any(take, assign, status, note, reply, done):action>")
 def ticket_action(ref: str, action: str):
+    check_desk(ref)
     d, user, role, form = desk(), g.user.name, g.user.role, request.form
     try:
         if action == "take":

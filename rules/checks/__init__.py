@@ -18,6 +18,7 @@ A pack then names ``sender_listed`` in a ``[[chain]]`` row with an action. See
 """
 
 from rules.checks import builtin as _builtin  # noqa: F401 - registers the built-in checks
+from rules.checks import orderers as _orderers  # noqa: F401 - registers authorised_orderer
 from rules.checks.base import ACTIONS, Check, Hit, Param, get_check, register, registry
 from rules.checks.chain import (
     DEFAULT_CHAIN,

@@ -149,3 +149,25 @@ def test_a_post_without_csrf_token_is_refused(site, browser):
     assert resp.status == 400
     t = store.ticket("MV-2026-0001")
     assert (t["status"], t["assignee"]) == ("new", None)
+
+
+def test_a_cookie_copied_before_logout_is_refused_after_it(site, browser):
+    base, *_ = site
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, base)
+    copied = [c for c in context.cookies() if c["name"] == "intake_session"]
+    assert copied and copied[0]["httpOnly"]
+    # Someone else's browser with the same cookie (copied from disk, a proxy log, a shared machine).
+    other = browser.new_context()
+    other.add_cookies(copied)
+    thief = other.new_page()
+    thief.goto(base + "/tickets/MV-2026-0001")
+    assert thief.url == base + "/tickets/MV-2026-0001"  # the copy works while the session lives ...
+    page.click("form.logout button")
+    page.wait_for_url(base + "/login")
+    thief.goto(base + "/tickets/MV-2026-0001")
+    assert thief.url.startswith(base + "/login")  # ... and not once its owner has logged out
+    assert "halmstad" not in thief.content()
+    other.close()
+    context.close()

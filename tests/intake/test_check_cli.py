@@ -82,7 +82,7 @@ def test_packs_check_ok():
 
 @pytest.mark.parametrize(("old", "new", "message"), [
     ('check = "subject"', 'check = "subjekt"',
-     "chain[4].check: unknown check 'subjekt' (known: auto_reply, followup, form, personal_data, "
+     "chain[4].check: unknown check 'subjekt' (known: authorised_orderer, auto_reply, followup, form, personal_data, "
      "sender_domain, sender_missing, subject)"),
     ("params = { reject_threshold = 0.99 }", "params = { reject = 0.99 }",
      "chain[2].params.reject: unknown parameter of check personal_data (it takes: reject_threshold, "

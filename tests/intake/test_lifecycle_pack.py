@@ -54,6 +54,7 @@ class Bot:
     def __init__(self, root: Path, now: datetime = MONDAY, **sections):
         base = {
             "routines": {"enabled": ["mittvaccin", "lifecycletest"], "extra_dirs": [str(PACKS)]},
+            "mailbox": {"default_routine": "mittvaccin"},
             "replies": {"from_address": FROM, "max_age_days": 0},
         }
         for name, values in sections.items():
@@ -171,6 +172,7 @@ def test_the_gate_holds_on_every_path_and_an_admin_may_close_anyway(bot, tmp_pat
     conf.write_text("\n".join([
         "[store]", f'path = "{bot.config.db_path}"', "",
         "[routines]", 'enabled = ["mittvaccin", "lifecycletest"]', f'extra_dirs = ["{PACKS}"]', "",
+        "[mailbox]", 'default_routine = "mittvaccin"', "",
         "[replies]", f'from_address = "{FROM}"', "",
     ]) + "\n")
     from intake.cli import main
@@ -311,6 +313,7 @@ def test_a_killed_timer_run_fires_each_timer_exactly_once(tmp_path, fault):
     conf.write_text("\n".join([
         "[store]", 'path = "intake.db"', "",
         "[routines]", 'enabled = ["mittvaccin", "lifecycletest"]', f'extra_dirs = ["{PACKS}"]', "",
+        "[mailbox]", 'default_routine = "mittvaccin"', "",
         "[replies]", f'from_address = "{FROM}"', "",
     ]) + "\n")
     killed = _cli(conf, "timers", "run", fault=fault)
@@ -368,7 +371,8 @@ def test_intake_run_fires_due_timers_on_its_schedule(tmp_path):
     bot.store.db.conn.close()
     conf = tmp_path / "intake.toml"
     conf.write_text("\n".join([
-        "[store]", 'path = "intake.db"', "", "[mailbox]", 'kind = "local"', 'path = "mailbox"', "",
+        "[store]", 'path = "intake.db"', "",
+        "[mailbox]", 'kind = "local"', 'path = "mailbox"', 'default_routine = "mittvaccin"', "",
         "[outbox]", 'dir = "outbox"', "interval_seconds = 1", "",  # a timer's mail goes with the next send
         "[routines]", 'enabled = ["mittvaccin", "lifecycletest"]', f'extra_dirs = ["{PACKS}"]', "",
         "[replies]", f'from_address = "{FROM}"', "",
@@ -391,3 +395,24 @@ def test_intake_run_fires_due_timers_on_its_schedule(tmp_path):
     assert run.returncode == 0 and "Traceback" not in err
     store = open_store(tmp_path / "intake.db")
     assert [r["name"] for r in store.timer_rows()] == ["expire"]
+
+
+def test_the_pack_s_own_chain_holds_a_wrong_form_that_mittvaccin_rejects(tmp_path):
+    """One pack, no code of its own: its chain (a wrongly filled form is held for a handler), its states and its
+    third-party mail all come from pack.toml; MittVaccin, served by the same mailbox, still rejects the same form."""
+    bot = Bot(tmp_path)
+    wrong = FIXTURES / "forms" / "filled" / "blank_missing_fields.xlsx"
+    for subject, mid in (("Testrutin – Beställning", "<wrong-lt@halmstad.example.test>"),
+                         ("MittVaccin – Behörighet", "<wrong-mv@halmstad.example.test>")):
+        bot.desk.drop(make_mail(subject=subject, message_id=mid, attachments=[(wrong.name, wrong.read_bytes(), XLSX)]))
+    poller = make_poller(bot.config, bot.store, bot.routines)
+    poller.clock = bot.clock
+    poller.poll_once()
+    verdicts = {m["message_id"]: (m["verdict"], m["routine"], json.loads(m["reasons"]))
+                for m in bot.store.db.query("select message_id, verdict, routine, reasons from messages")}
+    held, routine, reasons = verdicts["<wrong-lt@halmstad.example.test>"]
+    assert (held, routine) == ("held", "lifecycletest") and {r["code"] for r in reasons} == {"form.missing_field"}
+    rejected, routine, reasons = verdicts["<wrong-mv@halmstad.example.test>"]
+    assert (rejected, routine) == ("rejected", "mittvaccin") and "form.missing_field" in {r["code"] for r in reasons}
+    # Held mail gets no automatic answer; the rejected one is told what to fix.
+    assert [r["kind"] for r in bot.outbox()] == ["rejection"]

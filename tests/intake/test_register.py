@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from io import BytesIO
 
@@ -92,11 +93,13 @@ def test_feeding_the_register_twice_from_one_ticket_changes_nothing(desk, grante
 
 def test_the_register_write_rolls_back_with_the_callers_transaction(desk):
     ref = desk.order(NEW, "new", [person("19571230-2842", "Nils", start=START)])
-    desk.tickets.mark_done(ref, "anna")
     with pytest.raises(RuntimeError), desk.store.transaction():
-        apply_done_ticket(desk.store, ref, desk.by_id, datetime.now(UTC), "anna", keys=desk.keys)
-        raise RuntimeError("the engine's next effect failed")
+        desk.tickets.mark_done(ref, "anna")  # the lifecycle's "done" writes the register, in this transaction
+        raise RuntimeError("a later step of the same transaction failed")
     assert entries(desk, system="MittVaccin", state="all") == []
+    assert desk.store.ticket(ref)["status"] == "new"
+    desk.tickets.mark_done(ref, "anna")
+    assert len(entries(desk, system="MittVaccin", state="all")) == 1
 
 
 def test_a_done_termination_ends_the_persons_entries_on_the_end_date(desk, granted):
@@ -295,20 +298,24 @@ def test_the_effect_for_the_engine_feeds_the_register_and_checks_mappings_up_fro
     import shutil
 
     from intake.register import register_effect
-    from rules.packs import load_pack
+    from rules.packs import PackError, load_pack
     from rules.register import RegisterMappingError
 
     effect = register_effect(desk.config, desk.routines)
     ref = desk.order(NEW, "new", [person("19571230-2842", "Nils", start=START)])
+    desk.tickets.mark_done(ref, "anna")  # the lifecycle's "done" effect wrote the entry
+    assert len(entries(desk, system="MittVaccin", state="all")) == 1
     with desk.store.transaction():
-        desk.tickets.mark_done(ref, "anna")
-        assert len(effect(desk.store, ref, desk.by_id, datetime.now(UTC), "anna")) == 1
-    # A pack whose register.toml names a field its form does not have is refused before any ticket is done.
+        assert effect(desk.store, ref, desk.by_id, datetime.now(UTC), "anna") == []  # once per ticket
+    # A pack whose register.toml names a field its form does not have is refused before any ticket is done:
+    # when the pack loads (start-up, `intake packs check`), and by the effect for packs loaded otherwise.
     bad = tmp_path / "packs" / "mittvaccin"
     shutil.copytree(desk.routines[0].path, bad)
     (bad / "register.toml").write_text((bad / "register.toml").read_text("utf-8").replace(
         'field = "kommun"', 'field = "kommunen"'), "utf-8")
+    with pytest.raises(PackError, match=r"register\.toml: municipality\.field: 'kommunen'"):
+        load_pack(bad)
     with pytest.raises(RegisterMappingError, match=r"register\.toml: municipality\.field: 'kommunen'"):
-        register_effect(desk.config, [load_pack(bad)])
+        register_effect(desk.config, [replace(desk.routines[0], path=bad)])
     off = RegisterDesk(tmp_path / "off", register={"enabled": False})
     assert register_effect(off.config, off.routines) is None

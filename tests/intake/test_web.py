@@ -63,7 +63,7 @@ def _urls(app):
     from flask import url_for
 
     values = {"ref": ["MV-2026-0001"], "att_id": ["1"], "pk": ["1"], "msg_id": ["1"], "index": ["0"], "oid": ["1"],
-              "name": ["anna"]}
+              "name": ["anna"], "task": ["skat"]}
     for rule in app.url_map.iter_rules():
         if rule.endpoint in ("login", "static"):
             continue
@@ -276,3 +276,165 @@ def test_login_never_redirects_off_site(target):
 
     assert _safe_next(target) is None
     assert _safe_next("/arenden?status=new") == "/arenden?status=new"
+
+
+# --- issue 10.7: sessions end at logout, the login limiter holds under concurrency, odd input is 4xx ------
+
+
+def test_a_cookie_copied_before_logout_is_refused_after_it(web):
+    app, store = web
+    c = app.test_client()
+    assert login(c).status_code == 302
+    copied = c.get_cookie("intake_session").value
+    thief = app.test_client()
+    thief.set_cookie("intake_session", copied)
+    assert thief.get("/tickets").status_code == 200  # the copy works while the session lives ...
+    page = c.get("/tickets").get_data(as_text=True)
+    assert c.post("/logout", data={"csrf_token": csrf_of(page)}).status_code == 302
+    assert c.get("/tickets").status_code == 302
+    resp = thief.get("/tickets")  # ... and not after the logout: the server ended it (a signed cookie alone did not)
+    assert resp.status_code == 302 and "/login" in resp.headers["Location"]
+    assert "halmstad" not in thief.get("/tickets/MV-2026-0001").get_data(as_text=True)
+    # Signing in again opens a new session; the old cookie stays dead.
+    assert login(c).status_code == 302
+    assert c.get("/tickets").status_code == 200
+    assert thief.get("/tickets").status_code == 302
+
+
+def test_a_session_expires_on_the_server_too(web):
+    from datetime import timedelta
+
+    from intake.web.accounts import session_live, start_session
+
+    _, store = web
+    sid = start_session(store, "anna")
+    assert session_live(store, sid, "anna", timedelta(hours=8))
+    assert not session_live(store, sid, "admin", timedelta(hours=8))  # a session belongs to one user
+    assert not session_live(store, sid, "anna", timedelta(seconds=-1))
+    assert not session_live(store, "not-a-session", "anna", timedelta(hours=8))
+    stored = [r["sid_hash"] for r in store.db.query("select sid_hash from web_sessions")]
+    assert sid not in stored  # only a hash is kept
+
+
+def _served(app):
+    """The app behind a real waitress server on a loopback port; yields its base URL."""
+    import threading
+
+    from waitress.server import create_server
+
+    server = create_server(app, host="127.0.0.1", port=0, threads=24, channel_timeout=30)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    return server, thread, f"http://127.0.0.1:{server.effective_port}"
+
+
+def test_concurrent_wrong_logins_get_no_more_password_checks_than_the_limit(web):
+    import http.cookiejar
+    import threading
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    from intake.web.accounts import MAX_FAILURES_PER_USER
+
+    app, store = web
+    server, thread, base = _served(app)
+    n = 20
+    openers, tokens = [], []
+    try:
+        for _ in range(n):  # each attacker its own session and CSRF token
+            opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+            with opener.open(base + "/login", timeout=30) as resp:
+                tokens.append(csrf_of(resp.read().decode("utf-8")))
+            openers.append(opener)
+        barrier = threading.Barrier(n)
+        statuses: list[int] = []
+
+        def attempt(i: int) -> None:
+            body = urllib.parse.urlencode({"username": "anna", "password": f"fel lösenord {i}",
+                                           "csrf_token": tokens[i]}).encode()
+            barrier.wait()
+            try:
+                with openers[i].open(base + "/login", data=body, timeout=60) as resp:
+                    statuses.append(resp.status)
+            except urllib.error.HTTPError as exc:
+                statuses.append(exc.code)
+
+        workers = [threading.Thread(target=attempt, args=(i,)) for i in range(n)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=120)
+    finally:
+        server.close()
+        thread.join(timeout=10)
+    # Every attempt that got a password check is recorded as a failure; the others were turned away first.
+    (checked,) = store.db.execute("select count(*) from login_attempts where username = 'anna'").fetchone()
+    assert checked <= MAX_FAILURES_PER_USER, f"{checked} password checks against a limit of {MAX_FAILURES_PER_USER}"
+    assert sorted(statuses).count(429) >= n - MAX_FAILURES_PER_USER
+    assert len(statuses) == n and set(statuses) <= {401, 429}
+
+
+def test_a_right_password_is_not_counted_as_a_failure(web):
+    app, store = web
+    for _ in range(6):
+        assert login(app.test_client()).status_code == 302
+    assert login(app.test_client(), password="fel lösenord").status_code == 401
+    (failures,) = store.db.execute("select count(*) from login_attempts where success = 0").fetchone()
+    assert failures == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("/tickets?page=" + "9" * 20, 400),
+        ("/tickets?page=-" + "9" * 20, 200),  # below 1 is the first page, as before
+        ("/tickets/export.xlsx?from=2026-02-30", 400),
+        ("/tickets/export.xlsx?to=9999-12-31", 400),
+        ("/tickets?from=2026-13-01", 400),
+        ("/tickets/MV-2026-0001/attachments/" + "9" * 20, 404),
+        ("/tickets/MV-2026-0001/attachments/" + "9" * 19, 404),
+    ],
+)
+def test_odd_query_values_are_a_client_error_not_a_server_error(client, url, status):
+    assert client.get(url).status_code == status
+
+
+ODD_VALUES = ["", "0", "-1", "9" * 20, "-" + "9" * 20, "1e309", "abc", "2026-02-30", "9999-12-31", "0000-00-00",
+              "%00", "\u00e5\u00e4\u00f6", "x" * 5000, "1;drop table tickets", "../../etc/passwd", "{{7*7}}"]
+QUERY_KEYS = ["page", "sort", "order", "queue", "status", "routine", "request_type", "from", "to", "assignee",
+              "verdict", "next"]
+
+
+def test_odd_values_in_every_route_parameter_and_query_key_never_give_a_server_error(web, client):
+    import urllib.parse
+
+    app, store = web
+    failures = []
+    token = csrf_of(client.get("/tickets/MV-2026-0001").get_data(as_text=True))
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            for value in ODD_VALUES:
+                quoted = urllib.parse.quote(value, safe="")
+                path = rule.rule
+                for name in rule.arguments:
+                    converter = rule._converters[name]
+                    items = getattr(converter, "items", None)
+                    replacement = sorted(items)[0] if items else quoted
+                    path = re.sub(r"<[^>]*\b" + name + ">", replacement, path)
+                query = "&".join(f"{k}={quoted}" for k in QUERY_KEYS)
+                url = f"{path}?{query}"
+                if method == "GET":
+                    resp = client.get(url)
+                else:
+                    resp = client.post(url, data={"csrf_token": token, "text": value, "status": value,
+                                                  "assignee": value, "note": value, "name": value,
+                                                  "password": value, "role": value, "username": value})
+                if resp.status_code >= 500:
+                    failures.append((method, rule.rule, value[:20], resp.status_code))
+                if rule.endpoint == "logout":
+                    login(client)
+                    token = csrf_of(client.get("/tickets/MV-2026-0001").get_data(as_text=True))
+    assert failures == []

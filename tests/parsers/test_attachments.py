@@ -136,7 +136,7 @@ HOSTILE = {
     "legacy_doc_renamed": ("blankett.docx", legacy_ole, "attachment.unsupported"),
     "zip_bomb": ("blankett.xlsx", whitespace_bomb, "attachment.unsafe"),
     "many_entries": ("blankett.xlsx", many_entries, "attachment.unsafe"),
-    "lying_size": ("blankett.xlsx", lying_size, "attachment.unsafe"),
+    "lying_size": ("blankett.xlsx", lying_size, "attachment.damaged"),
     "billion_laughs": ("blankett.xlsx", billion_laughs, "attachment.unsafe"),
     "xxe": ("blankett.docx", xxe_docx, "attachment.unsafe"),
     "utf16_doctype": ("blankett.xlsx", utf16_doctype, "attachment.unsafe"),
@@ -148,7 +148,7 @@ HOSTILE = {
     "docx_as_xlsx": ("blankett.xlsx", lambda: GOOD_DOCX, "attachment.unsafe"),
     "text_as_docx": ("blankett.docx", lambda: b"Kommun: Halmstad\n", "attachment.unsafe"),
     "empty": ("blankett.xlsx", lambda: b"", "attachment.unsupported"),
-    "truncated": ("blankett.xlsx", lambda: GOOD_XLSX[: len(GOOD_XLSX) // 2], "attachment.unsafe"),
+    "truncated": ("blankett.xlsx", lambda: GOOD_XLSX[: len(GOOD_XLSX) // 2], "attachment.damaged"),
 }
 
 
@@ -247,3 +247,120 @@ def test_a_reply_never_names_the_attachment_by_what_the_sender_called_it(name: s
     assert "av typen .xls" in message
     for part in ("1212", "Karin", "Lindqvist", "P000000245581", "Behörighet_"):
         assert part not in message
+
+
+# --- issue 10.6: each kind of broken or disguised file gets its own reason, never a crash ----------------
+
+
+def _member_offset(data: bytes, name: str) -> tuple[int, int]:
+    """Where a member's compressed bytes start in ``data``, and how many there are."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        info = zf.getinfo(name)
+    pos = info.header_offset
+    name_len, extra_len = int.from_bytes(data[pos + 26 : pos + 28], "little"), int.from_bytes(data[pos + 28 : pos + 30],
+                                                                                             "little")
+    return pos + 30 + name_len + extra_len, info.compress_size
+
+
+def inflate_error_xlsx() -> bytes:
+    """The workbook with one bit flipped in a deflated member so that zlib itself fails (not only the CRC)."""
+    import zlib
+
+    start, size = _member_offset(GOOD_XLSX, "xl/worksheets/sheet1.xml")
+    for pos in range(start, start + size):
+        for bit in range(8):
+            data = bytearray(GOOD_XLSX)
+            data[pos] ^= 1 << bit
+            try:
+                zipfile.ZipFile(io.BytesIO(bytes(data))).read("xl/worksheets/sheet1.xml")
+            except zlib.error:
+                return bytes(data)
+            except Exception:  # noqa: BLE001 - a CRC error: look for a flip that breaks the stream itself
+                continue
+    raise AssertionError("no flip found that breaks the deflate stream")
+
+
+def encrypted_member_xlsx() -> bytes:
+    """The 'encrypted' flag set on one member, as a bit flip or a zip tool with a password leaves it."""
+    data = bytearray(GOOD_XLSX)
+    with zipfile.ZipFile(io.BytesIO(GOOD_XLSX)) as zf:
+        info = zf.getinfo("xl/workbook.xml")
+    data[info.header_offset + 6] |= 1
+    central = data.find(b"PK\x01\x02")
+    while central >= 0:
+        if data[central + 46 : central + 46 + len(info.filename)] == info.filename.encode():
+            data[central + 8] |= 1
+        central = data.find(b"PK\x01\x02", central + 4)
+    return bytes(data)
+
+
+def entity_in_renamed_part() -> bytes:
+    """The worksheet moved to a part name without .xml (the workbook's relationships follow it), with an entity."""
+    with zipfile.ZipFile(io.BytesIO(GOOD_XLSX)) as zf:
+        sheet = zf.read("xl/worksheets/sheet1.xml")
+        rels = zf.read("xl/_rels/workbook.xml.rels")
+    doctype = b'<!DOCTYPE x [<!ENTITY a "b">]>'
+    evil = sheet.replace(b"?>", b"?>" + doctype, 1) if b"?>" in sheet[:200] else doctype + sheet
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(GOOD_XLSX)) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            if item.filename == "xl/worksheets/sheet1.xml":
+                zout.writestr("xl/worksheets/sheet1.bin", evil)
+            elif item.filename == "xl/_rels/workbook.xml.rels":
+                zout.writestr(item.filename, rels.replace(b"sheet1.xml", b"sheet1.bin"))
+            else:
+                zout.writestr(item.filename, zin.read(item))
+    return out.getvalue()
+
+
+def entity_in_utf32_part() -> bytes:
+    xml = '<?xml version="1.0" encoding="UTF-32"?><!DOCTYPE x [<!ENTITY a "b">]><x/>'.encode("utf-32")
+    return rezip(GOOD_XLSX, add={"xl/extra.xml": xml})
+
+
+def entity_in_ebcdic_part() -> bytes:
+    xml = '<?xml version="1.0" encoding="cp037"?><!DOCTYPE x [<!ENTITY a "b">]><x/>'.encode("cp037")
+    return rezip(GOOD_XLSX, add={"customXml/item1.xml": xml})
+
+
+def entity_in_unknown_encoding() -> bytes:
+    return rezip(GOOD_XLSX, add={"xl/extra.xml": b'<?xml version="1.0" encoding="x-made-up"?><x/>'})
+
+
+BROKEN = {
+    # name: (filename, maker, code, words the sender reads)
+    "inflate_error": ("blankett.xlsx", inflate_error_xlsx, "attachment.damaged", "skadad"),
+    "encrypted_member": ("blankett.xlsx", encrypted_member_xlsx, "attachment.unsafe", "lösenordsskyddad"),
+    "entity_renamed_part": ("blankett.xlsx", entity_in_renamed_part, "attachment.unsafe", "XML"),
+    "entity_utf32_part": ("blankett.xlsx", entity_in_utf32_part, "attachment.unsafe", "XML"),
+    "entity_ebcdic_part": ("blankett.xlsx", entity_in_ebcdic_part, "attachment.unsafe", "XML"),
+    "entity_unknown_encoding": ("blankett.xlsx", entity_in_unknown_encoding, "attachment.unsafe", "XML"),
+    "zip_behind_png": ("bild.png", lambda: PNG + GOOD_XLSX, "attachment.unsafe", "förklätt"),
+    "zip_behind_jpeg": ("blankett.xlsx", lambda: b"\xff\xd8\xff\xe0" + GOOD_XLSX, "attachment.unsafe", "förklätt"),
+    "zip_behind_pdf": ("blankett.pdf", lambda: b"%PDF-1.4\n" + GOOD_XLSX, "attachment.unsafe", "förklätt"),
+    "damaged_start": ("blankett.xlsx", lambda: b"PK\x03\x05" + GOOD_XLSX[4:], "attachment.damaged", "skadad"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_or_disguised_file_gets_its_own_reason(case: str) -> None:
+    filename, make, code, words = BROKEN[case]
+    att = Attachment(filename, "application/octet-stream", make())
+    verdict = check_attachment(att)  # raised RuntimeError / zlib.error, or let the file through, before
+    assert not verdict.ok
+    outcome = find_form([att], SCHEMA, sandbox=False)
+    assert outcome.form is None
+    assert [r.code for r in outcome.reasons] == [code]
+    assert words in outcome.reasons[0].message
+    assert "skicka" in outcome.reasons[0].message.lower()
+
+
+def test_renamed_xml_parts_without_entities_still_pass() -> None:
+    clean = rezip(GOOD_XLSX, add={"customXml/item1.bin": '<?xml version="1.0" encoding="UTF-32"?><x/>'.encode("utf-32"),
+                                  "xl/media/image1.png": PNG})
+    assert check_attachment(Attachment("blankett.xlsx", "", clean)).parseable
+
+
+def test_a_plain_image_or_pdf_with_pk_bytes_is_not_taken_for_a_package() -> None:
+    assert check_attachment(Attachment("bild.png", "image/png", PNG + b"PK\x05\x06" + b"\0" * 18)).ok
+    assert check_attachment(Attachment("rutin.pdf", "", b"%PDF-1.4\n[Content_Types].xml %%EOF")).ok

@@ -239,3 +239,59 @@ def test_unparseable_message_never_quotes_content():
 )
 def test_html_to_text(html, text):
     assert html_to_text(html) == text
+
+
+# --- issue 10.6: odd charset labels and boundaries are read, not refused --------------------------------
+
+PLAIN = (MAIL / "plain.eml").read_bytes()
+ALTERNATIVE = (MAIL / "alternative.eml").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "label",
+    [b"undefined", b"idna", b"punycode", b"base64", b"zlib", b"rot13", b"unicode_escape", b"uu",
+     b"utf\x00-8", b"\xff\xfe", b"iso-8859-1\xc3", b"x" * 300],
+)
+def test_an_odd_charset_label_in_an_encoded_word_is_decoded_with_replacement(label):
+    raw = PLAIN.replace(b"Subject: ", b"Subject: =?" + label + b"?B?w6Rydg==?= ", 1)
+    mail = parse_mail(raw)  # raised UnicodeError, UnicodeEncodeError or ValueError before
+    assert mail.subject.endswith("MittVaccin – Behörighet")
+    assert mail.body_text.startswith("Hej!")
+
+
+@pytest.mark.parametrize("label", [b"undefined", b"idna", b"base64", b"utf\x00-8", b"\xff\xfe", b"x-klingon"])
+def test_an_odd_charset_label_on_a_body_part_is_decoded_with_replacement(label):
+    raw = ALTERNATIVE.replace(b'charset="utf-8"', b'charset="' + label + b'"')
+    mail = parse_mail(raw)
+    assert mail.body_text.startswith("Texten i text/plain-delen.")
+
+
+@pytest.mark.parametrize(
+    "ctype",
+    [b'multipart/alternative; boundary=""', b"multipart/alternative; boundary=", b"multipart/alternative",
+     b'multipart/mixed; boundary*0=""'],
+)
+def test_a_multipart_without_a_usable_boundary_is_read_as_one_part(ctype):
+    raw = ALTERNATIVE.replace(b'multipart/alternative; boundary="=_alt_0"', ctype)
+    mail = parse_mail(raw)  # mail-parser raised TypeError / AttributeError inside before
+    assert mail.subject == "MittVaccin – felsökning"
+    assert mail.sender == "eva.berg@halmstad.example.test"
+    assert "Texten i text/plain-delen." in mail.body_text
+
+
+def test_a_mail_parser_failure_falls_back_to_the_stdlib_walk_and_keeps_attachments():
+    raw = (MAIL / "outlook-forward.eml").read_bytes()
+    normal = parse_mail(raw)
+    # An encoded-word with a NUL in its charset label makes mail-parser's own header decoding raise.
+    broken = parse_mail(raw.replace(b"Subject: ", b"Subject: =?utf\x00-8?Q?x?= ", 1))
+    assert "MailParserFallback" in broken.defects
+    assert [(a.filename, a.data) for a in broken.attachments] == [(a.filename, a.data) for a in normal.attachments]
+    assert broken.body_text.strip() == normal.body_text.strip()
+
+
+@pytest.mark.parametrize("param", [b"boundary*=undefined''%3D_alt_0", b"boundary*=idna''%3D_alt_0",
+                                   b"boundary*=utf\x00''x", b"boundary*0*=undefined''%3D_alt; boundary*1=_0"])
+def test_a_boundary_in_an_undecodable_charset_is_unparseable_with_its_own_detail(param):
+    # The stdlib raised UnicodeError/ValueError from get_boundary(): a "parser error" before.
+    with pytest.raises(UnparseableMail, match="^boundary parameter unreadable"):
+        parse_mail(ALTERNATIVE.replace(b'boundary="=_alt_0"', param))

@@ -233,8 +233,8 @@ def _pack_with_chain(tmp_path: Path, chain_toml: str) -> Path:
 
 @pytest.mark.parametrize(("chain", "message"), [
     ('[[chain]]\ncheck = "nope"\naction = "reject"\n',
-     "chain[0].check: unknown check 'nope' (known: auto_reply, followup, form, personal_data, sender_domain, "
-     "sender_missing, subject)"),
+     "chain[0].check: unknown check 'nope' (known: authorised_orderer, auto_reply, followup, form, personal_data, "
+     "sender_domain, sender_missing, subject)"),
     ('[[chain]]\ncheck = "subject"\naction = "reject"\n[[chain]]\ncheck = "sender_domain"\naction = "hold"\n'
      'params = { domain = ["a.example.test"] }\n',
      "chain[1].params.domain: unknown parameter of check sender_domain (it takes: domains)"),

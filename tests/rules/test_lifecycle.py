@@ -49,8 +49,8 @@ def test_mittvaccin_declares_todays_lifecycle(mv):
 
 def test_done_queues_the_completion_mail_and_assign_starts_work(mv):
     step = advance(TicketFacts("waiting"), "set_status", "handler", mv, target="done")
-    assert [(e.name, e.params["to"], e.params["template"]) for e in step.effects] == [
-        ("mail", "requester", "completion")]
+    assert [(e.name, e.params.get("to"), e.params.get("template")) for e in step.effects] == [
+        ("mail", "requester", "completion"), ("register", None, None)]
     for state, expected in (("new", "in_progress"), ("waiting", "in_progress")):
         assert advance(TicketFacts(state), "assign", "handler", mv).new_state == expected
     assert advance(TicketFacts("in_progress"), "assign", "handler", mv).code == "lifecycle.not_allowed"
