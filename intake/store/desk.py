@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from intake.store.base import StoreBase, utcnow
+from intake.store.base import NotFoundError, StoreBase, utcnow
 
 #: A ticket's mails after its first one that nobody has opened (SQL over a ``tickets`` row aliased ``t``).
 UNREAD_SQL = (
@@ -84,7 +84,7 @@ class DeskQueries(StoreBase):
     def retry_outbox(self, outbox_id: int, user: str, now_iso: str) -> bool:
         """A failed or bounced reply (or one waiting) goes again on the next send run; ``False`` if sent."""
         with self.transaction() as db:
-            row = db["outbox"].get(outbox_id)
+            row = self._outbox_row(outbox_id)
             if row["status"] not in ("failed", "bounced", "pending"):
                 return False
             db["outbox"].update(outbox_id, {"status": "pending", "attempts": 0, "next_attempt_at": now_iso})
@@ -92,10 +92,16 @@ class DeskQueries(StoreBase):
                            at=now_iso, data={"outbox": outbox_id, "kind": row["kind"], "was": row["status"]})
             return True
 
+    def _outbox_row(self, outbox_id: int) -> dict[str, Any]:
+        row = next(iter(self.db.query("select * from outbox where id = ?", [outbox_id])), None)
+        if row is None:
+            raise NotFoundError(f"no reply #{outbox_id}")
+        return row
+
     def cancel_outbox(self, outbox_id: int, user: str, now_iso: str) -> bool:
         """A reply that has not gone is not sent at all; ``False`` if it was sent already."""
         with self.transaction() as db:
-            row = db["outbox"].get(outbox_id)
+            row = self._outbox_row(outbox_id)
             if row["status"] not in ("failed", "bounced", "pending"):
                 return False
             db["outbox"].update(outbox_id, {"status": "cancelled"})
