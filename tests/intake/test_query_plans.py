@@ -53,6 +53,10 @@ KNOWN: list[tuple[str, str, str]] = [
     ("CLI queue list without a limit", r"^select \* from tickets( where .*)? order by id$",
      "`intake queue list` reads the whole table (intake/cli.py has no --limit); page it with --limit and "
      "keyset on id"),
+    ("ticket list unread first", r"order by unread desc",
+     "the desk lists tickets with an unopened follow-up first, so every ticket's unread state is computed "
+     "before the page is cut; keep an unread flag on tickets (set when a follow-up is recorded, cleared when "
+     "it is opened) with a partial index, and list the flagged ones in a query of their own"),
 ]
 
 
@@ -226,6 +230,7 @@ def _known_case(path: str, name: str):
     _known_case("web ticket list, later page", "ticket list OFFSET page"),
     _known_case("web overview", "overview per queue/status"),
     _known_case("cli queue list", "CLI queue list without a limit"),
+    _known_case("web ticket list", "ticket list unread first"),
 ])
 def test_known_statements_that_need_more_than_an_index(env, monkeypatch, path, name):
     """Expected to fail until fixed; once it passes, remove the entry from KNOWN (strict xfail says so)."""
