@@ -27,13 +27,14 @@ def _config(ctx: click.Context):
 
 
 def _desk(ctx: click.Context):
-    from intake.app import open_app
+    from intake.app import folders_by_source, open_app
     from intake.desk import TicketDesk
     from intake.pipeline import Settings
 
     config = _config(ctx)
     store, routines = open_app(config)
-    return TicketDesk(store, routines, Settings.from_config(config), folders=config["mailbox.folders"])
+    return TicketDesk(store, routines, Settings.from_config(config), folders=config["mailbox.folders"],
+                      source_folders=folders_by_source(config))
 
 
 def _friendly(fn):

@@ -52,9 +52,11 @@ class TicketDesk:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         folders: Mapping[str, Any] | None = None,
+        source_folders: Mapping[str, Mapping[str, Any]] | None = None,
     ):
         self.store = store
         self.folders = folders  # config [mailbox.folders]: where judged held mail goes on the server
+        self.source_folders = source_folders  # several mailboxes: each source's own folders
         self.routines = routines
         self.by_id = {r.id: r for r in routines}
         self.settings = settings
@@ -209,4 +211,5 @@ class TicketDesk:
     def _held(self) -> Any:
         from intake.held import HeldMail
 
-        return HeldMail(self.store, self.routines, self.settings, clock=self.clock, folders=self.folders)
+        return HeldMail(self.store, self.routines, self.settings, clock=self.clock, folders=self.folders,
+                        source_folders=self.source_folders)

@@ -39,14 +39,21 @@ class HeldMail:
     """A handler's decisions on held mail, recorded exactly as a poll records mail."""
 
     def __init__(self, store: Store, routines: list[Routine], settings: Any, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), folders: Mapping[str, Any] | None = None):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), folders: Mapping[str, Any] | None = None,
+                 source_folders: Mapping[str, Mapping[str, Any]] | None = None):
         self.store = store
         self.folders = dict(folders or {})  # config [mailbox.folders]: where the judged mail goes on the server
+        # Several mailboxes: the folders of the mailbox a mail came in through (by its recorded source).
+        self.source_folders = {k: dict(v) for k, v in (source_folders or {}).items()}
         self.routines = routines
         self.by_id = {r.id: r for r in routines}
         self.settings = settings
         self.clock = clock
         self.recorder = Recorder(store, routines, settings, engine=Engine(store, routines, settings, clock=clock))
+
+
+    def _folders(self, msg: Mapping[str, Any]) -> dict[str, Any]:
+        return self.source_folders.get(msg.get("source") or "", self.folders)
 
     def _decide(self, msg: dict[str, Any]) -> Any:
         from intake.orderers import lookups_for
@@ -116,7 +123,7 @@ class HeldMail:
                 store.update_message(message_pk, {"verdict": "accepted"})
                 store.add_event("held_released", actor=user, message_id=message_pk, ticket_id=msg["ticket_id"],
                                 at=now_iso, data={"ref": ref})
-                request_held_move(store, msg, self.folders, personal_data=False, user=user)
+                request_held_move(store, msg, self._folders(msg), personal_data=False, user=user)
                 return ref
             if decision is None:
                 raise TicketError(f"message {message_pk} changed while it was judged; try again")
@@ -126,7 +133,7 @@ class HeldMail:
                                                 decision))
             ticket_id, ref = self.recorder.engine.create_ticket(decision, message_pk, now)
             store.update_message(message_pk, {"verdict": "accepted"})
-            request_held_move(store, msg, self.folders, personal_data=False, user=user)
+            request_held_move(store, msg, self._folders(msg), personal_data=False, user=user)
             store.add_event("held_released", actor=user, message_id=message_pk, ticket_id=ticket_id,
                             at=now_iso, data={"ref": ref, "reasons": [r["code"] for r in _reasons(msg)]})
             self.recorder.queue_reply(decision, message_pk, ticket_id, now)
@@ -161,7 +168,7 @@ class HeldMail:
             if "subject.possible_personal_data" in held_codes:
                 changes["subject"] = ""
             store.update_message(message_pk, changes)
-            request_held_move(store, msg, self.folders, personal_data=True, user=user)
+            request_held_move(store, msg, self._folders(msg), personal_data=True, user=user)
             store.add_event("held_rejected", actor=user, message_id=message_pk, at=now_iso,
                             data={"held": held_codes, "reasons": [r.code for r in reasons]})
             outbox_id = None

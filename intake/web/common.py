@@ -48,7 +48,10 @@ def store() -> Store:
 
 def desk() -> TicketDesk:
     c = ctx()
-    return TicketDesk(store(), c.routines, c.settings, folders=c.config["mailbox.folders"])
+    from intake.app import folders_by_source
+
+    return TicketDesk(store(), c.routines, c.settings, folders=c.config["mailbox.folders"],
+                      source_folders=folders_by_source(c.config))
 
 
 # -- desks (several mailboxes): a handler may be limited to some (``intake user desks``) ------------------

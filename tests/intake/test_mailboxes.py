@@ -187,3 +187,25 @@ def test_a_handlers_completion_mail_is_sent_from_the_desk_of_its_ticket(two, tmp
              for p in (tmp_path / "outbox").glob("*.eml")]
     [completion] = [m for m in mails if "Auto-Submitted" not in m]
     assert str(completion["From"]) == "IT-support VGR <support@vgr.example.test>"
+
+
+def test_held_mail_judged_on_the_desk_goes_to_the_folders_of_the_mailbox_it_came_in_through(two):
+    from intake.app import folders_by_source
+    from intake.desk import TicketDesk
+    from intake.moves import request_held_move
+    from intake.pipeline import Settings
+
+    config = config_mod.load(two)
+    store, routines = open_app(config)
+    halland, vgr = desks_of(config, routines)
+    held = TicketDesk(store, routines, Settings.from_config(config), folders=config["mailbox.folders"],
+                      source_folders=folders_by_source(config))._held()
+    for desk, target in ((vgr, "Klart"), (halland, "Intake/Accepted")):
+        pk = store.db["messages"].insert({"source": desk.source, "uid": "7", "uidvalidity": 1,
+                                          "message_key": f"mid:<held-{desk.name}@example.test>",
+                                          "moved_to": "Intake/Held", "verdict": "held",
+                                          "recorded_at": "2026-11-30T06:00:00+00:00"}).last_pk
+        msg = store.message(pk)
+        with store.transaction():
+            move = request_held_move(store, msg, held._folders(msg), personal_data=False, user="anna")
+        assert [m["to_folder"] for m in store.pending_moves(desk.source) if m["id"] == move] == [target]
