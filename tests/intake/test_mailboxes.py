@@ -209,3 +209,30 @@ def test_held_mail_judged_on_the_desk_goes_to_the_folders_of_the_mailbox_it_came
         with store.transaction():
             move = request_held_move(store, msg, held._folders(msg), personal_data=False, user="anna")
         assert [m["to_folder"] for m in store.pending_moves(desk.source) if m["id"] == move] == [target]
+
+
+def test_a_handler_limited_to_a_desk_sees_only_its_mail_in_the_mail_list(two, tmp_path):
+    for name, sender in (("halland", "cia@halmstad.example.test"), ("vgr", "dan@boras.example.test")):
+        (tmp_path / name / "b.eml").write_bytes(make_mail(message_id=f"<{name}-odd@example.test>",
+                                                          sender=f"X <{sender}>", subject="Fråga om något annat"))
+    config = config_mod.load(two)
+    store, routines = open_app(config)
+    make_poller(config, store, routines).poll_once()
+    rows = store.db.query("select id, sender from messages where verdict = 'rejected'")
+    rejected = {r["sender"]: r["id"] for r in rows}
+    assert len(rejected) == 2, rejected
+    halland_pk = next(pk for sender, pk in rejected.items() if "halmstad" in sender)
+    add_user(store, "anna", PASSWORD)
+    add_user(store, "admin", PASSWORD, role="admin")
+    assert CliRunner().invoke(main, ["-c", str(two), "user", "desks", "anna", "vgr"]).exit_code == 0
+    app = create_app(config)
+    app.testing = True
+    anna, admin = app.test_client(), app.test_client()
+    _login(anna, "anna")
+    _login(admin, "admin")
+    listed = anna.get("/mail").get_data(as_text=True)
+    assert "dan@boras.example.test" in listed and "cia@halmstad.example.test" not in listed
+    assert anna.get(f"/mail/{halland_pk}").status_code == 404
+    everything = admin.get("/mail").get_data(as_text=True)
+    assert "dan@boras.example.test" in everything and "cia@halmstad.example.test" in everything
+    assert admin.get(f"/mail/{halland_pk}").status_code == 200
