@@ -236,3 +236,22 @@ def test_a_handler_limited_to_a_desk_sees_only_its_mail_in_the_mail_list(two, tm
     everything = admin.get("/mail").get_data(as_text=True)
     assert "dan@boras.example.test" in everything and "cia@halmstad.example.test" in everything
     assert admin.get(f"/mail/{halland_pk}").status_code == 200
+
+
+def test_a_handler_limited_to_a_desk_cannot_tick_tasks_on_another_desks_ticket(two):
+    config = config_mod.load(two)
+    store, routines = open_app(config)
+    make_poller(config, store, routines).poll_once()
+    refs = {r["requester"]: r["ref"] for r in store.db.query("select ref, requester from tickets")}
+    add_user(store, "anna", PASSWORD)
+    assert CliRunner().invoke(main, ["-c", str(two), "user", "desks", "anna", "vgr"]).exit_code == 0
+    app = create_app(config)
+    app.testing = True
+    anna = app.test_client()
+    _login(anna, "anna")
+    page = anna.get(f"/tickets/{refs['bo@boras.example.test']}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    other = anna.post(f"/tickets/{refs['anna@halmstad.example.test']}/tasks/skat/done", data={"csrf_token": token})
+    assert other.status_code == 404
+    own = anna.post(f"/tickets/{refs['bo@boras.example.test']}/tasks/skat/done", data={"csrf_token": token})
+    assert own.status_code == 302  # refused as a task the ticket does not have, on the ticket's page
