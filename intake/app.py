@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from intake.config import Config, MailboxConfig
 from intake.outbox import Outbox, file_transport, smtp_transport
@@ -88,17 +89,24 @@ class Desk:
 
 def desks_of(config: Config, routines: list[Routine]) -> list[Desk]:
     """Every configured mailbox as a desk (needs no password: nothing connects)."""
-    from intake.sources.imap import source_name
-
     desks = []
     for box in config.mailboxes:
-        if box.kind == "local":
-            source = f"local:{config.mailbox_path(box, 'path').resolve()}"
-        else:
-            source = source_name(box["host"], box["port"], box["username"], box["folder"])
         served = mailbox_routines(box, routines)
-        desks.append(Desk(box.name, desk_name_of(box, routines), source, tuple(r.id for r in served)))
+        desks.append(Desk(box.name, desk_name_of(box, routines), _source_of(config, box), tuple(r.id for r in served)))
     return desks
+
+
+def folders_by_source(config: Config) -> dict[str, dict[str, Any]]:
+    """Recorded source -> its mailbox's ``folders`` (where a handler's judged held mail goes on the server)."""
+    return {_source_of(config, box): dict(box.folders) for box in config.mailboxes}
+
+
+def _source_of(config: Config, box: MailboxConfig) -> str:
+    from intake.sources.imap import source_name
+
+    if box.kind == "local":
+        return f"local:{config.mailbox_path(box, 'path').resolve()}"
+    return source_name(box["host"], box["port"], box["username"], box["folder"])
 
 
 def make_poller(config: Config, store: Store, routines: list[Routine]) -> Poller | Pollers:

@@ -16,6 +16,7 @@ import click
 from intake import config as config_mod
 from intake.config import Config
 from intake.errors import IntakeError
+from intake.timefmt import local_time
 
 
 class _Group(click.Group):
@@ -85,11 +86,28 @@ def poll(ctx: click.Context, once: bool, no_send: bool) -> None:
         except StoreFailure as exc:  # the mail stays where it is; the next poll tries again
             raise click.ClickException(f"poll failed, nothing lost: {exc}") from None
         click.echo(f"poll: {result.summary()}")
+        sent = None
         if not no_send:
-            sent = make_outbox(config, store, routines).send_due()
+            outbox = make_outbox(config, store, routines)
+            sent = outbox.send_due()
             click.echo(f"outbox: {sent.summary()}")
-    if result.errors:
+            _explain_waiting(outbox, sent)
+    if result.errors or (sent is not None and (sent.setup_error or sent.server_down)):
         ctx.exit(1)
+
+
+def _explain_waiting(outbox, sent) -> bool:
+    """Why replies did not go: the setup error, the silent server, or each waiting reply's next try."""
+    if sent.setup_error:
+        click.echo(f"outbox: sending is misconfigured, nothing can go until it is fixed: {sent.setup_error}", err=True)
+    if sent.server_down:
+        click.echo(f"outbox: the SMTP server did not answer: {sent.server_down}", err=True)
+    waiting = outbox.waiting()
+    if waiting and not sent.sent:
+        click.echo(f"outbox: {len(waiting)} waiting; next attempt {local_time(waiting[0]['next_attempt_at'])}"
+                   + (f" (last error: {waiting[0]['last_error']})" if waiting[0]["last_error"] else ""))
+    # Replies held back by an error, and nothing went: the job was not done.
+    return sent.ok and not (waiting and not sent.sent and any(w["last_error"] for w in waiting))
 
 
 @main.command()
@@ -198,7 +216,7 @@ def _table(rows: list[dict], fields: tuple[str, ...]) -> None:
 
     table = Table(*fields)
     for r in rows:
-        table.add_row(*["" if r[k] is None else str(r[k]) for k in fields])
+        table.add_row(*["" if r[k] is None else local_time(r[k]) if k.endswith("_at") else str(r[k]) for k in fields])
     Console(width=200).print(table)
     if not rows:
         click.echo("(no tickets)")
@@ -232,7 +250,7 @@ def ticket_show(ctx: click.Context, ref: str, as_json: bool) -> None:
         return
     for key in ("ref", "routine", "request_type", "queue", "status", "requester", "assignee", "created_at",
                 "updated_at", "closed_at"):
-        click.echo(f"{key + ':':14}{t[key] or '-'}")
+        click.echo(f"{key + ':':14}{(local_time(t[key]) if key.endswith('_at') else t[key]) or '-'}")
     if t["form"]:
         form = json.loads(t["form"])
         click.echo(f"form:         {form.get('kind') or '-'}")
@@ -242,7 +260,7 @@ def ticket_show(ctx: click.Context, ref: str, as_json: bool) -> None:
             click.echo(f"  user {i}: " + ", ".join(f"{k}={v}" for k, v in user.items() if v))
     click.echo("history:")
     for e in events:
-        click.echo(f"  {e['at']}  {e['actor']:10} {e['kind']}")
+        click.echo(f"  {local_time(e['at'])}  {e['actor']:10} {e['kind']}")
 
 
 @main.command()
@@ -333,7 +351,12 @@ def send(ctx: click.Context) -> None:
     # Two senders at once would each send the same due rows: one sender per database, like polling.
     with InstanceLock(config.lock_path, str(config.db_path)):
         store, routines = open_app(config)
-        click.echo(f"outbox: {make_outbox(config, store, routines).send_due().summary()}")
+        outbox = make_outbox(config, store, routines)
+        sent = outbox.send_due()
+        click.echo(f"outbox: {sent.summary()}")
+        done = _explain_waiting(outbox, sent)
+    if not done:
+        ctx.exit(1)
 
 
 @main.group()
@@ -356,7 +379,7 @@ def parked_list(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     for r in rows:
-        click.echo(f"{r['id']:>6}  {r['parked_at']}  {r['source']}  uid={r['uid']}  {r['reason']} "
+        click.echo(f"{r['id']:>6}  {local_time(r['parked_at'])}  {r['source']}  uid={r['uid']}  {r['reason']} "
                    f"({r['attempts']} attempts: {r['detail']})  message-id={r['message_id'] or '-'}")
     if not rows:
         click.echo("(no parked mail)")

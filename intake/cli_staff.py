@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from intake import config as config_mod
+from intake.timefmt import local_time
 
 
 def _user() -> str:
@@ -26,13 +27,14 @@ def _config(ctx: click.Context):
 
 
 def _desk(ctx: click.Context):
-    from intake.app import open_app
+    from intake.app import folders_by_source, open_app
     from intake.desk import TicketDesk
     from intake.pipeline import Settings
 
     config = _config(ctx)
     store, routines = open_app(config)
-    return TicketDesk(store, routines, Settings.from_config(config))
+    return TicketDesk(store, routines, Settings.from_config(config), folders=config["mailbox.folders"],
+                      source_folders=folders_by_source(config))
 
 
 def _friendly(fn):
@@ -266,7 +268,7 @@ def register(main: click.Group) -> None:
             click.echo(json.dumps(out, ensure_ascii=False, indent=2))
             return
         for r in out:
-            click.echo(f"{r['id']:>6}  {r['recorded_at']}  {r['sender']}  {','.join(r['reasons'])}")
+            click.echo(f"{r['id']:>6}  {local_time(r['recorded_at'])}  {r['sender']}  {','.join(r['reasons'])}")
         if not out:
             click.echo("(no held mail)")
 
@@ -316,7 +318,7 @@ def register(main: click.Group) -> None:
             click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
             return
         for r in rows:
-            click.echo(f"{r['ref']:14} {r['name']:12} {r['event']:12} {r['due_at']}  {r['status']}")
+            click.echo(f"{r['ref']:14} {r['name']:12} {r['event']:12} {local_time(r['due_at'])}  {r['status']}")
         if not rows:
             click.echo("(no timers)")
 

@@ -9,15 +9,32 @@ Event data holds ids, statuses and counts, never a personal value: note texts li
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from intake.engine import Engine, Refused, TicketError, refused
-from intake.store import Store
+from intake.store import NotFoundError, Store
 from rules.packs import Routine
 
-__all__ = ["Refused", "TicketDesk", "TicketError"]
+__all__ = ["PersonalDataInReply", "Refused", "TicketDesk", "TicketError"]
+
+
+class PersonalDataInReply(TicketError):
+    """A handler's text to the requester (a reply, the completion note) holds personal data: not sent.
+
+    ``sv`` names what and where in Swedish ("ett personnummer på rad 2"); ``findings`` are the guard's
+    findings (kinds and lines, never values). An admin may send it anyway (``force``), which is audited.
+    """
+
+    def __init__(self, ref: str, findings: list[Any]):
+        from rules.personal_data import describe
+
+        self.findings = findings
+        self.what = describe(findings)
+        self.sv = (f"Texten skickades inte: den innehåller {self.what}. Personuppgifter får inte stå i e-post; "
+                   "ta bort dem och skicka igen.")
+        super().__init__(f"{ref}: not sent, the text holds personal data ({self.what})")
 
 
 def _iso(moment: datetime) -> str:
@@ -34,8 +51,12 @@ class TicketDesk:
         settings: Any,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        folders: Mapping[str, Any] | None = None,
+        source_folders: Mapping[str, Mapping[str, Any]] | None = None,
     ):
         self.store = store
+        self.folders = folders  # config [mailbox.folders]: where judged held mail goes on the server
+        self.source_folders = source_folders  # several mailboxes: each source's own folders
         self.routines = routines
         self.by_id = {r.id: r for r in routines}
         self.settings = settings
@@ -51,6 +72,21 @@ class TicketDesk:
             self.store.add_event("viewed", actor=user, ticket_id=ticket["id"], at=_iso(self.clock()),
                                  data={"what": what, "via": via})
         return ticket
+
+    def read_message(self, ref: str, message_pk: int, user: str, *, via: str = "web",
+                     what: str = "message") -> tuple[dict[str, Any], Any]:
+        """One mail on the ticket (its request, a follow-up, a linked bounce) as a handler reads it, the look
+        audited like a look at the form. Returns (the message row, :class:`intake.mailview.MailView`)."""
+        from intake.mailview import view_mail
+
+        ticket = self.store.ticket(ref)
+        msg = self.store.message(message_pk)
+        if msg["ticket_id"] != ticket["id"]:
+            raise NotFoundError(f"message {message_pk} is not on {ref}")
+        with self.store.transaction():
+            self.store.add_event("viewed", actor=user, ticket_id=ticket["id"], message_id=message_pk,
+                                 at=_iso(self.clock()), data={"what": what, "via": via, "message": message_pk})
+        return msg, view_mail(msg["raw"], sender=msg["sender"] or "", subject=msg["subject"] or "")
 
     def targets(self, ticket: dict[str, Any], role: str = "handler") -> list[str]:
         """The statuses ``role`` may choose for the ticket now."""
@@ -86,15 +122,42 @@ class TicketDesk:
                                     changes={"assignee": assignee}).ticket
 
     def set_status(self, ref: str, user: str, status: str, *, note: str = "", role: str = "handler",
-                   override: str = "") -> dict[str, Any]:
+                   override: str = "", force: bool = False) -> dict[str, Any]:
         """Move the ticket to ``status`` along the pack's transitions; the new state's effects run
-        (MittVaccin's ``done`` queues the completion mail, with ``note`` in it)."""
+        (MittVaccin's ``done`` queues the completion mail, with ``note`` in it). A ``note`` holding personal
+        data raises :class:`PersonalDataInReply` unless an admin sends it anyway (``force``, audited)."""
+        if note.strip():
+            self.guard_text(ref, user, note, role=role, force=force, what="completion_note")
         return self.engine.fire(ref, "set_status", actor=user, role=role, target=status,
                                 payload={"note": note}, override=override).ticket
 
-    def mark_done(self, ref: str, user: str, note: str = "", *, role: str = "handler") -> dict[str, Any]:
+    def mark_done(self, ref: str, user: str, note: str = "", *, role: str = "handler",
+                  force: bool = False) -> dict[str, Any]:
         """Close the ticket as done and queue the completion mail (with ``note`` in it, if given)."""
-        return self.set_status(ref, user, "done", note=note, role=role)
+        return self.set_status(ref, user, "done", note=note, role=role, force=force)
+
+    def guard_text(self, ref: str, user: str, text: str, *, role: str = "handler", force: bool = False,
+                   what: str = "reply") -> None:
+        """The personal-data guard over a text for the requester, as over incoming mail.
+
+        Raises :class:`PersonalDataInReply` on a finding; with ``force`` an admin's text passes and the
+        override is written to the audit trail (kinds and lines only). ``force`` by a handler is refused.
+        """
+        from rules.personal_data import PersonalDataConfig, scan
+
+        ticket = self.store.ticket(ref)
+        config = getattr(self.settings, "personal_data", None) or PersonalDataConfig()
+        findings = scan("", text, sender_name=user, sender_address=ticket["requester"] or "",
+                        today=self.clock().date(), config=config)
+        if not findings:
+            return
+        if not force:
+            raise PersonalDataInReply(ref, findings)
+        if role != "admin":
+            raise TicketError(f"{ref}: only an admin may send a text with personal data")
+        with self.store.transaction():
+            self.store.add_event("personal_data_override", actor=user, ticket_id=ticket["id"], at=_iso(self.clock()),
+                                 data={"what": what, "findings": [[f.category, f.line] for f in findings]})
 
     def add_note(self, ref: str, user: str, text: str) -> int:
         """An internal note, seen by handlers only; returns the note id."""
@@ -109,11 +172,14 @@ class TicketDesk:
             self.store.add_event("note", actor=user, ticket_id=ticket["id"], at=now_iso, data={"note": note_id})
         return note_id
 
-    def reply(self, ref: str, user: str, text: str) -> int:
-        """Queue a handler's reply to the requester, threaded to the ticket's first mail; returns the outbox id."""
+    def reply(self, ref: str, user: str, text: str, *, role: str = "handler", force: bool = False) -> int:
+        """Queue a handler's reply to the requester, threaded to the ticket's first mail; returns the outbox id.
+
+        The text goes through the personal-data guard first (:meth:`guard_text`)."""
         text = text.strip()
         if not text:
             raise TicketError("empty reply")
+        self.guard_text(ref, user, text, role=role, force=force)
         now = self.clock()
         with self.store.transaction():
             ticket = self.store.ticket(ref)
@@ -129,13 +195,21 @@ class TicketDesk:
 
     def release_held(self, message_pk: int, user: str) -> str:
         """A held mail becomes a ticket (with a receipt queued), as if accepted; returns the ticket ref."""
-        from intake.held import HeldMail
 
-        return HeldMail(self.store, self.routines, self.settings, clock=self.clock).release(message_pk, user)
+        return self._held().release(message_pk, user)
 
     def reject_held(self, message_pk: int, user: str, *, reply: bool = True) -> int | None:
         """Reject a held mail as holding personal data (see :meth:`intake.held.HeldMail.reject`)."""
+
+        return self._held().reject(message_pk, user, reply=reply)
+
+    def inspect_held(self, message_pk: int, user: str, *, full_text: bool = False) -> dict[str, Any]:
+        """A held mail's findings, masked (see :meth:`intake.held.HeldMail.inspect`); the whole text only
+        with ``full_text``, audited."""
+        return self._held().inspect(message_pk, user, full_text=full_text)
+
+    def _held(self) -> Any:
         from intake.held import HeldMail
 
-        return HeldMail(self.store, self.routines, self.settings, clock=self.clock).reject(
-            message_pk, user, reply=reply)
+        return HeldMail(self.store, self.routines, self.settings, clock=self.clock, folders=self.folders,
+                        source_folders=self.source_folders)

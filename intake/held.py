@@ -8,13 +8,14 @@ that records the outcome checks that the mail is still held, so two handlers can
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from intake.engine import Engine, TicketError
-from intake.recorder import Recorder
+from intake.moves import request_held_move
+from intake.recorder import Recorder, stored_reason
 from intake.store import Store
 from rules.packs import Routine
 
@@ -38,13 +39,21 @@ class HeldMail:
     """A handler's decisions on held mail, recorded exactly as a poll records mail."""
 
     def __init__(self, store: Store, routines: list[Routine], settings: Any, *,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), folders: Mapping[str, Any] | None = None,
+                 source_folders: Mapping[str, Mapping[str, Any]] | None = None):
         self.store = store
+        self.folders = dict(folders or {})  # config [mailbox.folders]: where the judged mail goes on the server
+        # Several mailboxes: the folders of the mailbox a mail came in through (by its recorded source).
+        self.source_folders = {k: dict(v) for k, v in (source_folders or {}).items()}
         self.routines = routines
         self.by_id = {r.id: r for r in routines}
         self.settings = settings
         self.clock = clock
         self.recorder = Recorder(store, routines, settings, engine=Engine(store, routines, settings, clock=clock))
+
+
+    def _folders(self, msg: Mapping[str, Any]) -> dict[str, Any]:
+        return self.source_folders.get(msg.get("source") or "", self.folders)
 
     def _decide(self, msg: dict[str, Any]) -> Any:
         from intake.orderers import lookups_for
@@ -54,6 +63,41 @@ class HeldMail:
         # let through what the register now refuses.
         return decide(msg["raw"], self.routines, settings=self.settings,
                       now=datetime.fromisoformat(msg["recorded_at"]), lookups=lookups_for(self.store))
+
+    def inspect(self, message_pk: int, user: str, *, full_text: bool = False) -> dict[str, Any]:
+        """What a handler needs to judge a held mail: each finding's category, place and masked excerpt
+        (:func:`intake.mailview.excerpt`), the reason sentences with their facts, and, only when asked
+        (``full_text``, written to the audit trail), the whole text."""
+        from intake.mailview import excerpt, view_mail
+        from rules.personal_data import describe
+        from rules.reasons import reason
+
+        msg = self.store.message(message_pk)
+        if msg["raw"] is None:
+            return {"message": msg, "findings": [], "reasons": _reasons(msg), "text": None, "readable": False}
+        decision = self._decide(msg)
+        mail = view_mail(msg["raw"], sender=msg["sender"] or "", subject=msg["subject"] or "")
+        findings = []
+        for f in decision.findings:
+            source = mail.subject if f.location == "subject" else mail.text
+            findings.append({"category": f.category, "location": f.location, "line": f.line, "score": f.score,
+                             "more": f.more, "excerpt": excerpt(source, 1 if f.location == "subject" else f.line,
+                                                                f.category)})
+        reasons = []
+        for r in _reasons(msg):
+            params = dict(r.get("params") or {})
+            found = [f for f in decision.findings if r["code"].startswith(f.location + ".")]
+            if "what" not in params and found:
+                params["what"] = describe(found)
+            reasons.append({**r, "params": params, "text": reason(r["code"], **params).message})
+        text = None
+        if full_text:
+            with self.store.transaction():
+                self.store.add_event("viewed", actor=user, message_id=message_pk, at=_iso(self.clock()),
+                                     data={"what": "held_text", "via": "web", "message": message_pk})
+            text = (mail.subject, mail.text)
+        return {"message": msg, "findings": findings, "reasons": reasons, "text": text, "readable": True,
+                "attachments": [(a.filename, a.size) for a in mail.attachments]}
 
     def release(self, message_pk: int, user: str) -> str:
         """A held mail becomes a ticket (with a receipt queued), as if accepted; returns the ticket ref."""
@@ -79,6 +123,7 @@ class HeldMail:
                 store.update_message(message_pk, {"verdict": "accepted"})
                 store.add_event("held_released", actor=user, message_id=message_pk, ticket_id=msg["ticket_id"],
                                 at=now_iso, data={"ref": ref})
+                request_held_move(store, msg, self._folders(msg), personal_data=False, user=user)
                 return ref
             if decision is None:
                 raise TicketError(f"message {message_pk} changed while it was judged; try again")
@@ -88,6 +133,7 @@ class HeldMail:
                                                 decision))
             ticket_id, ref = self.recorder.engine.create_ticket(decision, message_pk, now)
             store.update_message(message_pk, {"verdict": "accepted"})
+            request_held_move(store, msg, self._folders(msg), personal_data=False, user=user)
             store.add_event("held_released", actor=user, message_id=message_pk, ticket_id=ticket_id,
                             at=now_iso, data={"ref": ref, "reasons": [r["code"] for r in _reasons(msg)]})
             self.recorder.queue_reply(decision, message_pk, ticket_id, now)
@@ -117,11 +163,12 @@ class HeldMail:
         with store.transaction():
             msg = _held(store, message_pk)
             changes: dict[str, Any] = {"verdict": "rejected", "raw": None,
-                                       "reasons": json.dumps([{"code": r.code, "detail": r.detail} for r in reasons]
+                                       "reasons": json.dumps([stored_reason(r) for r in reasons]
                                                              or _reasons(msg), ensure_ascii=False)}
             if "subject.possible_personal_data" in held_codes:
                 changes["subject"] = ""
             store.update_message(message_pk, changes)
+            request_held_move(store, msg, self._folders(msg), personal_data=True, user=user)
             store.add_event("held_rejected", actor=user, message_id=message_pk, at=now_iso,
                             data={"held": held_codes, "reasons": [r.code for r in reasons]})
             outbox_id = None

@@ -65,13 +65,29 @@ class Rendered:
 
 def reply_plan(kind: str, routine: Routine, rtype: RequestType | None, decision: Decision) -> Reply:
     """The plan of the automatic reply ``kind`` (``ack`` or ``rejection``) to ``decision``'s mail."""
-    attach = kind == "rejection" and any(r.code.startswith(("attachment.", "form.")) for r in decision.reasons)
+    attach = kind == "rejection" and (any(r.code.startswith(("attachment.", "form.")) for r in decision.reasons)
+                                      or meant_a_form(routine, decision))
     return Reply(
         kind=kind, to=decision.sender, attach_blank_form=attach, routine=routine,
         request_type=rtype.id if rtype is not None else None, reasons=tuple(decision.reasons),
         user_count=len(decision.form.users) if decision.form is not None else 0,
         offered=tuple(getattr(decision, "offered", ()) or ()),
     )
+
+
+def meant_a_form(routine: Routine, decision: Decision) -> bool:
+    """A mail whose subject fitted no routine but that probably asks for a form routine: it carries a form,
+    or its subject shares a word with the subject of one of ``routine``'s form request types ("Behörighet").
+    Its rejection then brings the blank form."""
+    if "subject.unknown" not in decision.codes:
+        return False
+    form_types = [rt for rt in routine.request_types if rt.needs_form]
+    if not form_types:
+        return False
+    if decision.form_attachment is not None:
+        return True
+    words = set(re.findall(r"\w{5,}", (decision.subject or "").casefold()))
+    return any(words & set(re.findall(r"\w{5,}", rt.subject.casefold())) for rt in form_types)
 
 
 def _rtype(routine: Routine, type_id: str | None) -> RequestType | None:

@@ -102,6 +102,13 @@ class SendResult:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    setup_error: str = ""  # sending is misconfigured (TLS trust, login, TLS mode): nothing can go until fixed
+    server_down: str = ""  # the server did not answer: the rest of the round waits
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run did its job: no setup error, no unreachable server, nothing failed for good."""
+        return not (self.setup_error or self.server_down or self.failed)
 
     def summary(self) -> str:
         return f"{self.sent} sent, {self.retried} to retry, {self.failed} failed"
@@ -205,11 +212,13 @@ class Outbox:
                     "next_attempt_at": (now + timedelta(seconds=wait)).isoformat(timespec="seconds"),
                 })
             if setup:
+                result.setup_error = str(exc)[:500]
                 log.error("outbox: sending is misconfigured, replies wait until it is fixed: %s", exc)
             else:
                 log.warning("outbox id=%s: temporary failure, retry in %ss: %s", row["id"], wait, exc)
             result.retried += 1
             if isinstance(exc, ServerTimeout):
+                result.server_down = str(exc)[:500]
                 log.error("outbox: the SMTP server did not answer; the other replies wait for the next round")
                 return False
             return not setup
@@ -224,6 +233,10 @@ class Outbox:
         log.info("outbox id=%s sent (%s)", row["id"], row["kind"])
         result.sent += 1
         return True
+
+    def waiting(self) -> list[dict[str, Any]]:
+        """Replies still to go that are not due yet: when each is next tried and why it did not go."""
+        return self.store.outbox_waiting(self.clock().isoformat(timespec="seconds"))
 
     def _fail(self, row: dict[str, Any], error: str, now_iso: str) -> None:
         with self.store.transaction():

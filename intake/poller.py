@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from intake import faults
+from intake import faults, moves
 from intake.approvals import ApprovalLookup
 from intake.decision import Decision
 from intake.identity import Identity, identify
@@ -67,8 +67,11 @@ class PollResult:
     left_parked: int = 0  # parked earlier, left alone
     verdicts: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
+    backoff: str = ""  # set when the poll was skipped: no login before this time (auth failures)
 
     def summary(self) -> str:
+        if self.backoff:
+            return f"skipped: logins failed, next try after {self.backoff}"
         parts = [f"{self.seen} seen", f"{self.recorded} recorded", f"{self.moved} moved"]
         if self.already_recorded:
             parts.append(f"{self.already_recorded} already recorded")
@@ -134,25 +137,49 @@ class Poller:
         self.clock = clock
         self.recorder = Recorder(store, routines, settings, rate_limit_per_hour=rate_limit_per_hour)
 
-    def poll_once(self) -> PollResult:
-        """Handle every mail waiting in the inbox.
+    def poll_once(self, *, respect_backoff: bool = False) -> PollResult:
+        """Handle every mail waiting in the inbox (first the server moves handlers decided on held mail).
+
+        With ``respect_backoff`` (``intake run``), no login is tried while the last ones failed to
+        authenticate: the wait doubles with each failure, up to an hour (:mod:`intake.moves`).
 
         Raises :class:`SourceError` if the mailbox is unreachable and :class:`StoreFailure` if the store is;
         what was recorded before that stays recorded, and the next poll picks up the rest.
         """
+        source = self.source_factory()
+        if respect_backoff and (until := moves.backoff_until(self.store, source.name)) is not None:
+            log.warning("not polling %s until %s: the last logins failed (fix the password, or run poll --once)",
+                        source.name, until.isoformat(timespec="seconds"))
+            return PollResult(backoff=until.isoformat(timespec="seconds"))
+        started = self.clock().isoformat(timespec="seconds")
         try:
-            return self._poll()
+            result = self._poll(source)
         except StoreFailure:
             raise
         except Exception as exc:
             if is_store_failure(exc):
                 raise StoreFailure(f"store unavailable: {_store_error(exc)}") from None
+            self._record_run(source.name, started, None, exc)
             raise
+        self._record_run(source.name, started, result, None)
+        return result
 
-    def _poll(self) -> PollResult:
+    def _record_run(self, name: str, started: str, result: PollResult | None, exc: BaseException | None) -> None:
+        """One row of ``poll_runs`` for the health page and the back-off (never fails the poll)."""
+        try:
+            self.store.record_poll_run(
+                name, started, ok=exc is None and not (result and result.errors),
+                fetched=result.seen if result else 0, recorded=result.recorded if result else 0,
+                error_kind=moves.error_kind(exc) if exc else ("mail" if result and result.errors else None),
+                error=str(exc) if exc else "; ".join(result.errors[:3]) if result else None)
+        except Exception as err:  # noqa: BLE001 - the record is for people; the poll's outcome stands
+            log.warning("could not record the poll run: %s", type(err).__name__)
+
+    def _poll(self, source: MailSource) -> PollResult:
         result = PollResult()
-        with self.source_factory() as source:
+        with source:
             self._check_uidvalidity(source)
+            moves.carry_out(self.store, source)  # what handlers decided on held mail since the last poll
             uids = source.list_uids()
             self._repair(source, uids, result)
             failures = self.store.failures(source.name)

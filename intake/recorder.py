@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from intake.decision import Decision, content_hash
 from intake.engine import Engine, TicketError
@@ -22,6 +23,16 @@ from rules.packs import Routine
 #: ticket with ``join_data`` naming it (an approval answer), in the recording transaction, instead of ``followup``.
 JOIN_HANDLERS: dict[str, Callable[..., None]] = {}
 
+
+#: Reason parameters never kept with a recorded mail: they may repeat what the sender wrote.
+UNSTORED_PARAMS = frozenset({"filename"})
+
+
+def stored_reason(r: Any) -> dict[str, Any]:
+    """A reason as kept with its mail: code, staff detail, and the facts its sentence names ("ett
+    personnummer på rad 3"), so the sentence reads the same on every page."""
+    return {"code": r.code, "detail": r.detail,
+            "params": {k: v for k, v in r.params if k not in UNSTORED_PARAMS}}
 
 class Recorder:
     """Writes decisions into the store; tickets change only through the lifecycle engine."""
@@ -81,8 +92,7 @@ class Recorder:
             "sender": decision.sender,
             "subject": "" if subject_pd else decision.subject,
             "verdict": decision.verdict,
-            "reasons": json.dumps([{"code": r.code, "detail": r.detail} for r in decision.reasons],
-                                  ensure_ascii=False),
+            "reasons": json.dumps([stored_reason(r) for r in decision.reasons], ensure_ascii=False),
             "routine": decision.routine,
             "request_type": decision.request_type,
             "size": fetched.size,

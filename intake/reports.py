@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ EXPORT_COLUMNS = ("ref", "routine", "request_type", "queue", "status", "requeste
                   "created_at", "updated_at", "closed_at", "purged_at")
 
 
+#: Six or more digits in a row, possibly split by a hyphen or plus: the start of an identity number.
+_IDENTITY = re.compile(r"\d{6}(?:\d{2})?[-+]?\d{0,4}")
+
+
 @dataclass(frozen=True)
 class Filters:
     """What the ticket list is narrowed to. Dates are ISO days, inclusive, on ``created_at``."""
@@ -32,9 +37,22 @@ class Filters:
     assignee: str | None = None
     #: Only tickets whose first mail came from one of these sources (a handler limited to some desks).
     sources: tuple[str, ...] | None = None
+    q: str | None = None  # free text: reference, requester, subject, the form's fields (never a personnummer)
 
     def where(self) -> tuple[str, list[Any]]:
         clauses, params = [], []
+        text = " ".join((self.q or "").split())[:200]
+        if text:
+            like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            if _IDENTITY.search(text):
+                # A personnummer (or something shaped like one) is never a search key: only references match.
+                clauses.append("ref like ? escape '\\'")
+                params.append(like)
+            else:
+                clauses.append("(ref like ? escape '\\' or requester like ? escape '\\' "
+                               "or subject like ? escape '\\' or exists (select 1 from json_each(form, '$.fields') "
+                               "j where j.value like ? escape '\\'))")
+                params.extend([like] * 4)
         if self.sources is not None:
             marks = ",".join("?" * len(self.sources)) or "null"
             clauses.append(f"id in (select ticket_id from messages where source in ({marks}))")
@@ -83,12 +101,23 @@ def search(
     where, params = filters.where()
     if per_page is None:
         return store.search_tickets(where, params, sort=sort, descending=descending), Page()
+    rows, page = _page(store, where, params, sort, descending, after, before, per_page)
+    if after is None and before is None:
+        # The first page starts with the tickets that have a follow-up nobody has opened, whatever the order.
+        unread = store.unread_tickets(where, params, per_page)
+        seen = {r["id"] for r in unread}
+        rows = unread + [r for r in rows if r["id"] not in seen]
+    return store.annotate_tickets(rows), page
+
+
+def _page(store: Store, where: str, params: list[Any], sort: str, descending: bool, after: int | None,
+          before: int | None, per_page: int) -> tuple[list[dict[str, Any]], Page]:
     if before is not None:
         # The previous page is the next one in the reversed order, read backwards.
         rows = store.search_tickets(where, params, sort=sort, descending=not descending, after_id=before,
                                     limit=per_page + 1)
         if len(rows) <= per_page:  # back at the start: the first page, full
-            return search(store, filters, sort=sort, descending=descending, per_page=per_page)
+            return _page(store, where, params, sort, descending, None, None, per_page)
         rows = rows[:per_page][::-1]
         return rows, Page(next_after=rows[-1]["id"], prev_before=rows[0]["id"])
     rows = store.search_tickets(where, params, sort=sort, descending=descending, after_id=after,

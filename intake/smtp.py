@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from intake.config import ConfigError, TlsMode, check_transport, password_from, typed
+from intake.tlshint import tls_port_hint
 
 
 class SendError(Exception):
@@ -197,10 +198,15 @@ def send(msg: EmailMessage, config: SmtpConfig, *, envelope_from: str = "") -> N
         # Our trust setup (ca_file, host name), not this message: keep the reply queued for a retry.
         raise SetupSendError(f"SMTP {step} failed on {where}: {_tls_failure(exc, config.ca_file)}") from None
     except (smtplib.SMTPException, OSError) as exc:  # refused, reset, timed out, TLS failure
+        hint = tls_port_hint("smtp", config.tls, config.port, exc) if step in ("CONNECT", "EHLO", "STARTTLS") else ""
         if step in ("CONNECT", "EHLO") and _timed_out(exc):
-            raise ServerTimeoutError(f"SMTP {step} failed on {where}: timed out after {config.timeout:g} s") from None
+            raise ServerTimeoutError(
+                f"SMTP {step} failed on {where}: timed out after {config.timeout:g} s{hint}") from None
         reason = "timed out" if isinstance(exc, TimeoutError) else (getattr(exc, "strerror", None) or str(exc))
-        raise TemporarySendError(f"SMTP {step} failed on {where}: {reason or type(exc).__name__}") from None
+        if hint and isinstance(exc, ssl.SSLError | smtplib.SMTPServerDisconnected):
+            # The port speaks the other TLS mode: our setup, not this message (kept for after the fix).
+            raise SetupSendError(f"SMTP {step} failed on {where}: {reason or type(exc).__name__}{hint}") from None
+        raise TemporarySendError(f"SMTP {step} failed on {where}: {reason or type(exc).__name__}{hint}") from None
 
 
 def _timed_out(exc: BaseException) -> bool:

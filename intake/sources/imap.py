@@ -17,6 +17,7 @@ from imapclient import IMAPClient
 from intake import faults
 from intake.config import ConfigError, TlsMode, check_transport, password_from, typed
 from intake.sources.base import FetchedMail, SourceAuthError, SourceError, SourceUnavailable
+from intake.tlshint import tls_port_hint
 
 T = TypeVar("T")
 
@@ -203,7 +204,11 @@ class ImapSource:
             raise SourceError(f"IMAP {command} failed on {self.name}: {reason}") from None
         except (imaplib.IMAP4.abort, OSError) as exc:
             self._drop()  # the connection is dead or in an unknown state: the next ``with`` reconnects
-            raise SourceUnavailable(f"IMAP {command} failed on {self.name}: {_describe(exc)}") from None
+            hint = tls_port_hint("mailbox", self.config.tls, self.config.port, exc) if command in (
+                "CONNECT", "CAPABILITY", "STARTTLS") else ""
+            if hint and isinstance(exc, ssl.SSLError):
+                raise SourceError(f"IMAP {command} failed on {self.name}: {_describe(exc)}{hint}") from None
+            raise SourceUnavailable(f"IMAP {command} failed on {self.name}: {_describe(exc)}{hint}") from None
         except imaplib.IMAP4.error as exc:
             raise SourceError(f"IMAP {command} failed on {self.name}: {_describe(exc)}") from None
 
@@ -310,6 +315,34 @@ class ImapSource:
         try:
             self._call("EXAMINE", lambda: client.select_folder(folder, readonly=True))
             return bool(self._call("UID SEARCH", lambda: client.search(["HEADER", "Message-ID", message_id])))
+        finally:
+            self._reselect()
+
+    def relocate(self, from_folder: str, message_id: str, to_folder: str | None) -> bool:
+        """Move (to ``to_folder``) or delete (``None``) the mail with ``message_id`` in ``from_folder``
+        (a held mail a handler judged); ``False`` when no such mail is there."""
+        if not message_id or not message_id.isascii():
+            return False
+        client = self._imap
+        if not self._call("LIST", lambda: client.folder_exists(from_folder)):
+            return False
+        try:
+            self._call("SELECT", lambda: client.select_folder(from_folder))
+            uids = self._call("UID SEARCH", lambda: client.search(["HEADER", "Message-ID", message_id]))
+            if not uids:
+                return False
+            if to_folder is not None:
+                if not self._call("LIST", lambda: client.folder_exists(to_folder)):
+                    self._call("CREATE", lambda: client.create_folder(to_folder))
+                if "MOVE" in self._capabilities:
+                    self._call("UID MOVE", lambda: client.move(uids, to_folder))
+                    return True
+                self._call("UID COPY", lambda: client.copy(uids, to_folder))
+            if "UIDPLUS" not in self._capabilities:
+                raise SourceError(f"IMAP UID EXPUNGE failed on {self.name}: the server lacks UIDPLUS")
+            self._call("UID STORE", lambda: client.delete_messages(uids, silent=True))
+            self._call("UID EXPUNGE", lambda: client.uid_expunge(uids))
+            return True
         finally:
             self._reselect()
 

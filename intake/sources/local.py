@@ -152,5 +152,29 @@ class LocalSource:
             raise SourceError(f"delete: {uid} failed ({exc.strerror})") from None
         del self._files[str(uid)]
 
+    def relocate(self, from_folder: str, message_id: str, to_folder: str | None) -> bool:
+        """Move (to ``to_folder``) or delete (``None``) the mail with ``message_id`` in ``from_folder``;
+        ``False`` when no such mail is there."""
+        if not message_id:
+            return False
+        try:
+            source = self._target(from_folder)
+            files = [p for leaf in (("new", "cur") if self._maildir else (".",)) for p in (source / leaf).iterdir()
+                     if p.is_file() and not p.name.startswith(".")]
+            for path in files:
+                with path.open("rb") as fh:
+                    head = _header_of(fh.read(HEADER_READ))
+                if not re.search(rb"(?im)^message-id:\s*" + re.escape(message_id.encode("ascii", "replace")), head):
+                    continue
+                if to_folder is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    target = self._target(to_folder) / (path.parent.name if self._maildir else "")
+                    os.replace(path, target / path.name)
+                return True
+        except OSError as exc:
+            raise SourceError(f"relocate: {from_folder} failed ({exc.strerror})") from None
+        return False
+
     def holds(self, folder: str, message_id: str) -> bool | None:
         return None  # a local mailbox keeps no index by Message-ID; a rename cannot half-happen anyway

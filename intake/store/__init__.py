@@ -17,6 +17,7 @@ import sqlite_utils
 from intake.store.approvals import ApprovalQueries
 from intake.store.base import NotFoundError, StoreBase, utcnow
 from intake.store.checklists import ChecklistQueries
+from intake.store.desk import DeskQueries
 from intake.store.mailboxes import MailboxQueries
 from intake.store.messages import MessageQueries
 from intake.store.migrations import MIGRATIONS
@@ -44,7 +45,7 @@ class Recorded:
 
 class Store(MessageQueries, TicketQueries, OutboxQueries, RecordingQueries, ReportQueries, TimerQueries,
             RegisterQueries, MailboxQueries, StaffQueries, OrdererQueries, ChecklistQueries, ApprovalQueries,
-            StoreBase):
+            DeskQueries, StoreBase):
     """The queue database. Open with :func:`open_store`."""
 
 

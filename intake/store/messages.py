@@ -19,16 +19,23 @@ class MessageQueries(StoreBase):
             if event:
                 self.add_event(event, message_id=message_pk, data=data)
 
-    def messages(self, *, verdicts: tuple[str, ...] | None = None, limit: int = 200) -> list[dict[str, Any]]:
+    def messages(self, *, verdicts: tuple[str, ...] | None = None, limit: int = 200,
+                 sources: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        """The newest mails (with ``verdicts``); with ``sources``, only mail that came in through them."""
         sql = "select id, message_id, sender, subject, verdict, reasons, routine, request_type, "
         sql += "ticket_id, recorded_at, moved_to, reply_suppressed from messages"
+        only, only_params = "", []
+        if sources is not None:
+            only = " and source in (" + (",".join("?" * len(sources)) or "null") + ")"
+            only_params = list(sources)
         if not verdicts:
-            return list(self.db.query(sql + f" order by id desc limit {int(limit)}"))
+            return list(self.db.query(sql + f" where 1{only} order by id desc limit {int(limit)}", only_params))
         # One walk of the verdict index per verdict, newest first and stopped by the limit, rather than
         # `verdict in (...)`, which sorts every such message ever recorded before taking the newest.
-        newest = f"select * from ({sql} where verdict = ? order by id desc limit {int(limit)})"
+        newest = f"select * from ({sql} where verdict = ?{only} order by id desc limit {int(limit)})"
         union = " union all ".join([newest] * len(verdicts))
-        return list(self.db.query(f"{union} order by id desc limit {int(limit)}", list(verdicts)))
+        params = [p for v in verdicts for p in [v, *only_params]]
+        return list(self.db.query(f"{union} order by id desc limit {int(limit)}", params))
 
     # -- mailbox state ------------------------------------------------------------------------
 

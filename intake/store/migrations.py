@@ -454,6 +454,48 @@ def _m012_approvals(db: sqlite_utils.Database) -> None:
     db["approval_tokens"].create_index(["token_sha"], unique=True)
 
 
+def _m014_desk(db: sqlite_utils.Database) -> None:
+    """The handler's desk: server moves a handler decided (done by the poller, which holds the mailbox
+    connection), a record of each poll run (the health page), and reads of single mails (unread follow-ups)."""
+    db["pending_moves"].create(
+        {
+            "id": int,
+            "message_pk": int,
+            "source": str,
+            "uid": str,
+            "uidvalidity": int,
+            "from_folder": str,
+            "action": str,  # "move" or "delete"
+            "to_folder": str,  # for "move"
+            "requested_by": str,
+            "requested_at": str,
+            "done_at": str,
+            "attempts": int,
+            "last_error": str,  # exception type and the server's words; never mail content
+        },
+        pk="id",
+        not_null={"message_pk", "action", "requested_at"},
+    )
+    db.execute("create index pending_moves_open on pending_moves(source) where done_at is null")
+    db["poll_runs"].create(
+        {
+            "id": int,
+            "source": str,
+            "started_at": str,
+            "finished_at": str,
+            "ok": int,  # 1 when the poll did its job
+            "fetched": int,
+            "recorded": int,
+            "error_kind": str,  # "auth", "tls", "connect", "store", "other"
+            "error": str,  # one line: exception type and message (never mail content)
+        },
+        pk="id",
+        not_null={"started_at"},
+    )
+    db["poll_runs"].create_index(["source", "id"])
+    db.execute("create index events_viewed_message on events(message_id) where kind = 'viewed'")
+
+
 #: Ordered, append-only. Never edit an applied migration; add a new one.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -468,4 +510,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("011_orderers", _m011_orderers),
     ("012_approvals", _m012_approvals),
     ("013_checklists", _m013_checklists),
+    ("014_desk", _m014_desk),
 ]

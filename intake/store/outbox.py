@@ -49,3 +49,21 @@ class OutboxQueries(StoreBase):
             "left join messages m on m.id = o.message_id left join tickets t on t.id = o.ticket_id "
             "where o.id = ?", [outbox_id]))
         return rows[0]["routine"] if rows else None
+
+    def outbox_waiting(self, now_iso: str) -> list[dict[str, Any]]:
+        """Pending replies not due before ``now_iso``, with their next attempt and last error."""
+        return list(self.db.query(
+            "select id, kind, attempts, next_attempt_at, last_error from outbox where status = 'pending' "
+            "and next_attempt_at > ? order by next_attempt_at, id", [now_iso]))
+
+    def outbox_by_status(self, statuses: tuple[str, ...], limit: int = 100) -> list[dict[str, Any]]:
+        """Outbox rows in ``statuses`` (newest first) with their ticket's reference: the health page."""
+        marks = ",".join("?" * len(statuses))
+        return list(self.db.query(
+            "select o.id, o.kind, o.to_addr, o.subject, o.status, o.attempts, o.next_attempt_at, o.last_error, "
+            "o.created_at, o.sent_at, t.ref from outbox o left join tickets t on t.id = o.ticket_id "
+            f"where o.status in ({marks}) order by o.id desc limit {int(limit)}", list(statuses)))
+
+    def last_sent_at(self) -> str | None:
+        (at,) = self.db.execute("select max(sent_at) from outbox where status = 'sent'").fetchone()
+        return at

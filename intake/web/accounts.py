@@ -53,7 +53,7 @@ def add_user(store: Store, name: str, password: str, role: str = "handler", *, a
     _check_password(password)
     now = _now().isoformat(timespec="seconds")
     with store.transaction() as db:
-        if list(db.query("select 1 from users where name = ?", [name])):
+        if list(db.query("select 1 from users where name = ? collate nocase", [name])):
             raise AccountError(f"user {name} exists")
         db["users"].insert({"name": name, "password_hash": generate_password_hash(password, method="scrypt"),
                             "role": role, "active": 1, "created_at": now, "password_changed_at": now})
@@ -69,14 +69,28 @@ def set_password(store: Store, name: str, password: str, *, actor: str = "cli") 
         db["users"].update(row["id"], {"password_hash": generate_password_hash(password, method="scrypt"),
                                        "password_changed_at": now})
         store.add_event("password_changed", actor=actor, at=now, data={"user": name})
-        store.end_sessions_of(name, _now())
+        store.end_sessions_of(row["name"], _now())
 
 
-def set_active(store: Store, name: str, active: bool) -> None:
+def set_active(store: Store, name: str, active: bool, *, actor: str = "cli") -> None:
     with store.transaction() as db:
-        db["users"].update(_row(store, name)["id"], {"active": int(active)})
+        row = _row(store, name)
+        db["users"].update(row["id"], {"active": int(active)})
         if not active:
-            store.end_sessions_of(name, _now())
+            store.end_sessions_of(row["name"], _now())
+        store.add_event("user_activated" if active else "user_deactivated", actor=actor,
+                        at=_now().isoformat(timespec="seconds"), data={"user": row["name"]})
+
+
+def set_role(store: Store, name: str, role: str, *, actor: str = "cli") -> None:
+    """Change a user's role; audited."""
+    if role not in ROLES:
+        raise AccountError(f"role: one of {', '.join(ROLES)}")
+    with store.transaction() as db:
+        row = _row(store, name)
+        db["users"].update(row["id"], {"role": role})
+        store.add_event("role_changed", actor=actor, at=_now().isoformat(timespec="seconds"),
+                        data={"user": row["name"], "from": row["role"], "to": role})
 
 
 def list_users(store: Store) -> list[dict[str, Any]]:
@@ -84,13 +98,13 @@ def list_users(store: Store) -> list[dict[str, Any]]:
 
 
 def get_user(store: Store, name: str) -> User | None:
-    rows = list(store.db.query("select name, role from users where name = ? and active = 1", [name]))
+    rows = list(store.db.query("select name, role from users where name = ? collate nocase and active = 1", [name]))
     return User(rows[0]["name"], rows[0]["role"]) if rows else None
 
 
 def session_stamp(store: Store, name: str) -> str | None:
     """A short fingerprint of the password hash, kept in the session: a password change ends old sessions."""
-    rows = list(store.db.query("select password_hash from users where name = ? and active = 1", [name]))
+    rows = list(store.db.query("select password_hash from users where name = ? collate nocase and active = 1", [name]))
     return hashlib.sha256(rows[0]["password_hash"].encode()).hexdigest()[:16] if rows else None
 
 
@@ -117,7 +131,8 @@ def authenticate(store: Store, name: str, password: str, ip: str, now: datetime 
                                           MAX_FAILURES_PER_IP)
     if attempt is None:
         return None
-    rows = list(store.db.query("select name, role, password_hash from users where name = ? and active = 1", [name]))
+    rows = list(store.db.query(
+        "select name, role, password_hash from users where name = ? collate nocase and active = 1", [name]))
     ok = check_password_hash(rows[0]["password_hash"] if rows else _DUMMY_HASH, password) and bool(rows)
     store.settle_login_attempt(attempt, ok)
     return User(rows[0]["name"], rows[0]["role"]) if ok else None
@@ -142,7 +157,7 @@ def end_session(store: Store, sid: str | None, now: datetime | None = None) -> N
 
 
 def _row(store: Store, name: str) -> dict[str, Any]:
-    rows = list(store.db.query("select * from users where name = ?", [name]))
+    rows = list(store.db.query("select * from users where name = ? collate nocase", [name]))
     if not rows:
         raise NotFoundError(f"no user {name}")
     return rows[0]

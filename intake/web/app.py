@@ -8,37 +8,28 @@ Every look at a ticket's personal data is written to the audit trail.
 from __future__ import annotations
 
 import hmac
-import io
 import ipaddress
-import json
 import logging
-import re
 import secrets
-from datetime import UTC, date, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
-from flask import Flask, abort, flash, g, redirect, render_template, request, send_file, session, url_for
+from flask import Flask, abort, g, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from intake.config import Config
-from intake.desk import Refused, TicketDesk, TicketError
-from intake.reports import SORTABLE, Filters, export_xlsx, search, stats
-from intake.store import NotFoundError, Store, open_store
+from intake.store import NotFoundError, open_store
 from intake.web import accounts
 from intake.web.approvals import PUBLIC as APPROVAL_PAGES
 from intake.web.approvals import approvals_blueprint
+from intake.web.common import WebContext, close_store, event_summary, filesize, local_time, reason_text, store
 from intake.web.labels import label, labels
-from rules.reasons import catalogue
 
 log = logging.getLogger("intake.web")
 
-PER_PAGE = 50
-MAX_ROW_ID = 2**63 - 1  # SQLite's largest integer: a larger id in a query is a bad request
 PUBLIC_ENDPOINTS = {"login", "static", *APPROVAL_PAGES}
-TZ = ZoneInfo("Europe/Stockholm")
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
@@ -90,45 +81,15 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
         return label(section, key)
 
     app.jinja_env.globals.update(label=staff_label, labels=labels, csrf_token=_csrf_token, STATUSES=statuses)
-    app.jinja_env.filters.update(local=_local_time, event_summary=lambda e: _event_summary(e, staff_label),
-                                 reason_text=_reason_text, filesize=_filesize)
-    proxies = [ipaddress.ip_network(p, strict=False) for p in web["trusted_proxies"]]
-    by_id = {r.id: r for r in routines}
-
-    def store() -> Store:
-        if "store" not in g:
-            g.store = open_store(db_path)
-        return g.store
-
-    def desk() -> TicketDesk:
-        return TicketDesk(store(), routines, settings)
-
-    # -- desks (several mailboxes): a handler may be limited to some (``intake user desks``) --------------
+    app.jinja_env.filters.update(local=local_time, event_summary=lambda e: event_summary(e, staff_label),
+                                 reason_text=reason_text, filesize=filesize)
     from intake.app import desks_of
 
-    desks = desks_of(config, routines)
-
-    def visible_sources(only: str | None = None) -> tuple[str, ...] | None:
-        """The sources whose tickets the user may see (``None``: all), narrowed to desk ``only`` if given."""
-        allowed = store().user_desks(g.user.name)
-        chosen = [d for d in desks if (not allowed or d.name in allowed) and (only is None or d.name == only)]
-        if not allowed and only is None:
-            return None
-        return tuple(d.source for d in chosen)
-
-    def check_desk(ref: str) -> None:
-        """404 for a ticket of a desk the user is not given (as if it did not exist)."""
-        sources = visible_sources()
-        if sources is None:
-            return
-        if store().ticket_source(store().ticket(ref)["id"]) not in sources:
-            abort(404)
-
-    @app.teardown_appcontext
-    def close_store(_exc: BaseException | None) -> None:
-        st = g.pop("store", None)
-        if st is not None:
-            st.db.conn.close()
+    # Several mailboxes: each is a desk; a handler may be limited to some (``intake user desks``).
+    app.extensions["intake"] = WebContext(config, routines, settings, db_path, statuses,
+                                          desks=desks_of(config, routines))
+    app.teardown_appcontext(close_store)
+    proxies = [ipaddress.ip_network(p, strict=False) for p in web["trusted_proxies"]]
 
     def from_proxy() -> bool:
         try:
@@ -208,7 +169,7 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
                     session["sid"] = accounts.start_session(store(), user.name)
                     session["csrf"] = secrets.token_urlsafe(32)
                     store().add_event("signed_in", actor=user.name, data={})
-                    return redirect(_safe_next(request.args.get("next")) or url_for("index"))
+                    return redirect(_safe_next(request.args.get("next")) or url_for("desk.index"))
         return render_template("login.html", error=error), status
 
     @app.post("/logout")
@@ -217,197 +178,20 @@ def create_app(config: Config, *, routines: list[Any] | None = None, settings: A
         session.clear()
         return redirect(url_for("login"))
 
-    # -- queues and tickets -----------------------------------------------------------------------
-
-    @app.get("/")
-    def index():
-        counts: dict[tuple[str, str, str, str], int] = {}
-        for r in store().status_counts_by_source():
-            key = (r["source"] or "", r["routine"], r["queue"] or "", r["status"])
-            counts[key] = counts.get(key, 0) + r["n"]
-        allowed = store().user_desks(g.user.name)
-        groups = []
-        for d in desks:
-            if allowed and d.name not in allowed:
-                continue
-            # With one mailbox every ticket is its desk's (also those from before it was named).
-            mine = (lambda source, d=d: True) if len(desks) == 1 else (lambda source, d=d: source == d.source)
-            queues = []
-            for routine in routines:
-                if routine.id not in d.routines:
-                    continue
-                for qid, qname in routine.queues.items():
-                    queues.append({"routine": routine.id, "id": qid, "name": qname, "counts": {
-                        st: sum(n for (src, rid, q, s2), n in counts.items()
-                                if mine(src) and rid == routine.id and q == qid and s2 == st)
-                        for st in statuses}})
-            groups.append({"name": d.name, "desk_name": d.desk_name, "queues": queues,
-                           "only": len(desks) > 1})
-        held = store().held_count()
-        return render_template("queues.html", groups=groups, held=held)
-
-    def filters_from_args() -> Filters:
-        args = request.args
-
-        def day(key: str) -> str | None:
-            value = args.get(key, "").strip()
-            if not value:
-                return None
-            try:
-                parsed = date.fromisoformat(value) if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) else None
-            except ValueError:
-                parsed = None
-            if parsed is None or parsed >= date.max:  # "to" searches up to the next day
-                abort(400)
-            return value
-
-        return Filters(queue=args.get("queue") or None, status=args.get("status") or None,
-                       routine=args.get("routine") or None, request_type=args.get("request_type") or None,
-                       date_from=day("from"), date_to=day("to"), assignee=args.get("assignee") or None,
-                       sources=visible_sources(args.get("desk") or None))
-
-    @app.get("/tickets")
-    def tickets():
-        f = filters_from_args()
-        sort = request.args.get("sort", "created_at")
-        sort = sort if sort in SORTABLE else "created_at"
-        descending = request.args.get("order", "desc") != "asc"
-        after = request.args.get("after", type=int)
-        before = request.args.get("before", type=int)
-        if any(v is not None and not 0 <= v <= MAX_ROW_ID for v in (after, before)):
-            abort(400)  # a ticket id SQLite cannot hold is a bad request, not a database error
-        try:
-            rows, nav = search(store(), f, sort=sort, descending=descending, after=after, before=before,
-                               per_page=PER_PAGE)
-        except ValueError:
-            abort(400)
-        args = {k: v for k, v in request.args.items() if k not in ("page", "after", "before", "sort", "order") and v}
-        return render_template("tickets.html", rows=rows, nav=nav, sort=sort,
-                               descending=descending, args=args, filters=f, routines=routines,
-                               by_id=by_id, sortable=SORTABLE)
-
-    @app.get("/tickets/export.xlsx")
-    def export():
-        rows, _ = search(store(), filters_from_args(), per_page=None)
-        store().add_event("exported", actor=g.user.name, data={"tickets": len(rows)})
-        xlsx = export_xlsx(rows, lambda row: _state_label(by_id, row))
-        return send_file(io.BytesIO(xlsx), as_attachment=True, download_name="arenden.xlsx",
-                         mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-
-    @app.get("/tickets/<ref>")
-    def ticket(ref: str):
-        check_desk(ref)
-        d = desk()
-        t = d.view(ref, g.user.name)
-        st = store()
-        routine = by_id.get(t["routine"])
-        form = json.loads(t["form"]) if t["form"] else None
-        history = [dict(e, data=json.loads(e["data"] or "{}")) for e in store().events(t["id"])]
-        return render_template(
-            "ticket.html", t=t, routine=routine, rtype=_rtype(routine, t), form=form,
-            field_labels=_field_labels(routine), user_columns=_user_columns(routine, form), show=_shower(routine),
-            attachments=st.attachments(t["id"]),
-            messages=[dict(m, reasons=json.loads(m["reasons"] or "[]")) for m in st.ticket_messages(t["id"])],
-            replies=st.ticket_replies(t["id"]),
-            notes=st.notes(t["id"]),
-            history=history, transitions=d.targets(t, g.user.role),
-            workable=routine is not None and routine.lifecycle.is_workable(t["status"]),
-            users=[u["name"] for u in accounts.list_users(store()) if u["active"]],
-        )
-
-    @app.get("/tickets/<ref>/attachments/<int:att_id>")
-    def attachment(ref: str, att_id: int):
-        check_desk(ref)
-        t = store().ticket(ref)
-        att = store().attachment(t["id"], att_id)
-        if att is None:
-            abort(404)
-        desk().view(ref, g.user.name, what="attachment")
-        return send_file(io.BytesIO(att["data"]), as_attachment=True,
-                         download_name=att["filename"] or "bilaga", mimetype="application/octet-stream")
-
-    @app.post("/tickets/<ref>/<any(take, assign, status, note, reply, done):action>")
-    def ticket_action(ref: str, action: str):
-        check_desk(ref)
-        d, user, role, form = desk(), g.user.name, g.user.role, request.form
-        try:
-            if action == "take":
-                d.take(ref, user, role=role)
-            elif action == "assign":
-                d.assign(ref, user, form.get("assignee", ""), role=role)
-            elif action == "status":
-                d.set_status(ref, user, form.get("status", ""), role=role)
-            elif action == "note":
-                d.add_note(ref, user, form.get("text", "")[:10000])
-            elif action == "reply":
-                d.reply(ref, user, form.get("text", "")[:20000])
-            elif action == "done":
-                d.mark_done(ref, user, form.get("note", "")[:5000], role=role)
-            flash(f"ok.{action}", "ok")
-        except Refused as exc:
-            flash(exc.sv, "error")  # the lifecycle's own Swedish sentence (a gate, a forbidden step)
-        except TicketError:
-            flash(f"error.{action}", "error")
-        return redirect(url_for("ticket", ref=ref))
-
-    # -- mail that did not become a ticket ----------------------------------------------------------
-
-    @app.get("/mail")
-    def mail():
-        verdict = request.args.get("verdict")
-        verdicts = (verdict,) if verdict in ("rejected", "held", "ignored") else ("rejected", "held", "ignored")
-        rows = [dict(m, reasons=json.loads(m["reasons"] or "[]")) for m in store().messages(verdicts=verdicts)]
-        return render_template("mail.html", rows=rows, verdict=verdict)
-
-    @app.post("/mail/<int:pk>/<any(release, reject):action>")
-    def mail_action(pk: int, action: str):
-        try:
-            if action == "release":
-                ref = desk().release_held(pk, g.user.name)
-                flash("ok.release", "ok")
-                return redirect(url_for("ticket", ref=ref))
-            desk().reject_held(pk, g.user.name)
-            flash("ok.reject", "ok")
-        except TicketError:
-            flash(f"error.{action}", "error")
-        return redirect(url_for("mail", verdict="held"))
-
-    # -- overview ----------------------------------------------------------------------------------
-
-    @app.get("/overview")
-    def overview():
-        data = stats(store())
-        queue_names = {qid: name for r in routines for qid, name in r.queues.items()}
-        return render_template("overview.html", s=data, queue_names=queue_names)
-
+    for blueprint in blueprints():
+        app.register_blueprint(blueprint)
     from intake.web.register import register_blueprint  # the access register's pages under /register
 
     app.register_blueprint(register_blueprint(config, routines))
     from intake.web.orderers import orderers_blueprint  # the orderer register's pages under /orderers (admins)
 
     app.register_blueprint(orderers_blueprint(config, routines))
-
     from intake.web.checklists import checklist_blueprint  # checklists: tasks, their actions, progress
 
     app.register_blueprint(checklist_blueprint(config, routines, settings))
 
     app.register_blueprint(approvals_blueprint(config, routines, settings))  # the attestant's one-time link
-
-    # -- accounts (admin) ------------------------------------------------------------------------
-
-    @app.route("/admin/users", methods=["GET", "POST"])
-    def users():
-        if not g.user.is_admin:
-            abort(403)
-        if request.method == "POST":
-            try:
-                accounts.add_user(store(), request.form.get("name", "").strip(), request.form.get("password", ""),
-                                  request.form.get("role", "handler"), actor=g.user.name)
-                flash("ok.user_added", "ok")
-            except accounts.AccountError:
-                flash("error.user_added", "error")
-            return redirect(url_for("users"))
-        return render_template("users.html", users=accounts.list_users(store()), roles=accounts.ROLES)
+    app.url_build_error_handlers.append(_legacy_endpoint)
 
     return app
 
@@ -447,92 +231,23 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
-def _local_time(value: str | None) -> str:
-    if not value:
-        return ""
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(TZ).strftime("%Y-%m-%d %H:%M")
+def blueprints() -> list[Any]:
+    """The UI's areas, each in its own module."""
+    from intake.web import admin, desk, health, mail, overview
+
+    return [desk.bp, mail.bp, overview.bp, admin.bp, health.bp]
 
 
-def _filesize(n: int | None) -> str:
-    n = n or 0
-    return f"{n / 1024:.0f} kB" if n >= 1024 else f"{n} B"
+# Endpoint names from before the UI was split into blueprints, for templates written against them.
+LEGACY_ENDPOINTS = {
+    "index": "desk.index", "tickets": "desk.tickets", "ticket": "desk.ticket", "attachment": "desk.attachment",
+    "ticket_action": "desk.ticket_action", "mail": "mail.index", "mail_action": "mail.action",
+    "overview": "reports.overview", "export": "reports.export", "users": "admin.users",
+}
 
 
-def _reason_text(code: str) -> str:
-    """The Swedish sentence of a reason code, with its placeholders shown as an ellipsis."""
-    return re.sub(r"\{\w+\}", "…", catalogue().get(code, ""))
-
-
-def _event_summary(event: dict[str, Any], label: Any = label) -> str:
-    data, kind = event["data"], event["kind"]
-    if kind == "status_changed":
-        return f"{label('status', data.get('from'))} → {label('status', data.get('to'))}"
-    if kind == "assigned":
-        return f"→ {data.get('to') or '–'}"
-    if kind in ("reply_queued", "reply_sent", "reply_failed"):
-        return label("reply_kind", data.get("kind"))
-    if kind == "received":
-        return label("verdict", data.get("verdict")) + (" (" + ", ".join(data.get("reasons") or []) + ")"
-                                                        if data.get("reasons") else "")
-    if kind == "viewed":
-        return data.get("what", "")
-    if kind == "ticket_created":
-        return data.get("ref", "")
-    if kind == "checklist_task":
-        return f"{data.get('task', '')}: {label('task_action', data.get('action'))}"
-    return ""
-
-
-def _state_label(by_id: dict[str, Any], ticket: dict[str, Any]) -> str:
-    routine = by_id.get(ticket["routine"])
-    return routine.lifecycle.label(ticket["status"]) if routine is not None else label("status", ticket["status"])
-
-
-def _rtype(routine: Any, ticket: dict[str, Any]) -> Any:
-    if routine is None or not ticket["request_type"]:
-        return None
-    try:
-        return routine.request_type(ticket["request_type"])
-    except KeyError:
-        return None
-
-
-def _field_labels(routine: Any) -> dict[str, str]:
-    schema = getattr(routine, "form_schema", None)
-    if schema is None:
-        return {}
-    out = {f.id: f.label for section in schema.sections for f in section.fields}
-    out.update({c.id: c.label for c in schema.users.columns})
-    return out
-
-
-def _shower(routine: Any) -> Any:
-    """show(field id, stored value) -> how it reads for staff (``FieldSpec.display``: lists joined, an
-    action by its label, Ja/Nej); a field the pack does not know is shown as stored."""
-    schema = getattr(routine, "form_schema", None)
-
-    def show(field_id: str, value: Any) -> str:
-        spec = schema.spec(field_id) if schema is not None else None
-        if spec is not None:
-            return spec.display(value)
-        return "" if value is None else ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-
-    return show
-
-
-def _user_columns(routine: Any, form: dict[str, Any] | None) -> list[str]:
-    if not form:
-        return []
-    schema = getattr(routine, "form_schema", None)
-    columns = [c.id for c in schema.users.columns] if schema is not None else []
-    for user in form.get("users") or []:
-        for key in user:
-            if key not in columns and key != "row":
-                columns.append(key)
-    return columns
+def _legacy_endpoint(error: Exception, endpoint: str, values: dict[str, Any]) -> str:
+    if endpoint in LEGACY_ENDPOINTS:
+        values = {k: v for k, v in values.items() if not k.startswith("_")}
+        return url_for(LEGACY_ENDPOINTS[endpoint], **values)
+    raise error

@@ -17,6 +17,7 @@ from intake.checklists import ChecklistDesk, annotate
 from intake.desk import TicketDesk
 from intake.engine import Refused, TicketError
 from intake.store import Store, open_store
+from intake.web.common import check_desk
 
 
 def checklist_blueprint(config: Any, routines: list[Any], settings: Any) -> Blueprint:
@@ -46,6 +47,7 @@ def checklist_blueprint(config: Any, routines: list[Any], settings: Any) -> Blue
 
     @bp.post("/tickets/<ref>/tasks/<task>/<any(done, undo, value):action>")
     def task_action(ref: str, task: str, action: str):
+        check_desk(ref)  # a handler limited to some desks acts only on their tickets
         desk = ChecklistDesk(store(), routines, settings)
         try:
             desk.act(ref, g.user.name, task, action, request.form.get("value", "")[:1000])
@@ -54,16 +56,17 @@ def checklist_blueprint(config: Any, routines: list[Any], settings: Any) -> Blue
             flash(exc.sv, "error")
         except TicketError:
             flash(f"error.task_{action}", "error")
-        return redirect(url_for("ticket", ref=ref) + "#checklista")
+        return redirect(url_for("desk.ticket", ref=ref) + "#checklista")
 
     @bp.post("/tickets/<ref>/close-anyway")
     def close_anyway(ref: str):
         if not g.user.is_admin:
             abort(403)
+        check_desk(ref)
         reason = request.form.get("reason", "").strip()[:2000]
         if not reason:
             flash("error.close_anyway", "error")
-            return redirect(url_for("ticket", ref=ref))
+            return redirect(url_for("desk.ticket", ref=ref))
         try:
             TicketDesk(store(), routines, settings).set_status(ref, g.user.name, request.form.get("status", ""),
                                                               role="admin", override=reason)
@@ -72,6 +75,6 @@ def checklist_blueprint(config: Any, routines: list[Any], settings: Any) -> Blue
             flash(exc.sv, "error")
         except TicketError:
             flash("error.status", "error")
-        return redirect(url_for("ticket", ref=ref))
+        return redirect(url_for("desk.ticket", ref=ref))
 
     return bp

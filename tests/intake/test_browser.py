@@ -134,7 +134,8 @@ def test_a_signed_out_browser_is_sent_to_login_from_every_page(site, browser):
                    PUBLIC_ENDPOINTS})
     assert len(gets) >= 7
     for rule in gets:
-        url = rule.replace("<ref>", "MV-2026-0001").replace("<int:att_id>", "1")
+        url = rule.replace("<ref>", "MV-2026-0001").replace("<int:att_id>", "1").replace("<int:msg_id>", "1")
+        url = url.replace("<int:index>", "0").replace("<int:pk>", "1")
         page.goto(base + url)
         assert page.url.startswith(base + "/login"), url
         assert "halmstad" not in page.content()

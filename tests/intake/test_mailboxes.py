@@ -152,7 +152,10 @@ def test_status_lists_every_configured_mailbox(two):
     assert [d.name for d in desks_of(config, open_app(config)[1])] == ["halland", "vgr"]
     shown = CliRunner().invoke(main, ["-c", str(two), "status"])
     assert shown.exit_code == 0, shown.output
-    assert [line.split()[:2] for line in shown.output.splitlines()] == [["halland", "unknown"], ["vgr", "unknown"]]
+    # One line per mailbox first; the health view (logins, outbox, parked mail, moves) follows.
+    lines = shown.output.splitlines()
+    assert [line.split()[:2] for line in lines[:2]] == [["halland", "unknown"], ["vgr", "unknown"]]
+    assert lines[2].startswith("mailbox:") and any(line.startswith("outbox:") for line in lines)
 
 
 def test_the_readme_example_of_two_mailboxes_is_a_valid_configuration():
@@ -184,3 +187,71 @@ def test_a_handlers_completion_mail_is_sent_from_the_desk_of_its_ticket(two, tmp
              for p in (tmp_path / "outbox").glob("*.eml")]
     [completion] = [m for m in mails if "Auto-Submitted" not in m]
     assert str(completion["From"]) == "IT-support VGR <support@vgr.example.test>"
+
+
+def test_held_mail_judged_on_the_desk_goes_to_the_folders_of_the_mailbox_it_came_in_through(two):
+    from intake.app import folders_by_source
+    from intake.desk import TicketDesk
+    from intake.moves import request_held_move
+    from intake.pipeline import Settings
+
+    config = config_mod.load(two)
+    store, routines = open_app(config)
+    halland, vgr = desks_of(config, routines)
+    held = TicketDesk(store, routines, Settings.from_config(config), folders=config["mailbox.folders"],
+                      source_folders=folders_by_source(config))._held()
+    for desk, target in ((vgr, "Klart"), (halland, "Intake/Accepted")):
+        pk = store.db["messages"].insert({"source": desk.source, "uid": "7", "uidvalidity": 1,
+                                          "message_key": f"mid:<held-{desk.name}@example.test>",
+                                          "moved_to": "Intake/Held", "verdict": "held",
+                                          "recorded_at": "2026-11-30T06:00:00+00:00"}).last_pk
+        msg = store.message(pk)
+        with store.transaction():
+            move = request_held_move(store, msg, held._folders(msg), personal_data=False, user="anna")
+        assert [m["to_folder"] for m in store.pending_moves(desk.source) if m["id"] == move] == [target]
+
+
+def test_a_handler_limited_to_a_desk_sees_only_its_mail_in_the_mail_list(two, tmp_path):
+    for name, sender in (("halland", "cia@halmstad.example.test"), ("vgr", "dan@boras.example.test")):
+        (tmp_path / name / "b.eml").write_bytes(make_mail(message_id=f"<{name}-odd@example.test>",
+                                                          sender=f"X <{sender}>", subject="Fråga om något annat"))
+    config = config_mod.load(two)
+    store, routines = open_app(config)
+    make_poller(config, store, routines).poll_once()
+    rows = store.db.query("select id, sender from messages where verdict = 'rejected'")
+    rejected = {r["sender"]: r["id"] for r in rows}
+    assert len(rejected) == 2, rejected
+    halland_pk = next(pk for sender, pk in rejected.items() if "halmstad" in sender)
+    add_user(store, "anna", PASSWORD)
+    add_user(store, "admin", PASSWORD, role="admin")
+    assert CliRunner().invoke(main, ["-c", str(two), "user", "desks", "anna", "vgr"]).exit_code == 0
+    app = create_app(config)
+    app.testing = True
+    anna, admin = app.test_client(), app.test_client()
+    _login(anna, "anna")
+    _login(admin, "admin")
+    listed = anna.get("/mail").get_data(as_text=True)
+    assert "dan@boras.example.test" in listed and "cia@halmstad.example.test" not in listed
+    assert anna.get(f"/mail/{halland_pk}").status_code == 404
+    everything = admin.get("/mail").get_data(as_text=True)
+    assert "dan@boras.example.test" in everything and "cia@halmstad.example.test" in everything
+    assert admin.get(f"/mail/{halland_pk}").status_code == 200
+
+
+def test_a_handler_limited_to_a_desk_cannot_tick_tasks_on_another_desks_ticket(two):
+    config = config_mod.load(two)
+    store, routines = open_app(config)
+    make_poller(config, store, routines).poll_once()
+    refs = {r["requester"]: r["ref"] for r in store.db.query("select ref, requester from tickets")}
+    add_user(store, "anna", PASSWORD)
+    assert CliRunner().invoke(main, ["-c", str(two), "user", "desks", "anna", "vgr"]).exit_code == 0
+    app = create_app(config)
+    app.testing = True
+    anna = app.test_client()
+    _login(anna, "anna")
+    page = anna.get(f"/tickets/{refs['bo@boras.example.test']}").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    other = anna.post(f"/tickets/{refs['anna@halmstad.example.test']}/tasks/skat/done", data={"csrf_token": token})
+    assert other.status_code == 404
+    own = anna.post(f"/tickets/{refs['bo@boras.example.test']}/tasks/skat/done", data={"csrf_token": token})
+    assert own.status_code == 302  # refused as a task the ticket does not have, on the ticket's page

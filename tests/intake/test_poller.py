@@ -141,10 +141,12 @@ def test_unknown_subject_is_rejected_with_the_valid_subjects(desk):
     assert m["verdict"] == "rejected"
     assert desk.folder("Intake/Rejected") == ["0001.eml"]
     [reply] = desk.sent_mail()
-    body = reply.get_content()
+    body = reply.get_body(("plain",)).get_content()
     for subject in ("MittVaccin – Behörighet", "MittVaccin – Behörighet avslut", "MittVaccin – användarstöd",
                     "MittVaccin – felsökning"):
         assert subject in body
+    # The subject names a form request ("Behörighet"): the blank form comes along (issue 14).
+    assert sorted(a.get_filename().rsplit(".", 1)[1] for a in reply.iter_attachments()) == ["docx", "xlsx"]
     assert desk.store.tickets() == []
 
 

@@ -85,6 +85,10 @@ CASES: dict[str, Case] = {
         lambda: make_mail(subject="MittVaccin – användarstöd",
                           body="Hej!\nKan ni låsa upp kontot för 19870521-2382 som inte kommer in?\n"),
         "rejection", ("body.personal_data",)),
+    "rejection_support_name": Case(
+        lambda: make_mail(subject="MittVaccin – användarstöd",
+                          body="Hej!\nAnvändaren Anna Svensson kommer inte in i systemet.\n"),
+        "rejection", ("body.personal_data",)),
     "rejection_subject_personal_data": Case(
         lambda: make_mail(subject="MittVaccin – användarstöd 20000229-2381"), "rejection",
         ("subject.personal_data",), subject_has_personal_data=True),

@@ -214,7 +214,8 @@ def test_purge_removes_form_attachments_and_mail_but_keeps_metadata_and_history(
     seed_ticket(fresh_store, ref="MV-2026-0003")
     desk = TicketDesk(fresh_store, routines, settings, clock=clock)
     desk.add_note("MV-2026-0003", "anna", "Anteckning med 19121212-1212.")
-    desk.mark_done("MV-2026-0003", "anna", note="Klart för 19121212-1212.")
+    # Only an admin's explicit "send anyway" lets personal data into the completion mail; purge clears it too.
+    desk.mark_done("MV-2026-0003", "anna", note="Klart för 19121212-1212.", role="admin", force=True)
     from intake.outbox import Outbox
 
     Outbox(fresh_store, lambda m: None, from_address="x@region.example.test", clock=clock).send_due()
@@ -238,6 +239,7 @@ def test_purge_removes_form_attachments_and_mail_but_keeps_metadata_and_history(
     assert "19121212" not in dump
     history = fresh_store.events(t["id"])
     assert len(history) == history_before + 1 and history[-1]["kind"] == "purged"
+    assert "19121212" not in json.dumps([dict(e) for e in history])
 
     other = fresh_store.ticket("MV-2026-0002")
     assert other["form"] is not None and other["purged_at"] is None

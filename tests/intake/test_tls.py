@@ -255,3 +255,33 @@ def test_untrusted_smtp_certificate_keeps_the_reply_queued_until_ca_file_is_set(
     [row] = fixed.outbox_rows()
     assert row["status"] == "sent"
     assert len(server.messages) == 1
+
+
+# -- the other TLS mode on a port: the error names the setting to check -------------------------------
+
+
+@imap
+def test_imap_implicit_tls_on_the_plain_port_names_the_setting(tls_dovecot):
+    account = tls_dovecot.new_account()
+    config = account.make_config(tls="ssl", port=tls_dovecot.port)  # the STARTTLS port
+    with pytest.raises(SourceError, match=rf'check mailbox.tls: tls = "starttls" for port {tls_dovecot.port}\?'):
+        with ImapSource(config):
+            pass
+
+
+def test_smtp_implicit_tls_on_the_plain_port_names_the_setting(smtp_server_factory, certs):
+    from intake.smtp import SetupSendError
+
+    server = smtp_server_factory(tls="starttls", certs=certs)
+    config = server.config(tls="ssl", username=server.username, password=server.password)
+    with pytest.raises(SetupSendError, match=rf'check smtp.tls: tls = "starttls" for port {config.port}\?'):
+        send(make_reply(), config)
+    assert server.messages == []
+
+
+def test_the_hint_for_well_known_ports():
+    from intake.tlshint import tls_port_hint
+
+    assert tls_port_hint("mailbox", "ssl", 143) == '; check mailbox.tls: tls = "starttls" for port 143?'
+    assert tls_port_hint("smtp", "starttls", 465) == '; check smtp.tls: tls = "ssl" for port 465?'
+    assert tls_port_hint("mailbox", "ssl", 993) == "" and tls_port_hint("smtp", "starttls", 587) == ""

@@ -65,7 +65,8 @@ def _urls(app):
 
     from intake.web.app import PUBLIC_ENDPOINTS
 
-    values = {"ref": ["MV-2026-0001"], "att_id": ["1"], "pk": ["1"], "task": ["skat"]}
+    values = {"ref": ["MV-2026-0001"], "att_id": ["1"], "pk": ["1"], "msg_id": ["1"], "index": ["0"], "oid": ["1"],
+              "name": ["anna"], "task": ["skat"]}
     for rule in app.url_map.iter_rules():
         if rule.endpoint in PUBLIC_ENDPOINTS:
             continue
@@ -111,7 +112,7 @@ def test_ticket_list_pages_with_next_and_previous_links(web, client):
 
     def page(url: str) -> tuple[list[str], dict[str, str]]:
         html = client.get(url).get_data(as_text=True)
-        refs = re.findall(r'<td><a href="/tickets/(MV-\d{4}-\d{4})">', html)
+        refs = re.findall(r'<td class="ref"><a href="/tickets/(MV-\d{4}-\d{4})">', html)
         links = {text: href.replace("&amp;", "&") for href, text in
                  re.findall(r'<a href="(/tickets\?[^"]*)">(Nästa|Föregående)</a>', html)}
         return refs, links
