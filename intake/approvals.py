@@ -25,7 +25,7 @@ from intake import faults
 from intake.engine import EffectContext, Engine, TicketError, executor
 from intake.mailer import AUTO_REPLY_KINDS, Thread, context, form_of
 from intake.recorder import JOIN_HANDLERS
-from intake.store import Store
+from intake.store import NotFoundError, Store
 from rules.approval import REFUSAL_CODES
 from rules.personal_data import scan
 
@@ -176,8 +176,11 @@ class ApprovalLookup:
                         "pending": approval["status"] == "pending"}
         ticket = store.approval_for_messages(message_ids)
         if ticket is None and ref:
-            rows = list(store.db.query("select * from tickets where ref = ?", [ref]))
-            ticket = rows[0] if rows and store.approvals(rows[0]["id"]) else None
+            try:
+                found_ticket = store.ticket(ref)
+            except NotFoundError:
+                found_ticket = None
+            ticket = found_ticket if found_ticket is not None and store.approvals(found_ticket["id"]) else None
         if ticket is None:
             return None
         approvals = store.approvals(ticket["id"])

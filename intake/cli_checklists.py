@@ -88,10 +88,10 @@ def register(main: click.Group) -> None:
         if address and ("@" not in address or any(c in address for c in " <>,;\"")):
             raise AccountError(f"{address!r} is not an e-mail address")
         store = open_store(_config(ctx).db_path)
-        with store.transaction() as db:
-            rows = list(db.query("select id from users where name = ?", [name]))
-            if not rows:
+        with store.transaction():
+            user_id = store.user_id_exact(name)
+            if user_id is None:
                 raise AccountError(f"no user {name}")
-            db["users"].update(rows[0]["id"], {"email": address or None})
+            store.set_user_email(user_id, address or None)
             store.add_event("user_email_set", actor=_user(), data={"user": name, "set": bool(address)})
         click.echo(f"e-mail of {name} {'set' if address else 'cleared'}")

@@ -3,72 +3,20 @@
 from __future__ import annotations
 
 import io
-import re
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from intake.engine import TicketError
 from intake.store import Store
-from intake.store.reports import SORTABLE
+from intake.store.reports import SORTABLE, Filters
 
 __all__ = ["EXPORT_COLUMNS", "SORTABLE", "Filters", "Page", "export_xlsx", "search", "stats"]
 
 EXPORT_COLUMNS = ("ref", "routine", "request_type", "queue", "status", "requester", "assignee", "user_count",
                   "created_at", "updated_at", "closed_at", "purged_at")
-
-
-#: Six or more digits in a row, possibly split by a hyphen or plus: the start of an identity number.
-_IDENTITY = re.compile(r"\d{6}(?:\d{2})?[-+]?\d{0,4}")
-
-
-@dataclass(frozen=True)
-class Filters:
-    """What the ticket list is narrowed to. Dates are ISO days, inclusive, on ``created_at``."""
-
-    queue: str | None = None
-    status: str | None = None
-    routine: str | None = None
-    request_type: str | None = None
-    date_from: str | None = None
-    date_to: str | None = None
-    assignee: str | None = None
-    #: Only tickets whose first mail came from one of these sources (a handler limited to some desks).
-    sources: tuple[str, ...] | None = None
-    q: str | None = None  # free text: reference, requester, subject, the form's fields (never a personnummer)
-
-    def where(self) -> tuple[str, list[Any]]:
-        clauses, params = [], []
-        text = " ".join((self.q or "").split())[:200]
-        if text:
-            like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            if _IDENTITY.search(text):
-                # A personnummer (or something shaped like one) is never a search key: only references match.
-                clauses.append("ref like ? escape '\\'")
-                params.append(like)
-            else:
-                clauses.append("(ref like ? escape '\\' or requester like ? escape '\\' "
-                               "or subject like ? escape '\\' or exists (select 1 from json_each(form, '$.fields') "
-                               "j where j.value like ? escape '\\'))")
-                params.extend([like] * 4)
-        if self.sources is not None:
-            marks = ",".join("?" * len(self.sources)) or "null"
-            clauses.append(f"id in (select ticket_id from messages where source in ({marks}))")
-            params.extend(self.sources)
-        for column in ("queue", "status", "routine", "request_type", "assignee"):
-            value = getattr(self, column)
-            if value:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if self.date_from:
-            clauses.append("created_at >= ?")
-            params.append(date.fromisoformat(self.date_from).isoformat())
-        if self.date_to:
-            clauses.append("created_at < ?")
-            params.append((date.fromisoformat(self.date_to) + timedelta(days=1)).isoformat())
-        return (" where " + " and ".join(clauses)) if clauses else "", params
 
 
 @dataclass(frozen=True)
@@ -82,7 +30,7 @@ class Page:
 
 def search(
     store: Store,
-    filters: Filters = Filters(),
+    filters: Filters = Filters(),  # noqa: B008 - a frozen dataclass, safe to share
     *,
     sort: str = "created_at",
     descending: bool = True,

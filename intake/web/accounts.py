@@ -52,11 +52,10 @@ def add_user(store: Store, name: str, password: str, role: str = "handler", *, a
         raise AccountError(f"role: one of {', '.join(ROLES)}")
     _check_password(password)
     now = _now().isoformat(timespec="seconds")
-    with store.transaction() as db:
-        if list(db.query("select 1 from users where name = ? collate nocase", [name])):
+    with store.transaction():
+        if store.user_named(name) is not None:
             raise AccountError(f"user {name} exists")
-        db["users"].insert({"name": name, "password_hash": generate_password_hash(password, method="scrypt"),
-                            "role": role, "active": 1, "created_at": now, "password_changed_at": now})
+        store.insert_user(name, generate_password_hash(password, method="scrypt"), role, now)
         store.add_event("user_added", actor=actor, at=now, data={"user": name, "role": role})
 
 
@@ -64,18 +63,17 @@ def set_password(store: Store, name: str, password: str, *, actor: str = "cli") 
     """Change a password; sessions signed in with the old one stop working."""
     _check_password(password)
     now = _now().isoformat(timespec="seconds")
-    with store.transaction() as db:
+    with store.transaction():
         row = _row(store, name)
-        db["users"].update(row["id"], {"password_hash": generate_password_hash(password, method="scrypt"),
-                                       "password_changed_at": now})
+        store.set_user_password_hash(row["id"], generate_password_hash(password, method="scrypt"), now)
         store.add_event("password_changed", actor=actor, at=now, data={"user": name})
         store.end_sessions_of(row["name"], _now())
 
 
 def set_active(store: Store, name: str, active: bool, *, actor: str = "cli") -> None:
-    with store.transaction() as db:
+    with store.transaction():
         row = _row(store, name)
-        db["users"].update(row["id"], {"active": int(active)})
+        store.set_user_active(row["id"], active)
         if not active:
             store.end_sessions_of(row["name"], _now())
         store.add_event("user_activated" if active else "user_deactivated", actor=actor,
@@ -86,37 +84,32 @@ def set_role(store: Store, name: str, role: str, *, actor: str = "cli") -> None:
     """Change a user's role; audited."""
     if role not in ROLES:
         raise AccountError(f"role: one of {', '.join(ROLES)}")
-    with store.transaction() as db:
+    with store.transaction():
         row = _row(store, name)
-        db["users"].update(row["id"], {"role": role})
+        store.set_user_role(row["id"], role)
         store.add_event("role_changed", actor=actor, at=_now().isoformat(timespec="seconds"),
                         data={"user": row["name"], "from": row["role"], "to": role})
 
 
 def list_users(store: Store) -> list[dict[str, Any]]:
-    return list(store.db.query("select name, role, active, created_at, password_changed_at from users order by name"))
+    return store.list_user_rows()
 
 
 def get_user(store: Store, name: str) -> User | None:
-    rows = list(store.db.query("select name, role from users where name = ? collate nocase and active = 1", [name]))
-    return User(rows[0]["name"], rows[0]["role"]) if rows else None
+    row = store.active_user(name)
+    return User(row["name"], row["role"]) if row else None
 
 
 def session_stamp(store: Store, name: str) -> str | None:
     """A short fingerprint of the password hash, kept in the session: a password change ends old sessions."""
-    rows = list(store.db.query("select password_hash from users where name = ? collate nocase and active = 1", [name]))
-    return hashlib.sha256(rows[0]["password_hash"].encode()).hexdigest()[:16] if rows else None
+    row = store.active_user(name)
+    return hashlib.sha256(row["password_hash"].encode()).hexdigest()[:16] if row else None
 
 
 def throttled(store: Store, name: str, ip: str, now: datetime | None = None) -> bool:
     """True when too many logins failed recently for this user name or from this address."""
     since = ((now or _now()) - WINDOW).isoformat(timespec="seconds")
-    (by_user,) = store.db.execute(
-        "select count(*) from login_attempts where username = ? and success = 0 and at >= ?", [name.lower(), since]
-    ).fetchone()
-    (by_ip,) = store.db.execute(
-        "select count(*) from login_attempts where ip = ? and success = 0 and at >= ?", [ip, since]
-    ).fetchone()
+    by_user, by_ip = store.failed_logins_since(name.lower(), ip, since)
     return by_user >= MAX_FAILURES_PER_USER or by_ip >= MAX_FAILURES_PER_IP
 
 
@@ -131,11 +124,10 @@ def authenticate(store: Store, name: str, password: str, ip: str, now: datetime 
                                           MAX_FAILURES_PER_IP)
     if attempt is None:
         return None
-    rows = list(store.db.query(
-        "select name, role, password_hash from users where name = ? collate nocase and active = 1", [name]))
-    ok = check_password_hash(rows[0]["password_hash"] if rows else _DUMMY_HASH, password) and bool(rows)
+    row = store.active_user(name)
+    ok = check_password_hash(row["password_hash"] if row else _DUMMY_HASH, password) and row is not None
     store.settle_login_attempt(attempt, ok)
-    return User(rows[0]["name"], rows[0]["role"]) if ok else None
+    return User(row["name"], row["role"]) if ok and row else None
 
 
 def start_session(store: Store, name: str, now: datetime | None = None) -> str:
@@ -157,10 +149,10 @@ def end_session(store: Store, sid: str | None, now: datetime | None = None) -> N
 
 
 def _row(store: Store, name: str) -> dict[str, Any]:
-    rows = list(store.db.query("select * from users where name = ? collate nocase", [name]))
-    if not rows:
+    row = store.user_named(name)
+    if row is None:
         raise NotFoundError(f"no user {name}")
-    return rows[0]
+    return row
 
 
 def _check_password(password: str) -> None:
