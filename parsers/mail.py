@@ -233,9 +233,12 @@ def check_limits(raw: bytes, limits: MailLimits) -> bytes:
     while True:
         start = pos
         pos, ctype = _read_header_block(data, pos, limits)
-        if head is None:
+        top = head is None
+        if top:
             head = data[start:pos]
         maintype, subtype, boundary = _content_type(ctype, default_type)
+        if top:
+            _check_top_content_type(ctype)
         default_type = "text/plain"
         if maintype == "message" and subtype != "delivery-status":
             stack.append((None, False))  # the body is another message: its header block follows now
@@ -301,6 +304,17 @@ def _read_header_block(data: bytes, pos: int, limits: MailLimits) -> tuple[int, 
         pos = line_end + 1
     finish()
     return end, ctype
+
+
+def _check_top_content_type(value: bytes | None) -> None:
+    """Read the top-level Content-Type as the header parser will: an RFC 2231 parameter in a charset that
+    cannot decode (``name*=undefined''x``) stops it whatever the type, so the mail cannot be read."""
+    if value is None:
+        return
+    try:
+        email.policy.default.header_fetch_parse("Content-Type", value.decode("ascii", "surrogateescape").strip())
+    except Exception as exc:  # noqa: BLE001 - any failure here is the parser's failure on this mail
+        raise UnparseableMail(f"content-type parameter unreadable: {type(exc).__name__}") from None
 
 
 def _content_type(value: bytes | None, default: str) -> tuple[str, str, bytes | None]:

@@ -1,6 +1,6 @@
 """Mutation fuzzing of the intake path: fixture mails and forms, mangled, through ``decide`` and the poller.
 
-Usage:  .venv/bin/python scripts/fuzz.py [--n 10000] [--seed 1] [--no-maildir] [--forms-share 0.3]
+Usage:  .venv/bin/python scripts/fuzz.py [--n 10000] [--seed 1] [--no-maildir] [--no-dovecot] [--forms-share 0.3]
 
 Seeds are the fixture mails (``fixtures/mail/*.eml``, ``intake/demo_mail/*.eml``) and every fixture
 form (``fixtures/forms/**``) attached to a request mail. Each mutated mail gets one to three
@@ -12,9 +12,13 @@ an image signature in front).
 Every mail goes through :func:`intake.pipeline.decide`; the run counts decisions by reason code and
 how many came from the last-resort handler (:func:`is_last_resort`). Unless
 ``--no-maildir`` is given, the same mails are then written to a local Maildir and read by the real
-poller into a fresh store: it reports how many stayed unread. Only counts, codes and mutation names
+poller into a fresh store; unless ``--no-dovecot`` is given, they are also APPENDed to a throwaway
+Dovecot on loopback (started as the IMAP tests start it) and read by the real IMAP poller into another
+fresh store. Each poller pass reports how many stayed unread, were recorded, parked, or judged by the
+last-resort handler, and how many polls died; the Dovecot pass also counts mails the server itself
+refused at APPEND (not unread: they never reached the inbox). Only counts, codes and mutation names
 are printed: nothing from the mails themselves. Exit status 1 when a mail reached the last-resort
-handler, raised, or stayed unread.
+handler, raised, or stayed unread, or a poll died.
 """
 
 from __future__ import annotations
@@ -338,13 +342,46 @@ def decide_all(mails: list[tuple[str, bytes]], report: Callable[[str], None] = p
     return {"codes": codes, "last_resort": last_resort, "raised": raised, "slow": slow, "slowest": slowest}
 
 
+def _run_polls(config, store, routines, left: Callable[[], int]) -> dict[str, object]:
+    """Up to three polls with the real poller: the poller may leave a mail for the next poll, never for ever.
+
+    Counts polls, mails moved as already recorded (a mutation that left Message-ID and body as they were
+    is the same mail delivered again), mails left by poll errors, and polls that died by exception type."""
+    from intake.app import make_poller
+
+    polls, seen, errors, already, failed_polls = 0, 0, 0, 0, Counter()
+    for _ in range(3):
+        polls += 1
+        try:
+            result = make_poller(config, store, routines).poll_once()
+        except Exception as exc:  # noqa: BLE001 - a poll that dies is a finding, reported by its type
+            failed_polls[type(exc).__name__] += 1
+            continue
+        seen += result.seen
+        errors += len(result.errors)
+        already += result.already_recorded
+        if not left():
+            break
+    return {"polls": polls, "seen": seen, "already_recorded": already, "mails_left_by_poll_errors": errors,
+            "polls_that_died": dict(failed_polls)}
+
+
+def _store_counts(store) -> dict[str, int]:
+    """Recorded mails, parked mails and decisions from a catch-all, read back from the store."""
+    rows = store.db.execute("SELECT reasons FROM messages").fetchall()
+    parked = store.db.execute("SELECT count(*) FROM parked WHERE parked_at IS NOT NULL").fetchone()[0]
+    last_resort = sum(1 for (reasons,) in rows if reasons and _LAST_RESORT_JSON.search(reasons))
+    return {"recorded": len(rows), "parked": parked, "last_resort": last_resort}
+
+
 def poll_maildir(mails: list[tuple[str, bytes]]) -> dict[str, object]:
     """Write ``mails`` into a fresh Maildir and let the real poller read them into a fresh store."""
     import mailbox
 
     from intake import config as config_mod
-    from intake.app import make_poller, open_app
+    from intake.app import open_app
 
+    t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="intake-fuzz-") as tmp:
         root = Path(tmp)
         box = mailbox.Maildir(str(root / "mailbox"), create=True)
@@ -357,24 +394,104 @@ def poll_maildir(mails: list[tuple[str, bytes]]) -> dict[str, object]:
             "replies": {"from_address": "mittvaccin@region.example.test"},
         }, base_dir=root)
         store, routines = open_app(config)
-        polls, errors, failed_polls = 0, 0, Counter()
-        for _ in range(3):  # the poller may leave a mail for the next poll; it must not leave it for ever
-            polls += 1
-            try:
-                result = make_poller(config, store, routines).poll_once()
-            except Exception as exc:  # noqa: BLE001 - a poll that dies is a finding, reported by its type
-                failed_polls[type(exc).__name__] += 1
-                continue
-            errors += len(result.errors)
-            if not mailbox.Maildir(str(root / "mailbox"), create=False).keys():
-                break
-        unread = len(mailbox.Maildir(str(root / "mailbox"), create=False).keys())
-        rows = store.db.execute("SELECT reasons FROM messages").fetchall()
-        recorded = len(rows)
-        last_resort = sum(1 for (reasons,) in rows if reasons and _LAST_RESORT_JSON.search(reasons))
+
+        def left() -> int:
+            return len(mailbox.Maildir(str(root / "mailbox"), create=False).keys())
+
+        polled = _run_polls(config, store, routines, left)
+        unread = left()
+        counts = _store_counts(store)
         store.db.conn.close()
-    return {"unread": unread, "recorded": recorded, "polls": polls, "mails_left_by_poll_errors": errors,
-            "polls_that_died": dict(failed_polls), "last_resort": last_resort}
+    return {"unread": unread, **counts, **polled, "seconds": round(time.monotonic() - t0)}
+
+
+#: Mails per MULTIAPPEND when loading Dovecot; a batch the server refuses is appended mail by mail.
+APPEND_BATCH = 100
+
+
+def _append_all(account, mails: list[tuple[str, bytes]]) -> list[str]:
+    """APPEND ``mails`` to the account's INBOX in batches; returns the labels of mails the server refused.
+
+    MULTIAPPEND is all or nothing, so a refused batch is appended again one mail at a time (on a fresh
+    connection after each refusal: a server that answers BAD may have dropped the literal's framing)."""
+    from imapclient.exceptions import IMAPClientError
+
+    refused: list[str] = []
+    client = account.client()
+    try:
+        for start in range(0, len(mails), APPEND_BATCH):
+            batch = mails[start:start + APPEND_BATCH]
+            try:
+                response = client.multiappend("INBOX", [raw for _, raw in batch])
+                # imapclient returns a NO to MULTIAPPEND (the whole batch refused) instead of raising.
+                if not (isinstance(response, tuple) and response and response[0] != "OK"):
+                    continue
+            except (IMAPClientError, OSError):
+                client = _reconnect(account, client)
+            for label, raw in batch:
+                try:
+                    client.append("INBOX", raw)
+                except (IMAPClientError, OSError):
+                    refused.append(label)
+                    client = _reconnect(account, client)
+    finally:
+        _close(client)
+    return refused
+
+
+def _reconnect(account, client):
+    _close(client)
+    return account.client()
+
+
+def _close(client) -> None:
+    try:
+        client.logout()
+    except Exception:  # noqa: BLE001 - a connection the server already dropped
+        pass
+
+
+def poll_dovecot(mails: list[tuple[str, bytes]]) -> dict[str, object]:
+    """APPEND ``mails`` to a throwaway Dovecot (as the IMAP tests start it) and poll it with the real poller.
+
+    ``refused_by_server`` counts mails Dovecot itself refused at APPEND (a mutation can make a message
+    the server will not store); they never reach the inbox, so they are not counted as unread."""
+    from intake import config as config_mod
+    from intake.app import open_app
+    from tests.dovecot import DovecotServer
+
+    t0 = time.monotonic()
+    server = DovecotServer()
+    server.start()
+    try:
+        account = server.new_account()
+        refused = _append_all(account, mails)
+        with account.client() as client:
+            in_inbox = len(client.select_folder("INBOX", readonly=True) and client.search("ALL"))
+        with tempfile.TemporaryDirectory(prefix="intake-fuzz-") as tmp:
+            root = Path(tmp)
+            config = config_mod.from_mapping({
+                "store": {"path": "intake.db"},
+                "mailbox": {"kind": "imap", "host": server.host, "port": server.port, "username": account.username,
+                            "password": account.password, "tls": "none", "allow_plaintext": True},
+                "outbox": {"kind": "file", "dir": "outbox"},
+                "replies": {"from_address": "mittvaccin@region.example.test"},
+            }, base_dir=root)
+            store, routines = open_app(config)
+
+            def left() -> int:
+                with account.client() as client:
+                    client.select_folder("INBOX", readonly=True)
+                    return len(client.search("ALL"))
+
+            polled = _run_polls(config, store, routines, left)
+            unread = left()
+            counts = _store_counts(store)
+            store.db.conn.close()
+    finally:
+        server.cleanup()
+    return {"unread": unread, **counts, "refused_by_server": len(refused), "in_inbox_after_append": in_inbox, **polled,
+            "seconds": round(time.monotonic() - t0), "_refused_labels": refused}
 
 
 #: How the pipeline's catch-alls mark a decision (``mail.unparseable`` with this detail): a parser or rule
@@ -394,13 +511,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--forms-share", type=float, default=0.3)
-    ap.add_argument("--no-maildir", action="store_true", help="only decide(), no poller run")
+    ap.add_argument("--no-maildir", action="store_true", help="skip the poller run over a local Maildir")
+    ap.add_argument("--no-dovecot", action="store_true", help="skip the poller run over a throwaway Dovecot")
     ap.add_argument("--verbose", action="store_true", help="list the seed and mutations of each failure")
     args = ap.parse_args(argv)
     verbose = args.verbose
     # Counts only: no library may echo a header or body value of the (test) mails to the terminal.
     logging.basicConfig(level=logging.CRITICAL)
     logging.getLogger("mailparser").disabled = True
+    logging.disable(logging.ERROR)  # the app's log set-up passes library lines on (filtered); counts suffice here
     t0 = time.monotonic()
     mails = list(mutated_mails(args.n, args.seed, args.forms_share))
     n_forms = sum(1 for label, _ in mails if label.startswith("form:"))
@@ -421,10 +540,19 @@ def main(argv: list[str] | None = None) -> int:
             for key, count in out[what].most_common():
                 print(f"    {count:5d} x {key}")
     failed = bool(out["last_resort"] or out["raised"] or out["slow"])
+    print(f"decide() took {time.monotonic() - t0:.0f} s")
     if not args.no_maildir:
         polled = poll_maildir(mails)
         print("maildir poll: " + ", ".join(f"{k} {v}" for k, v in polled.items()))
-        failed = failed or bool(polled["unread"] or polled["last_resort"])
+        failed = failed or bool(polled["unread"] or polled["last_resort"] or polled["polls_that_died"])
+    if not args.no_dovecot:
+        polled = poll_dovecot(mails)
+        refused_labels = polled.pop("_refused_labels")
+        print("dovecot poll: " + ", ".join(f"{k} {v}" for k, v in polled.items()))
+        if verbose:
+            for label in refused_labels:
+                print(f"    refused by the server: {label}")
+        failed = failed or bool(polled["unread"] or polled["last_resort"] or polled["polls_that_died"])
     print(f"took {time.monotonic() - t0:.0f} s")
     return 1 if failed else 0
 

@@ -295,3 +295,13 @@ def test_a_boundary_in_an_undecodable_charset_is_unparseable_with_its_own_detail
     # The stdlib raised UnicodeError/ValueError from get_boundary(): a "parser error" before.
     with pytest.raises(UnparseableMail, match="^boundary parameter unreadable"):
         parse_mail(ALTERNATIVE.replace(b'boundary="=_alt_0"', param))
+
+
+@pytest.mark.parametrize("ctype", [b"text/plain; name*=undefined''x", b"mu<p>ltipart/digest; boundary*=undefined''x",
+                                   b"text/plain; charset=utf-8; format*=idna''%3Dx"])
+def test_any_top_level_content_type_parameter_in_an_undecodable_charset_is_unparseable_with_its_own_detail(ctype):
+    # Found by `make fuzz` (seed 1): the header parser reads every parameter of the top-level Content-Type,
+    # whatever the type, so this raised UnicodeError inside it ("header parser error", the catch-all) before.
+    raw = b"From: Eva <eva.berg@example.test>\r\nSubject: Hej\r\nContent-Type: " + ctype + b"\r\n\r\nHej\r\n"
+    with pytest.raises(UnparseableMail, match="^content-type parameter unreadable"):
+        parse_mail(raw)
