@@ -6,9 +6,9 @@ shapes need more than one match of ``_NUMBER``:
 
 - a number a mail client wrapped over a line break ("19121212-" / "1212", also inside "> " quotes and
   after a quoted-printable soft break "="): joined again at the break (``_wrapped``);
-- a reserve number written only in digits but named as one ("reservnr 991212-1234"): found from the
+- a reserve number written only in digits but named as one ("reservnr 991212-1233"): found from the
   word (``_named_reserve``), whatever the digits;
-- a date and a time in a file name or a log line ("skärmdump_20240513-1430.png"): a timestamp, not a
+- a date and a time in a file name or a log line ("skärmdump_20240513-1431.png"): a timestamp, not a
   small child's personnummer (``timestamps.is_timestamp``).
 """
 

@@ -1,4 +1,4 @@
-"""Timestamps that look like identity numbers: "skärmdump_20240513-1430.png", "log 20240513-1430 ERROR".
+"""Timestamps that look like identity numbers: "skärmdump_20240513-1431.png", "log 20240513-1431 ERROR".
 
 A recent date followed by a valid clock time is the shape of a log or file timestamp; the text around it
 (a file name, seconds after it, words about logs or points in time) says whether it is one.
@@ -21,7 +21,7 @@ _TIME_CONTEXT = re.compile(
     rf"(?i:\b(?:{alternation('timestamp_context')})\b)|\b(?:INFO|WARN|WARNING|ERROR|DEBUG|TRACE|FATAL)\b"
     r"|(?<![0-9])(?:[01]?[0-9]|2[0-3]):[0-5][0-9](?![0-9])"
 )
-# Seconds right after the serial ("20240513-1430-12", "…1430:05"), or the rest of a file name ("…1430_2").
+# Seconds right after the serial ("20240513-1431-12", "…1430:05"), or the rest of a file name ("…1430_2").
 _TIME_TAIL = re.compile(r"[-:.][0-5][0-9](?![0-9])|_")
 _PNR_WORD_BEFORE = re.compile(rf"(?i:\b(?:{alternation('pnr_context')}))$")
 _FILE_EXT = re.compile(
