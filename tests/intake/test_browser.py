@@ -9,6 +9,7 @@ from __future__ import annotations
 import email
 import email.policy
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,11 +36,24 @@ if not CHROMIUM.exists():  # pragma: no cover - install-test-deps puts it there
     pytest.skip("needs /usr/bin/chromium (scripts/install-test-deps)", allow_module_level=True)
 
 
+@contextmanager
+def serving(app):
+    """The app on a free loopback port in a thread (a real HTTP server for the browser); yields its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
 @pytest.fixture
 def site(tmp_path, smtp_server):
     """The real app on a free loopback port, a temp database with two tickets, the SMTP test server as outbox."""
-    from werkzeug.serving import make_server
-
     config = config_mod.from_mapping({
         "store": {"path": "intake.db"},
         "outbox": {"kind": "smtp"},
@@ -55,14 +69,8 @@ def site(tmp_path, smtp_server):
     seed_ticket(store, ref="MV-2026-0002", subject=f"MittVaccin – Behörighet {SCRIPT}", form=form,
                 requester=f"{IMG}@halmstad.example.test")
     app = create_app(config, routines=routines, settings=Settings.from_config(config))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", config, store, app
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
+    with serving(app) as base:
+        yield base, config, store, app
 
 
 @pytest.fixture

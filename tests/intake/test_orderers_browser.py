@@ -3,7 +3,6 @@ naming the row; then a good one), remove. The register then decides real mail.""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 
 import pytest
@@ -13,7 +12,7 @@ from intake.pipeline import Settings, decide
 from intake.web.accounts import add_user
 from intake.web.app import create_app
 from tests.intake.sbforms import ORDERER_EMAIL, order_mail, xlsx_of
-from tests.intake.test_browser import PASSWORD, browser  # noqa: F401 - the browser fixture
+from tests.intake.test_browser import PASSWORD, browser, serving  # noqa: F401 - the browser fixture
 from tests.intake.test_poller import Desk
 
 pytestmark = pytest.mark.browser
@@ -23,19 +22,11 @@ HEAD = ["E-post", "Namn", "Region", "Giltig från", "Giltig till"]
 
 @pytest.fixture
 def site(tmp_path):
-    from werkzeug.serving import make_server
-
     desk = Desk(tmp_path, routines={"enabled": ["symtombedomning"]}, web={"secret_key": "browser-" + "o" * 32})
     add_user(desk.store, "admin", PASSWORD, role="admin")
     app = create_app(desk.config, routines=desk.routines)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", desk
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
+    with serving(app) as base:
+        yield base, desk
 
 
 def test_admin_keeps_the_orderer_register_in_the_browser(site, browser, tmp_path):  # noqa: F811

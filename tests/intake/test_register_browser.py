@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import date, timedelta
 
 import openpyxl
@@ -11,7 +10,7 @@ import pytest
 from intake.web.accounts import add_user
 from intake.web.app import create_app
 from tests.intake.registerdesk import HSA, UNIT, RegisterDesk, person
-from tests.intake.test_browser import PASSWORD, browser  # noqa: F401 - the browser fixture
+from tests.intake.test_browser import PASSWORD, browser, serving  # noqa: F401 - the browser fixture
 
 pytestmark = pytest.mark.browser
 
@@ -20,8 +19,6 @@ START = date.today() + timedelta(days=1)
 
 @pytest.fixture
 def site(tmp_path):
-    from werkzeug.serving import make_server
-
     desk = RegisterDesk(tmp_path, web={"secret_key": "browser-register-" + "k" * 32})
     desk.done(desk.order("MittVaccin – Behörighet", "new", [
         person("19121212-1212", "Tolvan", "Vaccinatör", start=START, n=1),
@@ -30,14 +27,8 @@ def site(tmp_path):
     ]))
     add_user(desk.store, "anna", PASSWORD)
     app = create_app(desk.config, routines=desk.routines)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", desk
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
+    with serving(app) as base:
+        yield base, desk
 
 
 def test_search_person_then_unit_then_export(site, browser, tmp_path):  # noqa: F811
