@@ -143,8 +143,9 @@ def stats(store: Store, *, days: int = 30, now: datetime | None = None) -> dict[
 def _median_hours(histogram: list[tuple[float, float | None, int, float]]) -> tuple[float | None, bool]:
     """The median time to done from the kept histogram, and whether it is exact.
 
-    A value in a bucket of one ticket is that ticket's own (the bucket's summed hours); in a fuller bucket it is
-    interpolated between the bucket's bounds by rank (the last bucket, without an upper bound, gives its mean)."""
+    Each bucket knows its tickets and their summed hours, i.e. their mean. A rank in a bucket is placed on an even
+    spread around that mean, as wide as the bucket allows (to the nearer bound): exact when the bucket holds one
+    ticket or tickets of one length, and otherwise within the bucket (about a fifth of its value wide)."""
     total = sum(n for _lo, _hi, n, _sum in histogram)
     if not total:
         return None, True
@@ -153,11 +154,11 @@ def _median_hours(histogram: list[tuple[float, float | None, int, float]]) -> tu
         before = 0
         for lo, hi, n, hours in histogram:
             if before + n >= rank:
-                if n == 1:
-                    return hours, True
-                if hi is None:
-                    return hours / n, False
-                return lo + (hi - lo) * (rank - before - 0.5) / n, False
+                mean = hours / n
+                half = max(0.0, min(mean - lo, (hi - mean) if hi is not None else mean - lo))
+                if n == 1 or half == 0:
+                    return mean, True
+                return mean - half + 2 * half * (rank - before - 0.5) / n, False
             before += n
         raise AssertionError("rank beyond the histogram")
 
