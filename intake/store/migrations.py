@@ -505,7 +505,8 @@ def _m014_desk(db: sqlite_utils.Database) -> None:
 
 #: Lower bounds (hours) of the time-to-done histogram. The overview's own bins (1, 8, 24, 72, 168 h) are among
 #: them, so its chart is exact; its median is found in the bucket that holds it (exact when that bucket holds
-#: a single ticket, else interpolated within the bucket, whose width is about a fifth of its value).
+#: a single ticket, else estimated within the bucket, whose width is about a fifth of its value). Frozen with
+#: the migration: counts already kept are keyed by these bounds.
 DONE_BUCKET_HOURS = (0, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 30, 36, 42, 48, 60, 72, 84,
                      96, 120, 144, 168, 240, 336, 504, 720)
 
