@@ -17,6 +17,7 @@ import sqlite_utils
 from intake.store.approvals import ApprovalQueries
 from intake.store.base import NotFoundError, StoreBase, utcnow
 from intake.store.checklists import ChecklistQueries
+from intake.store.counters import CounterQueries
 from intake.store.desk import DeskQueries
 from intake.store.mailboxes import MailboxQueries
 from intake.store.messages import MessageQueries
@@ -45,7 +46,7 @@ class Recorded:
 
 class Store(MessageQueries, TicketQueries, OutboxQueries, RecordingQueries, ReportQueries, TimerQueries,
             RegisterQueries, MailboxQueries, StaffQueries, OrdererQueries, ChecklistQueries, ApprovalQueries,
-            DeskQueries, StoreBase):
+            DeskQueries, CounterQueries, StoreBase):
     """The queue database. Open with :func:`open_store`."""
 
 

@@ -6,13 +6,6 @@ from typing import Any
 
 from intake.store.base import NotFoundError, StoreBase, utcnow
 
-#: A ticket's mails after its first one that nobody has opened (SQL over a ``tickets`` row aliased ``t``).
-UNREAD_SQL = (
-    "exists (select 1 from messages fm where fm.ticket_id = t.id "
-    "and fm.id > (select min(m0.id) from messages m0 where m0.ticket_id = t.id) "
-    "and not exists (select 1 from events ev where ev.kind = 'viewed' and ev.message_id = fm.id))"
-)
-
 
 class DeskQueries(StoreBase):
     def unread_messages(self, ticket_id: int) -> set[int]:

@@ -496,6 +496,212 @@ def _m014_desk(db: sqlite_utils.Database) -> None:
     db.execute("create index events_viewed_message on events(message_id) where kind = 'viewed'")
 
 
+# -- 015: kept counters ------------------------------------------------------------------------------------
+#
+# The queue page and the overview read small tables of counts instead of counting tickets and mail: the counts
+# are kept by triggers, so they change in the same transaction as the row they count, whatever path made the
+# change (a poll, a handler on the web, the CLI, a timer, a purge, a bulk insert). The statements below are
+# frozen with the migration; :mod:`intake.store.counters` uses the same ones to rebuild and to check them.
+
+#: Lower bounds (hours) of the time-to-done histogram. The overview's own bins (1, 8, 24, 72, 168 h) are among
+#: them, so its chart is exact; its median is found in the bucket that holds it (exact when that bucket holds
+#: a single ticket, else estimated within the bucket, whose width is about a fifth of its value). Frozen with
+#: the migration: counts already kept are keyed by these bounds.
+DONE_BUCKET_HOURS = (0, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 30, 36, 42, 48, 60, 72, 84,
+                     96, 120, 144, 168, 240, 336, 504, 720)
+
+
+def done_seconds_sql(row: str) -> str:
+    """SQL: the seconds from a ticket's creation to its closing (``row`` is ``new``, ``old`` or a table alias)."""
+    return (f"cast(round((julianday({row}.closed_at) - julianday({row}.created_at)) * 86400) as integer)")
+
+
+def done_bucket_sql(seconds: str) -> str:
+    """SQL: the histogram bucket (its lower bound in seconds, as text) of a duration in seconds."""
+    bounds = [int(h * 3600) for h in DONE_BUCKET_HOURS]
+    whens = " ".join(f"when {seconds} < {hi} then '{lo}'" for lo, hi in zip(bounds, bounds[1:], strict=False))
+    return f"(case {whens} else '{bounds[-1]}' end)"
+
+
+#: SQL: the reason code of one entry ``j`` of a mail's ``reasons`` (NULL when it is no object with a code).
+REASON_CODE = "(case when j.type = 'object' then json_extract(j.value, '$.code') end)"
+
+
+def _valid_json(row: str) -> str:
+    return f"case when json_valid({row}.reasons) then {row}.reasons else '[]' end"
+
+
+def reason_codes_sql(row: str) -> str:
+    """SQL (a FROM source): the distinct reason codes of a mail's ``reasons`` JSON, as column ``code``. Malformed
+    JSON or entries without a code give no row, never an error (a trigger's error would refuse the mail)."""
+    return f"(select distinct {REASON_CODE} as code from json_each({_valid_json(row)}) j)"
+
+
+def unread_sql(ticket_id: str) -> str:
+    """SQL: 1 when the ticket ``ticket_id`` has a follow-up (a mail after its first) nobody has opened."""
+    return (f"exists (select 1 from messages fm where fm.ticket_id = {ticket_id} "
+            f"and fm.id > (select min(m0.id) from messages m0 where m0.ticket_id = {ticket_id}) "
+            "and not exists (select 1 from events ev where ev.kind = 'viewed' and ev.message_id = fm.id))")
+
+
+def first_source_sql(ticket_id: str) -> str:
+    """SQL: the source (mailbox) of the ticket's first mail."""
+    return f"(select m1.source from messages m1 where m1.ticket_id = {ticket_id} order by m1.id limit 1)"
+
+
+#: The kept counts as they would be counted afresh from the rows: (table, SELECT giving its rows).
+COUNTER_SOURCES = (
+    ("ticket_counts",
+     "select coalesce(source, '') as source, routine, coalesce(queue, '') as queue, status, count(*) as n, "
+     "0 as total from tickets group by 1, 2, 3, 4"),
+    ("daily_counts",
+     "select substr(created_at, 1, 10) as day, 'created' as metric, '' as key, count(*) as n, 0 as total "
+     "from tickets group by 1"),
+    ("daily_counts",
+     "select substr(created_at, 1, 10) as day, 'queue' as metric, coalesce(queue, '') as key, count(*) as n, "
+     "0 as total from tickets group by 1, 3"),
+    ("daily_counts",
+     "select substr(created_at, 1, 10) as day, 'status' as metric, status as key, count(*) as n, 0 as total "
+     "from tickets group by 1, 3"),
+    ("daily_counts",
+     f"select day, 'done' as metric, {done_bucket_sql('s')} as key, count(*) as n, sum(s) as total from "
+     f"(select substr(t.closed_at, 1, 10) as day, {done_seconds_sql('t')} as s from tickets t "
+     "where t.status = 'done' and t.closed_at is not null) where s is not null group by 1, 3"),
+    ("daily_counts",
+     "select substr(m.recorded_at, 1, 10) as day, 'rejected' as metric, "
+     f"{REASON_CODE} as key, count(distinct m.id) as n, 0 as total from messages m, json_each({_valid_json('m')}) j "
+     f"where m.verdict = 'rejected' and {REASON_CODE} is not null group by 1, 3"),
+)
+
+
+def _ticket_count(row: str, delta: int) -> str:
+    key = f"coalesce({row}.source, ''), {row}.routine, coalesce({row}.queue, ''), {row}.status"
+    return (f"insert into ticket_counts (source, routine, queue, status, n) values ({key}, {delta}) "
+            f"on conflict do update set n = n + {delta};")
+
+
+def _daily(day: str, metric: str, key: str, delta: int, *, total: str = "0", where: str = "") -> str:
+    """One daily count up or down by ``delta`` (a statement of a trigger's body)."""
+    return (f"insert into daily_counts (day, metric, key, n, total) select {day}, '{metric}', {key}, {delta}, "
+            f"{delta} * ({total}) where {where or 1} on conflict do update set n = n + excluded.n, "
+            "total = total + excluded.total;")
+
+
+def _ticket_daily(row: str, delta: int) -> str:
+    created = f"substr({row}.created_at, 1, 10)"
+    seconds = done_seconds_sql(row)
+    return "\n".join([
+        _daily(created, "created", "''", delta),
+        _daily(created, "queue", f"coalesce({row}.queue, '')", delta),
+        _daily(created, "status", f"{row}.status", delta),
+        _daily(f"substr({row}.closed_at, 1, 10)", "done", done_bucket_sql(seconds), delta, total=seconds,
+               where=f"{row}.status = 'done' and {row}.closed_at is not null and {seconds} is not null"),
+    ])
+
+
+def _rejected(row: str, delta: int) -> str:
+    return (f"insert into daily_counts (day, metric, key, n, total) select substr({row}.recorded_at, 1, 10), "
+            f"'rejected', r.code, {delta}, 0 from {reason_codes_sql(row)} r where {row}.verdict = 'rejected' "
+            "and r.code is not null on conflict do update set n = n + excluded.n;")
+
+
+def _refresh_ticket(ticket_id: str) -> str:
+    return (f"update tickets set source = {first_source_sql(ticket_id)}, unread = {unread_sql(ticket_id)} "
+            f"where id = {ticket_id};")
+
+
+COUNTER_TRIGGERS = (
+    # Tickets: the queue page's counts follow every change of a ticket's desk, routine, queue or status, and
+    # the overview's daily counts every change of its creation day, queue, status or closing.
+    f"""create trigger counters_ticket_insert after insert on tickets begin
+        {_ticket_count("new", 1)}
+        {_ticket_daily("new", 1)}
+    end""",
+    f"""create trigger counters_ticket_update after update of source, routine, queue, status, created_at, closed_at
+        on tickets
+        when old.source is not new.source or old.routine is not new.routine or old.queue is not new.queue
+          or old.status is not new.status or old.created_at is not new.created_at
+          or old.closed_at is not new.closed_at
+    begin
+        {_ticket_count("old", -1)}
+        {_ticket_count("new", 1)}
+        {_ticket_daily("old", -1)}
+        {_ticket_daily("new", 1)}
+    end""",
+    # A deleted ticket leaves the queues; last month's figures stay what they were (statistics, no personal data).
+    f"""create trigger counters_ticket_delete after delete on tickets begin
+        {_ticket_count("old", -1)}
+    end""",
+    # Mail: rejections per day and reason; a ticket's desk (its first mail's source) and its unread flag.
+    f"""create trigger counters_message_insert after insert on messages begin
+        {_rejected("new", 1)}
+        {_refresh_ticket("new.ticket_id")}
+    end""",
+    f"""create trigger counters_message_update after update of verdict, reasons, recorded_at on messages
+        when old.verdict is not new.verdict or old.reasons is not new.reasons
+          or old.recorded_at is not new.recorded_at
+    begin
+        {_rejected("old", -1)}
+        {_rejected("new", 1)}
+    end""",
+    f"""create trigger counters_message_ticket after update of ticket_id, source on messages
+        when old.ticket_id is not new.ticket_id or old.source is not new.source
+    begin
+        {_refresh_ticket("old.ticket_id")}
+        {_refresh_ticket("new.ticket_id")}
+    end""",
+    f"""create trigger counters_message_delete after delete on messages when old.ticket_id is not null begin
+        {_refresh_ticket("old.ticket_id")}
+    end""",
+    # Opening a follow-up (a 'viewed' event naming the mail) may leave its ticket with nothing unread.
+    f"""create trigger counters_viewed_insert after insert on events
+        when new.kind = 'viewed' and new.message_id is not null
+    begin
+        {_refresh_ticket("(select ticket_id from messages where id = new.message_id)")}
+    end""",
+    f"""create trigger counters_viewed_delete after delete on events
+        when old.kind = 'viewed' and old.message_id is not null
+    begin
+        {_refresh_ticket("(select ticket_id from messages where id = old.message_id)")}
+    end""",
+)
+
+
+def _m015_counters(db: sqlite_utils.Database) -> None:
+    """Kept counters for the queue page and the overview, and a kept unread flag for the ticket list.
+
+    ``ticket_counts``: tickets per desk (the source of their first mail), routine, queue and status, now.
+    ``daily_counts``: per day, tickets created (``created``), per queue and per present status of the tickets
+    created that day (``queue``, ``status``), tickets done by their closing day in buckets of time to done
+    (``done``: ``n`` tickets, ``total`` seconds) and rejected mail per reason code (``rejected``).
+    ``tickets.source`` (the ticket's first mail's source) and ``tickets.unread`` (1: a follow-up nobody has
+    opened) are kept on the ticket, the latter with a partial index the ticket list's first page reads.
+    Triggers keep all of it; a deleted ticket or mail never lowers a daily count. The existing rows are
+    counted once here. (Rebuilding a table with sqlite-utils' ``transform`` drops its triggers: a later
+    migration doing so must create them again.)
+    """
+    db.execute("create table ticket_counts (source text not null, routine text not null, queue text not null, "
+               "status text not null, n integer not null, primary key (source, routine, queue, status)) "
+               "without rowid")
+    db.execute("create table daily_counts (day text not null, metric text not null, key text not null, "
+               "n integer not null, total integer not null default 0, primary key (metric, day, key)) "
+               "without rowid")
+    db["tickets"].add_column("source", str)
+    db["tickets"].add_column("unread", int, not_null_default=0)
+    db.execute(f"update tickets set source = {first_source_sql('tickets.id')}, unread = {unread_sql('tickets.id')} "
+               "where exists (select 1 from messages where messages.ticket_id = tickets.id)")
+    for table, select in COUNTER_SOURCES:
+        columns = "source, routine, queue, status, n" if table == "ticket_counts" else "day, metric, key, n, total"
+        db.execute(f"insert into {table} ({columns}) select {columns} from ({select})")
+    # The ticket list's first page puts unread tickets first, latest change first: these partial indexes hold
+    # only unread tickets, with the list's equality filters before the order.
+    for name, columns in (("updated_at", "updated_at"), ("status", "status, updated_at"),
+                          ("queue_status", "queue, status, updated_at"), ("assignee", "assignee, updated_at")):
+        db.execute(f"create index idx_tickets_unread_{name} on tickets ({columns}) where unread = 1")
+    for sql in COUNTER_TRIGGERS:
+        db.execute(sql)
+
+
 #: Ordered, append-only. Never edit an applied migration; add a new one.
 MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("001_initial", _m001_initial),
@@ -511,4 +717,5 @@ MIGRATIONS: list[tuple[str, Callable[[sqlite_utils.Database], None]]] = [
     ("012_approvals", _m012_approvals),
     ("013_checklists", _m013_checklists),
     ("014_desk", _m014_desk),
+    ("015_counters", _m015_counters),
 ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -116,62 +115,24 @@ class ReportQueries(StoreBase):
     def unread_tickets(self, where: str, params: list[Any], limit: int) -> list[dict[str, Any]]:
         """Tickets matching ``where`` with a follow-up nobody has opened, latest change first (at most ``limit``).
 
-        The plan walks tickets by ``updated_at`` until ``limit`` unread ones are found: with few unread tickets
-        that is a walk of them all (the query-plan test accepts an index walk with a limit, so it does not see
-        this). An unread flag kept on tickets, with a partial index, would make it a search."""
-        from intake.store.desk import UNREAD_SQL
-
-        clause = f"{where} and {UNREAD_SQL}" if where else f" where {UNREAD_SQL}"
+        Read from the unread flag kept on each ticket (migration ``015_counters``) by its partial indexes (the
+        unread tickets only, by status, queue and status, or assignee, in the order of their latest change):
+        never a walk of every ticket."""
+        clause = f"{where} and t.unread = 1" if where else " where t.unread = 1"
         return list(self.db.query(f"select * from tickets t{clause} order by updated_at desc, id desc "
                                   f"limit {int(limit)}", params))
 
     def annotate_tickets(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One page of tickets with what the list shows beside the row: ``unread`` (a follow-up nobody has
         opened), ``kommun`` and ``enhet`` (from the form). One indexed query for the page, never the table."""
-        from intake.store.desk import UNREAD_SQL
-
         if not rows:
             return rows
         ids = [r["id"] for r in rows]
         marks = ",".join("?" * len(ids))
         extra = {r["id"]: r for r in self.db.query(
-            f"select t.id, {UNREAD_SQL} as unread, json_extract(t.form, '$.fields.kommun') as kommun, "
+            f"select t.id, t.unread, json_extract(t.form, '$.fields.kommun') as kommun, "
             f"json_extract(t.form, '$.fields.enhet') as enhet from tickets t where t.id in ({marks})", ids)}
         return [{**r, **{k: v for k, v in extra.get(r["id"], {}).items() if k != "id"}} for r in rows]
-
-    def created_days_since(self, first_day: str) -> Counter[str]:
-        return Counter(r["day"] for r in self.db.query(
-            "select substr(created_at, 1, 10) as day from tickets where created_at >= ?", [first_day]))
-
-    def rejection_reason_counts(self, since: str) -> Counter[str]:
-        """Reason codes of the mail rejected since ``since`` (ISO), each counted once per mail."""
-        # Unpacked by SQLite (json_each), not row by row in Python: the period can hold thousands of mails.
-        return Counter({r["code"]: r["n"] for r in self.db.query(
-            "select json_extract(j.value, '$.code') as code, count(distinct m.id) as n "
-            "from messages m, json_each(m.reasons) j where m.verdict = 'rejected' and m.recorded_at >= ? "
-            "and code is not null group by code", [since])})
-
-    def done_spans(self, since: str) -> list[tuple[str, str]]:
-        """(created, closed) of the tickets done since ``since``."""
-        return [(r["created_at"], r["closed_at"]) for r in self.db.query(
-            "select created_at, closed_at from tickets where closed_at >= ? and status = 'done'", [since])]
-
-    # (INDEXED BY: the planner would rather walk a covering (queue|status, ...) index in group order, i.e.
-    # every ticket ever; the period's rows via created_at are what keeps the overview flat in history.)
-
-    def per_queue(self, since: str) -> list[tuple[str, int]]:
-        """Tickets created since ``since`` per queue."""
-        return [(r["queue"] or "", r["n"]) for r in self.db.query(
-            "select queue, count(*) as n from tickets indexed by idx_tickets_created_at where created_at >= ? "
-            "group by queue order by n desc, queue",
-            [since])]
-
-    def per_status(self, since: str) -> list[tuple[str, int]]:
-        """Tickets created since ``since`` per status (the status they have now)."""
-        return [(r["status"], r["n"]) for r in self.db.query(
-            "select status, count(*) as n from tickets indexed by idx_tickets_created_at where created_at >= ? "
-            "group by status order by status",
-            [since])]
 
     # -- retention ------------------------------------------------------------------------------------
 

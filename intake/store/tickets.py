@@ -118,13 +118,11 @@ class TicketQueries(StoreBase):
             [message_pk, ticket_id]).fetchall()]
 
     def status_counts_by_source(self) -> list[dict[str, Any]]:
-        """Tickets counted per source of their first mail (the mailbox, i.e. the desk), routine, queue and status."""
-        return list(self.db.query(
-            "select m.source, t.routine, t.queue, t.status, count(*) as n from tickets t "
-            "left join messages m on m.id = (select min(id) from messages where ticket_id = t.id) "
-            "group by m.source, t.routine, t.queue, t.status"))
+        """Tickets counted per source of their first mail (the mailbox, i.e. the desk; "" when unknown), routine,
+        queue ("" when none) and status: the kept counts (migration ``015_counters``), never a count of tickets."""
+        return list(self.db.query("select source, routine, queue, status, n from ticket_counts where n != 0"))
 
     def status_counts(self) -> list[dict[str, Any]]:
-        """Tickets counted per routine, queue and status."""
-        return list(self.db.query("select routine, queue, status, count(*) as n from tickets "
-                                  "group by routine, queue, status"))
+        """Tickets counted per routine, queue and status (the kept counts)."""
+        return list(self.db.query("select routine, queue, status, sum(n) as n from ticket_counts "
+                                  "group by routine, queue, status having sum(n) != 0"))
