@@ -559,6 +559,13 @@ def _read_header_block(data: bytes, pos: int, limits: MailLimits) -> tuple[int, 
     return end, ctype, cte or b""
 
 
+_TOKEN = rb"[A-Za-z0-9!#$&^_.+-]+"
+_QUOTED = rb'"[\x20\x21\x23-\x5b\x5d-\x7e]*"'  # printable ASCII, no quote, no backslash
+_SIMPLE_CONTENT_TYPE = re.compile(
+    rb"[ \t]*" + _TOKEN + rb"/" + _TOKEN + rb"[ \t]*(?:;[ \t]*[A-Za-z0-9_-]+=(?:" + _QUOTED + rb"|" + _TOKEN
+    + rb")[ \t]*)*;?[ \t]*")
+
+
 def _check_top_content_type(value: bytes | None) -> str:
     """The top-level content type as ``policy.default`` reads it. Read as the header parser will: an RFC 2231
     parameter in a charset that cannot decode (``name*=undefined''x``) stops it whatever the type, so the
@@ -566,6 +573,10 @@ def _check_top_content_type(value: bytes | None) -> str:
     probe = email.message.Message(policy=email.policy.default)
     if value is None:
         return probe.get_content_type()
+    if _SIMPLE_CONTENT_TYPE.fullmatch(value) and b"=?" not in value:
+        # type/subtype and plain or quoted parameters: nothing the header parser could fail on, and it would
+        # read the type as this does.
+        return value.split(b";", 1)[0].strip().decode("ascii").lower()
     try:
         probe["Content-Type"] = email.policy.default.header_fetch_parse(
             "Content-Type", value.decode("ascii", "surrogateescape").strip())
@@ -667,11 +678,37 @@ def _first(headers: dict[str, list[str]], name: str) -> str:
     return values[0] if values else ""
 
 
+#: A mailbox whose reading cannot be in doubt: a plain name of letters, digits, spaces, hyphens and
+#: apostrophes, and a dot-atom address. ``policy.default`` reads it as this does (tests/parsers compare them).
+_SIMPLE_MAILBOX = re.compile(
+    r"[ \t]*(?:(?P<name>[A-Za-z0-9'-]+(?:[ \t]+[A-Za-z0-9'-]+)*)?[ \t]*<(?P<angle>{a})>|(?P<bare>{a}))[ \t]*".format(
+        a=r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"))
+_SPACES = re.compile(r"[ \t]+")
+
+
+def _simple_addresses(value: str) -> list[tuple[str, str]] | None:
+    """The mailboxes of an address header made only of simple mailboxes, or None (then ``policy.default`` reads
+    it: encoded-words, quotes, comments, groups, 8-bit text, anything that could be read two ways)."""
+    found = []
+    for item in _FOLD.sub("", value).split(","):
+        match = _SIMPLE_MAILBOX.fullmatch(item)
+        if match is None:
+            return None
+        address = match.group("angle") or match.group("bare")
+        found.append((address.lower(), _SPACES.sub(" ", match.group("name") or "")))
+    return found
+
+
 def _addresses(msg: email.message.Message, name: str) -> list[tuple[str, str]]:
     """(address, display name) pairs of the first ``name`` header, read by ``policy.default``."""
     value = _first_raw(msg, name)
     if value is None:
         return []
+    simple = _simple_addresses(value)
+    return simple if simple is not None else _policy_addresses(name, value)
+
+
+def _policy_addresses(name: str, value: str) -> list[tuple[str, str]]:
     try:
         header = email.policy.default.header_fetch_parse(name, value)
         return [
