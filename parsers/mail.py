@@ -150,6 +150,7 @@ ELIDE_MIN_BYTES = 1024
 _PARSE_CHUNK = 64 * 1024
 _BASE64_BODY = re.compile(rb"[A-Za-z0-9+/=\r\n\t ]*")
 _WHITESPACE = b" \t\r\n"
+_LEADING_SPACE = re.compile(rb"[ \t\r\n]*")
 
 
 def _parse_eliding(scan: _Scan) -> tuple[email.message.Message, dict[str, memoryview]]:
@@ -163,8 +164,7 @@ def _parse_eliding(scan: _Scan) -> tuple[email.message.Message, dict[str, memory
     data, pieces, bodies, at = scan.data, [], {}, 0
     nonce = secrets.token_hex(8)
     for start, end in scan.base64_bodies:
-        while start < end and data[start] in _WHITESPACE:
-            start += 1
+        start = _LEADING_SPACE.match(data, start, end).end()
         end = _rstrip_end(data, start, end)
         if end - start < ELIDE_MIN_BYTES or _BASE64_BODY.fullmatch(data, start, end) is None:
             continue
@@ -197,10 +197,14 @@ def _feed(data: bytes) -> email.message.Message:
 
 
 def _rstrip_end(data: bytes, start: int, end: int) -> int:
-    """``end`` moved back over trailing whitespace, without copying the body."""
-    while end > start and data[end - 1] in _WHITESPACE:
-        end -= 1
-    return end
+    """``end`` moved back over trailing whitespace, read from the end in slices (never the whole body)."""
+    while end > start:
+        piece = data[max(start, end - 65536) : end]
+        kept = piece.rstrip(_WHITESPACE)
+        if kept:
+            return end - len(piece) + len(kept)
+        end -= len(piece)
+    return start
 
 
 def _is_base64(part: email.message.Message) -> bool:
