@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -134,6 +135,38 @@ def content_hash(raw: bytes) -> str:
 
     Tells a re-delivery of one mail (same body; Received headers may differ) from a different mail that
     reuses a Message-ID (some scan-to-mail devices do): the first is a duplicate, the second is not.
+
+    The hash is ``sha256(raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)[1].rstrip())`` (empty when there is no
+    blank line), computed in slices: the mail is never copied whole (a copy of a 30 MB mail is 30 MB more).
     """
-    body = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)
-    return hashlib.sha256(body[1].rstrip() if len(body) > 1 else b"").hexdigest()
+    digest = hashlib.sha256()
+    blank = _BLANK_LINE.search(raw)
+    if blank is None:
+        return digest.hexdigest()
+    start, end = blank.end(), _end_of_text(raw, blank.end())
+    carry = b""
+    for at in range(start, end, _HASH_SLICE):
+        piece = carry + raw[at : min(at + _HASH_SLICE, end)]
+        # A CR at the end of a slice may begin a CRLF that the next slice ends: hold it back.
+        carry = b"\r" if piece.endswith(b"\r") else b""
+        digest.update((piece[:-1] if carry else piece).replace(b"\r\n", b"\n"))
+    digest.update(carry)
+    return digest.hexdigest()
+
+
+#: The first blank line once CRLF is LF: an LF, then LF or CRLF (a CR followed by LF is dropped).
+_BLANK_LINE = re.compile(rb"\n\r?\n")
+_HASH_SLICE = 1 << 20
+_TRAILING = b" \t\n\r\x0b\x0c"  # what bytes.rstrip() strips
+
+
+def _end_of_text(raw: bytes, start: int) -> int:
+    """Where ``raw[start:]`` ends once trailing whitespace is stripped, read from the end in slices."""
+    end = len(raw)
+    while end > start:
+        piece = raw[max(start, end - 65536) : end]
+        kept = piece.rstrip(_TRAILING)
+        if kept:
+            return end - len(piece) + len(kept)
+        end -= len(piece)
+    return start

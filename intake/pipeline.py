@@ -72,7 +72,10 @@ HEADER_READ_LIMIT = 256 * 1024
 
 def _header_block(raw: bytes) -> bytes | None:
     """The header block of ``raw``, or ``None`` when it is longer than we read (then we never answer)."""
-    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    end = raw.find(b"\r\n\r\n")  # found and sliced, not split: the body is never copied
+    head = raw[:end] if end >= 0 else raw
+    end = head.find(b"\n\n")
+    head = head[:end] if end >= 0 else head
     return head if len(head) <= HEADER_READ_LIMIT else None
 
 

@@ -1,30 +1,39 @@
 """Raw message bytes into a parsed mail: subject, sender, plain body text, attachments, headers.
 
-Two parsers, each for what it does best (FIELD-NOTES, "Mail parsing"): mail-parser for the body
-and the attachments, the stdlib ``email`` package with ``policy.default`` for the address headers
-(``email.utils.parseaddr`` on Python 3.11.7 returns the wrong address for CVE-2023-27043 headers).
-Before either runs, :func:`check_limits` walks the MIME structure with a cheap line scanner, so a
-message with 100k parts or 1000 nested levels is refused in milliseconds instead of costing
-seconds, hundreds of MB or a ``RecursionError``.
+One parse per mail, by the stdlib ``email`` package with the ``compat32`` policy (FIELD-NOTES, "Mail
+parsing"): its tree gives the header values, the text and HTML parts and the attachments, which are
+sorted as mail-parser sorts them (a named part, a part with a Content-ID that is not text, an RTF part
+or one marked ``attachment`` is a file; named inline text is both) and decoded once, straight to bytes.
+``policy.default`` is used only where it is needed for correctness: the From and To headers
+(``email.utils.parseaddr`` on Python 3.11.7 returns the wrong address for CVE-2023-27043 headers;
+``policy.default`` header objects give the real one) and the top-level Content-Type.
+
+Before the parse, :func:`check_limits` walks the MIME structure with a cheap line scanner, so a
+message with 100k parts or 1000 nested levels is refused in milliseconds instead of costing seconds,
+hundreds of MB or a ``RecursionError``. The same scan finds each leaf part's body; a body that is
+base64 text and nothing else is left out of what the ``email`` parser reads (a marker line stands in
+its place) and decoded from the raw bytes directly. That keeps a large attachment from being held as
+lines, as a joined string and as decoded bytes at once: the parse costs about the attachment's size on
+top of the raw mail, and the parser's per-line work is skipped for every file.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import codecs
+import email.feedparser
 import email.header
 import email.message
-import email.parser
 import email.policy
 import email.utils
 import re
+import secrets
 from dataclasses import dataclass, field
 from functools import lru_cache
 from html import unescape
 from html.parser import HTMLParser
 
-import mailparser
+from mailparser.utils import as_string_safe
 
 
 @dataclass(frozen=True)
@@ -90,41 +99,29 @@ def parse_mail(raw: bytes, limits: MailLimits = MailLimits()) -> ParsedMail:  # 
     LF, NUL and other control characters replaced by a space: incoming text must never be able
     to inject a header into a reply. Attachment filenames are returned as sent (untrusted).
     """
-    head_block = check_limits(raw, limits)
+    scan = _scan(raw, limits)
     try:
-        head = email.parser.BytesParser(policy=email.policy.default).parsebytes(head_block, headersonly=True)
-    except Exception as exc:  # noqa: BLE001 - any parser failure is an answerable verdict
-        raise UnparseableMail(f"header parser error: {type(exc).__name__}") from None
-    try:
-        mp = mailparser.parse_from_bytes(raw)
-        plain, html, found = list(mp.text_plain), list(mp.text_html), list(mp.attachments)
-        parser_defects = sorted(mp.defects_categories)
-    except Exception:  # noqa: BLE001 - mail-parser trips over odd charsets and boundaries: read it plainly
-        try:
-            plain, html, found = _plain_walk(raw)
-        except Exception as exc:  # noqa: BLE001 - both parsers failed: a verdict, never a crash
-            raise UnparseableMail(f"mail-parser error: {type(exc).__name__}") from None
-        parser_defects = ["MailParserFallback"]
-    if "MultipartInvariantViolationDefect" in parser_defects:
-        # A multipart whose boundary is empty, missing or never found: mail-parser drops its text
-        # ("content 'mixed' not handled"), so nothing would be scanned. Read it as one text part.
-        try:
-            plain, html, found = _plain_walk(raw)
-        except Exception as exc:  # noqa: BLE001 - its text cannot be read, so it cannot be checked either
-            raise UnparseableMail(f"multipart without a usable boundary: {type(exc).__name__}") from None
+        msg, bodies = _parse_eliding(scan)
+        walked = _Walk(bodies)
+        walked.run(msg)
+    except UnparseableMail:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the stdlib parser and the walk are bounded by the scan; last resort
+        raise UnparseableMail(f"parser error: {type(exc).__name__}") from None
+    plain, html, found = walked.plain, walked.html, walked.attachments
 
     headers: dict[str, list[str]] = {}
-    for name, value in head.raw_items():
+    for name, value in msg.raw_items():
         headers.setdefault(clean_header(name).lower(), []).append(decode_header_value(value))
 
-    defects = list(parser_defects)
+    defects = sorted(walked.defects)
     if len(headers.get("subject", [])) > 1:
         # MUAs show the first Subject; so do we, and we say the mail had more than one.
         defects.append("DuplicateSubject")
 
     headers = {name: [_storable(v) for v in values] for name, values in headers.items()}
-    sender, sender_name = (_storable(x) for x in _first_address(head, "from"))
-    to = [_storable(addr) for addr, _ in _addresses(head, "to")]
+    sender, sender_name = (_storable(x) for x in _first_address(msg, "from"))
+    to = [_storable(addr) for addr, _ in _addresses(msg, "to")]
     html_text = "\n".join(html_to_text(h) for h in html)
     body = "\n".join(plain) if plain else html_text
     return ParsedMail(
@@ -136,59 +133,286 @@ def parse_mail(raw: bytes, limits: MailLimits = MailLimits()) -> ParsedMail:  # 
         date=_date(_first(headers, "date")),
         body_text=_lines(body),
         headers=headers,
-        attachments=[_attachment(a) for a in found],
+        attachments=found,
         in_reply_to=(_MSGID.findall(_first(headers, "in-reply-to")) or [_first(headers, "in-reply-to")])[0],
         references=_MSGID.findall(" ".join(headers.get("references", []))),
-        content_type=head.get_content_type(),
+        content_type=scan.content_type,
         defects=defects,
         # What an HTML reader sees, even when a text part exists: the personal-data scan reads both.
         html_text=_lines(html_text) if plain else "",
     )
 
 
-def _plain_walk(raw: bytes) -> tuple[list[str], list[str], list[dict]]:
-    """Text parts, HTML parts and attachments read with the stdlib parser alone, for mail that mail-parser
-    cannot read (an unknown or broken charset label, ``boundary=""``, a multipart without a boundary).
+# --- one parse, bodies left out -----------------------------------------------------------------
 
-    Runs only after :func:`check_limits`, so the structure is known to be small and shallow. A part's bytes
-    are decoded by :func:`_bytes_to_text` (declared charset, then UTF-8, then Windows-1252), so an odd
-    label costs at worst some replaced characters. Attachments come out in mail-parser's shape.
+#: A base64 body at least this long is decoded from the raw bytes instead of going through the parser.
+ELIDE_MIN_BYTES = 1024
+_PARSE_CHUNK = 64 * 1024
+_BASE64_BODY = re.compile(rb"[A-Za-z0-9+/=\r\n\t ]*")
+_WHITESPACE = b" \t\r\n"
+_LEADING_SPACE = re.compile(rb"[ \t\r\n]*")
+
+
+def _parse_eliding(scan: _Scan) -> tuple[email.message.Message, dict[str, memoryview]]:
+    """The message tree of ``scan.data``, with each long base64 leaf body replaced by a marker line.
+
+    Returns the tree and, by marker, the body's base64 text in the raw bytes. Markers are random per
+    parse, made of base64 letters (so the parser sees the same lines, delimiters and structure) and
+    each must come back as exactly one leaf part's whole payload; when one does not, the mail is parsed
+    again as it is (never seen in practice: a safety net, not a second parse per mail).
     """
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
-    plain: list[str] = []
-    html: list[str] = []
-    found: list[dict] = []
+    data, pieces, bodies, at = scan.data, [], {}, 0
+    nonce = secrets.token_hex(8)
+    for start, end in scan.base64_bodies:
+        start = _LEADING_SPACE.match(data, start, end).end()
+        end = _rstrip_end(data, start, end)
+        if end - start < ELIDE_MIN_BYTES or _BASE64_BODY.fullmatch(data, start, end) is None:
+            continue
+        marker = f"intakeelided{nonce}n{len(bodies)}"
+        pieces += [memoryview(data)[at:start], marker.encode("ascii")]
+        bodies[marker] = memoryview(data)[start:end]
+        at = end
+    if not bodies:
+        return _feed(data), {}
+    pieces.append(memoryview(data)[at:])
+    msg = _feed(b"".join(pieces))
+    claimed = 0
     for part in msg.walk():
-        if part.is_multipart():
-            continue
-        if part.get_content_maintype() == "multipart":
-            # No usable boundary: the stdlib kept the body as one string. Shown as text, scanned as text.
-            plain.append(_bytes_to_text(_payload_bytes(part), _param(part, "charset")))
-            continue
+        payload = part._payload  # noqa: SLF001 - the stored text, not get_payload()'s charset-decoded copy
+        if isinstance(payload, str) and nonce in payload:
+            if payload.strip() not in bodies or not _is_base64(part):
+                return _feed(data), {}
+            claimed += 1
+    if claimed != len(bodies) or (msg.preamble and nonce in msg.preamble) or (msg.epilogue and nonce in msg.epilogue):
+        return _feed(data), {}
+    return msg, bodies
+
+
+def _feed(data: bytes) -> email.message.Message:
+    """``email.message_from_bytes`` fed in chunks: never the whole mail as one str (nor as a UCS-4 StringIO)."""
+    parser = email.feedparser.BytesFeedParser(policy=email.policy.compat32)
+    for at in range(0, len(data), _PARSE_CHUNK):
+        parser.feed(bytes(data[at : at + _PARSE_CHUNK]))
+    return parser.close()
+
+
+def _rstrip_end(data: bytes, start: int, end: int) -> int:
+    """``end`` moved back over trailing whitespace, read from the end in slices (never the whole body)."""
+    while end > start:
+        piece = data[max(start, end - 65536) : end]
+        kept = piece.rstrip(_WHITESPACE)
+        if kept:
+            return end - len(piece) + len(kept)
+        end -= len(piece)
+    return start
+
+
+def _is_base64(part: email.message.Message) -> bool:
+    return str(part.get("content-transfer-encoding", "")).strip().lower() == "base64"
+
+
+def _first_raw(msg: email.message.Message, name: str) -> str | None:
+    """The first ``name`` header's raw value (as in the source, unfolded lines kept)."""
+    for key, value in msg.raw_items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+class _Walk:
+    """Text parts, HTML parts, attachments and defect names of one message tree, as mail-parser sorts them.
+
+    Each part is decoded once: attachments straight to bytes (a left-out base64 body from the raw bytes,
+    through a memoryview), text parts to text by their charset (then UTF-8, with replacement, noted as a
+    ``CharsetDecodeDefect``). Nothing here raises for any tree the parser builds.
+    """
+
+    def __init__(self, bodies: dict[str, memoryview]) -> None:
+        self.bodies = bodies
+        self.plain: list[str] = []
+        self.html: list[str] = []
+        self.attachments: list[Attachment] = []
+        self.defects: set[str] = set()
+
+    def run(self, msg: email.message.Message) -> None:
+        parts: list[tuple[email.message.Message, bool]] = []
+        inside_attached: set[int] = set()
+        for part in msg.walk():
+            self.defects.update(type(d).__name__ for d in part.defects)
+            inside = id(part) in inside_attached
+            parts.append((part, inside))
+            if part.is_multipart():
+                disposition = part.get_content_disposition()
+                # RFC 2183 2.9: a disposition applies to the whole container; inline parts of an attached
+                # container stay inside the attachment.
+                blocks_inline = disposition not in (None, "inline") or (
+                    disposition != "inline" and bool(_filename(part)))
+                if inside or blocks_inline:
+                    inside_attached.update(id(child) for child in part.get_payload())
+        for part, inside in parts:
+            self._part(part, inside, part is msg)
+
+    def _part(self, part: email.message.Message, inside: bool, root: bool) -> None:
+        view = _mime_view(part)
+        disposition = str(view.get_content_disposition() or "").lower()
+        multipart = part.is_multipart()
+        if multipart and disposition != "attachment":
+            return
+        filename = _filename(view)
+        content_id = str(view.get("content-id") or "")
+        subtype = view.get_content_subtype()
+        # mail-parser's tests, "in" included: a subtype that is a substring of "rtf" counts as RTF.
+        attached = bool(filename) or (bool(content_id) and subtype not in ("html", "plain")) or (
+            subtype in "rtf") or disposition == "attachment"
+        if (root or not attached) and not multipart and part.get_content_maintype() == "multipart":
+            # A multipart without a usable boundary (empty, missing, never found): the parser kept its body as
+            # one string. Read as one text part, so its text is shown and scanned.
+            self.plain.append(_bytes_to_text(self._bytes(part), _param(part, "charset")))
+            return
+        if attached:
+            if multipart:
+                self._restore_below(part)
+                data = "".join(as_string_safe(m) for m in part.get_payload()).encode("utf-8", "surrogateescape")
+            else:
+                data = self._bytes(part, attachment=True)
+            self.attachments.append(Attachment(
+                filename=_storable(filename),
+                content_type=_storable((view.get_content_type() or "application/octet-stream").lower()),
+                data=data,
+            ))
+        inline_text = not inside and not multipart and disposition == "inline" and part.get_content_type() in (
+            "text/plain", "text/html")
+        if not attached or inline_text:
+            text = self._text(part, view.get_content_charset("utf-8"))
+            if text:
+                kind = part.get_content_subtype()
+                if kind == "html":
+                    self.html.append(text)
+                elif kind == "plain":
+                    self.plain.append(text)
+
+    def _bytes(self, part: email.message.Message, attachment: bool = False) -> bytes:
+        """The part's content with its transfer encoding undone, decoded once."""
+        payload = part._payload  # noqa: SLF001 - the stored text; get_payload() would copy it
+        body = self.bodies.get(payload.strip()) if self.bodies and isinstance(payload, str) else None
+        if attachment and (body is not None or _is_base64(part)):
+            try:
+                return binascii.a2b_base64(body if body is not None else payload)
+            except (binascii.Error, ValueError):
+                # Broken base64 or 8-bit bytes in it: the file is the text as sent (as mail-parser had it).
+                self._restore(part)
+                return _attached_text(part)
+        if body is not None:
+            try:
+                return binascii.a2b_base64(body)
+            except (binascii.Error, ValueError):
+                self._restore(part)  # a text part: the stdlib decodes it, with its padding repairs
+        return _payload_bytes(part)
+
+    def _text(self, part: email.message.Message, charset: str) -> str:
+        """A body part as text: mail-parser's reading (declared charset, else UTF-8 with replacement)."""
+        cte = str(part.get("content-transfer-encoding", "")).strip().lower()
+        payload = part._payload  # noqa: SLF001
+        if (not cte or cte in ("7bit", "8bit")) and isinstance(payload, str) and not _has_surrogates(payload):
+            return payload
+        data = self._bytes(part)
+        if not data:
+            return ""
         try:
-            filename = part.get_filename() or ""
-        except Exception:  # noqa: BLE001 - an RFC 2231 name in a charset nobody knows
-            filename = ""
-        filename = decode_header_value(str(filename)) if filename else ""
-        disposition = (part.get("content-disposition") or "").split(";", 1)[0].strip().lower()
-        ctype = part.get_content_type()
-        data = _payload_bytes(part)
-        if not filename and disposition != "attachment" and ctype in ("text/plain", "text/html"):
-            text = _bytes_to_text(data, _param(part, "charset"))
-            (plain if ctype == "text/plain" else html).append(text)
-            continue
-        found.append({"filename": filename, "mail_content_type": ctype, "binary": True,
-                      "payload": base64.b64encode(data).decode("ascii"),
-                      "content-disposition": part.get("content-disposition") or ""})
-    return plain, html, found
+            text = data.decode(charset)
+            text.encode("utf-8")  # a codec that makes lone surrogates did not decode
+            return text
+        except Exception:  # noqa: BLE001 - LookupError, UnicodeError, ValueError (a NUL in the label)
+            self.defects.add("CharsetDecodeDefect")
+            try:
+                return data.decode("utf-8")
+            except UnicodeDecodeError:
+                return data.decode("utf-8", "replace")
+
+    def _restore(self, part: email.message.Message) -> None:
+        payload = part._payload  # noqa: SLF001
+        if isinstance(payload, str) and payload.strip() in self.bodies:
+            marker = payload.strip()
+            part._payload = payload.replace(marker, bytes(self.bodies.pop(marker)).decode("ascii"))  # noqa: SLF001
+
+    def _restore_below(self, part: email.message.Message) -> None:
+        """Put the left-out bodies back under ``part``, which is about to be flattened to text."""
+        if self.bodies:
+            for sub in part.walk():
+                self._restore(sub)
+
+
+def _mime_view(part: email.message.Message) -> email.message.Message:
+    """The part's MIME headers with 8-bit bytes read as UTF-8 (replacement for invalid), as mail-parser reads
+    them; the part itself when they are plain ASCII (nearly always)."""
+    names = ("content-type", "content-disposition", "content-id", "content-transfer-encoding")
+    mime = [(k, v) for k, v in part.raw_items() if k.lower() in names]
+    if not any(isinstance(v, str) and _has_surrogates(v) for _, v in mime):
+        return part
+    view = email.message.Message()
+    view.set_default_type(part.get_default_type())
+    for name, value in mime:
+        view[name] = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return view
+
+
+def _filename(part: email.message.Message) -> str:
+    """The filename the part gives (Content-Disposition, else Content-Type name; RFC 2231 and encoded-words
+    decoded), "" when none or unreadable. Untrusted: returned as sent, path parts and all."""
+    try:
+        name = part.get_filename()
+    except Exception:  # noqa: BLE001 - an RFC 2231 name in a charset nobody knows
+        return ""
+    if not name:
+        return ""
+    name = str(name)
+    if _has_surrogates(name):
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    try:
+        text = "".join(
+            chunk if isinstance(chunk, str) else _decode_chunk(chunk, charset or "utf-8")
+            for chunk, charset in email.header.decode_header(name))
+    except Exception:  # noqa: BLE001 - a broken encoded-word: the name as written
+        text = name
+    if _has_surrogates(text):
+        return name.encode("utf-8", "backslashreplace").decode("utf-8").strip()
+    return text.strip()
+
+
+def _decode_chunk(data: bytes, charset: str) -> str:
+    try:
+        return str(data, charset)
+    except Exception:  # noqa: BLE001 - LookupError, UnicodeError, ValueError
+        return str(data, "utf-8", "ignore")
+
+
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _payload_bytes(part: email.message.Message) -> bytes:
-    payload = part.get_payload(decode=True)
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001 - a transfer encoding the stdlib cannot undo: the bytes as sent
+        payload = None
     if isinstance(payload, bytes):
         return payload
-    raw = part.get_payload()
+    raw = part._payload  # noqa: SLF001
     return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+
+
+def _attached_text(part: email.message.Message) -> bytes:
+    """A base64 attachment that does not decode, as mail-parser handed it on: its text, or the stdlib's bytes
+    when the part's charset cannot even show the text."""
+    try:
+        text = part.get_payload()
+    except (LookupError, UnicodeError):
+        return _payload_bytes(part)
+    return str(text).encode("ascii", "replace")
 
 
 def _param(part: email.message.Message, name: str) -> str | None:
@@ -215,30 +439,51 @@ def _lines(text: str) -> str:
 _HEADER_START = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:")  # as email.feedparser's headerRE
 
 
+@dataclass(frozen=True)
+class _Scan:
+    """What the structural scan learnt: the bytes to parse, the top-level header block and content type, and
+    where each leaf part's body lies when its header says base64 (outside ``message/*`` parts)."""
+
+    data: bytes  # the raw mail
+    head: bytes
+    content_type: str
+    base64_bodies: list[tuple[int, int]]
+
+
 def check_limits(raw: bytes, limits: MailLimits) -> bytes:
-    """Refuse ``raw`` if it breaks ``limits``; return its top-level header block (LF line ends).
+    """Refuse ``raw`` if it breaks ``limits``; return its top-level header block.
 
     A line scanner that follows the MIME structure as ``email.feedparser`` would: header blocks,
     ``boundary`` parameters, delimiter lines and ``message/*`` bodies. It reads header lines one
     by one and jumps between delimiter lines with one regular expression, so its cost is
     linear in the size and tiny next to the full parse.
     """
+    return _scan(raw, limits).head
+
+
+def _scan(raw: bytes, limits: MailLimits) -> _Scan:
     if len(raw) > limits.max_bytes:
         raise UnparseableMail(f"limit max_bytes exceeded ({len(raw)} > {limits.max_bytes})")
-    # Bare CR ends a line for the stdlib parser too: normalise, or a CR-only body hides its parts.
-    data = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    data = raw
+    carriage_returns = raw.count(b"\r")
+    if carriage_returns and carriage_returns != raw.count(b"\r\n"):
+        # A bare CR ends a line for the stdlib parser too: normalise, or a CR-only body hides its parts.
+        # (CRLF needs no copy: the scanner reads a CR before LF as part of the line end.)
+        data = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     head: bytes | None = None
+    top_type = "text/plain"
+    bodies: list[tuple[int, int]] = []
     stack: list[tuple[bytes | None, bool]] = []  # open containers: (boundary or None for message/*, is digest)
     parts, pos, default_type = 1, 0, "text/plain"
     while True:
         start = pos
-        pos, ctype = _read_header_block(data, pos, limits)
+        pos, ctype, cte = _read_header_block(data, pos, limits)
         top = head is None
         if top:
             head = data[start:pos]
         maintype, subtype, boundary = _content_type(ctype, default_type)
         if top:
-            _check_top_content_type(ctype)
+            top_type = _check_top_content_type(ctype)
         default_type = "text/plain"
         if maintype == "message" and subtype != "delivery-status":
             stack.append((None, False))  # the body is another message: its header block follows now
@@ -247,11 +492,17 @@ def check_limits(raw: bytes, limits: MailLimits) -> bytes:
         if maintype == "multipart" and boundary is not None:
             stack.append((boundary, subtype == "digest"))
             _check_depth(stack, limits)
+        # A leaf's body runs to the next delimiter line (or the end): noted when it may be left out of the parse.
+        leaf = cte == b"base64" and maintype not in ("multipart", "message") and all(b is not None for b, _ in stack)
         while True:
             delimiter = _delimiter_re(tuple(b for b, _ in stack if b is not None))
             found = delimiter.search(data, pos) if delimiter else None
+            if leaf:
+                bodies.append((pos, found.start() if found else len(data)))
+                leaf = False
             if found is None:
-                return head
+                # The parser reads ``raw`` as sent; body places found in a normalised copy do not apply to it.
+                return _Scan(raw, head, top_type, bodies if data is raw else [])
             index = max(i for i, (b, _) in enumerate(stack) if b == found.group("b"))
             del stack[index + 1 :]
             pos = found.end() + 1
@@ -270,22 +521,28 @@ def _check_depth(stack: list[tuple[bytes | None, bool]], limits: MailLimits) -> 
         raise UnparseableMail(f"limit max_depth exceeded (> {limits.max_depth})")
 
 
-def _read_header_block(data: bytes, pos: int, limits: MailLimits) -> tuple[int, bytes | None]:
-    """Read one header block from ``pos``; return where its body starts and its Content-Type."""
+def _read_header_block(data: bytes, pos: int, limits: MailLimits) -> tuple[int, bytes | None, bytes]:
+    """Read one header block from ``pos``: where its body starts, its Content-Type and its transfer encoding."""
     ctype: bytes | None = None
+    cte: bytes | None = None
     current: list[bytes] = []
     current_len = count = 0
 
     def finish() -> None:
-        nonlocal ctype
-        if current and ctype is None and current[0][:13].lower() == b"content-type:":
+        nonlocal ctype, cte
+        if not current:
+            return
+        name = current[0][:26].lower()
+        if ctype is None and name.startswith(b"content-type:"):
             ctype = b"".join(current)[13:]
+        elif cte is None and name == b"content-transfer-encoding:":
+            cte = b"".join(current)[26:].strip().lower()
 
     end = len(data)
     while pos < end:
         nl = data.find(b"\n", pos)
         line_end = end if nl < 0 else nl
-        line = data[pos:line_end]
+        line = data[pos : line_end - 1 if line_end > pos and data[line_end - 1] == 13 else line_end]  # CR LF
         if line[:1] in (b" ", b"\t") and current:
             current_len += len(line)
             current.append(line)
@@ -298,21 +555,36 @@ def _read_header_block(data: bytes, pos: int, limits: MailLimits) -> tuple[int, 
         else:
             # A blank line ends the block; so does any non-header line, which starts the body.
             finish()
-            return (line_end + 1 if not line else pos), ctype
+            return (line_end + 1 if not line else pos), ctype, cte or b""
         if current_len > limits.max_header_line:
             raise UnparseableMail(f"limit max_header_line exceeded (> {limits.max_header_line})")
         pos = line_end + 1
     finish()
-    return end, ctype
+    return end, ctype, cte or b""
 
 
-def _check_top_content_type(value: bytes | None) -> None:
-    """Read the top-level Content-Type as the header parser will: an RFC 2231 parameter in a charset that
-    cannot decode (``name*=undefined''x``) stops it whatever the type, so the mail cannot be read."""
+_TOKEN = rb"[A-Za-z0-9!#$&^_.+-]+"
+_QUOTED = rb'"[\x20\x21\x23-\x5b\x5d-\x7e]*"'  # printable ASCII, no quote, no backslash
+_SIMPLE_CONTENT_TYPE = re.compile(
+    rb"[ \t]*" + _TOKEN + rb"/" + _TOKEN + rb"[ \t]*(?:;[ \t]*[A-Za-z0-9_-]+=(?:" + _QUOTED + rb"|" + _TOKEN
+    + rb")[ \t]*)*;?[ \t]*")
+
+
+def _check_top_content_type(value: bytes | None) -> str:
+    """The top-level content type as ``policy.default`` reads it. Read as the header parser will: an RFC 2231
+    parameter in a charset that cannot decode (``name*=undefined''x``) stops it whatever the type, so the
+    mail cannot be read."""
+    probe = email.message.Message(policy=email.policy.default)
     if value is None:
-        return
+        return probe.get_content_type()
+    if _SIMPLE_CONTENT_TYPE.fullmatch(value) and b"=?" not in value:
+        # type/subtype and plain or quoted parameters: nothing the header parser could fail on, and it would
+        # read the type as this does.
+        return value.split(b";", 1)[0].strip().decode("ascii").lower()
     try:
-        email.policy.default.header_fetch_parse("Content-Type", value.decode("ascii", "surrogateescape").strip())
+        probe["Content-Type"] = email.policy.default.header_fetch_parse(
+            "Content-Type", value.decode("ascii", "surrogateescape").strip())
+        return probe.get_content_type()
     except Exception as exc:  # noqa: BLE001 - any failure here is the parser's failure on this mail
         raise UnparseableMail(f"content-type parameter unreadable: {type(exc).__name__}") from None
 
@@ -341,7 +613,8 @@ def _delimiter_re(boundaries: tuple[bytes, ...]) -> re.Pattern[bytes] | None:
     if not boundaries:
         return None
     alternatives = b"|".join(re.escape(b) for b in sorted(set(boundaries), key=len, reverse=True))
-    return re.compile(rb"^--(?P<b>" + alternatives + rb")(?P<end>--)?[ \t]*$", re.M)
+    # A CR before the LF belongs to the line end (the scan reads CRLF mail without normalising it).
+    return re.compile(rb"^--(?P<b>" + alternatives + rb")(?P<end>--)?[ \t]*\r?$", re.M)
 
 
 # --- header values ------------------------------------------------------------------------------
@@ -409,12 +682,39 @@ def _first(headers: dict[str, list[str]], name: str) -> str:
     return values[0] if values else ""
 
 
-def _addresses(head: email.message.Message, name: str) -> list[tuple[str, str]]:
+#: A mailbox whose reading cannot be in doubt: a plain name of letters, digits, spaces, hyphens and
+#: apostrophes, and a dot-atom address. ``policy.default`` reads it as this does (tests/parsers compare them).
+_SIMPLE_MAILBOX = re.compile(
+    r"[ \t]*(?:(?P<name>[A-Za-z0-9'-]+(?:[ \t]+[A-Za-z0-9'-]+)*)?[ \t]*<(?P<angle>{a})>|(?P<bare>{a}))[ \t]*".format(
+        a=r"[A-Za-z0-9_+-]+(?:\.[A-Za-z0-9_+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"))
+_SPACES = re.compile(r"[ \t]+")
+
+
+def _simple_addresses(value: str) -> list[tuple[str, str]] | None:
+    """The mailboxes of an address header made only of simple mailboxes, or None (then ``policy.default`` reads
+    it: encoded-words, quotes, comments, groups, 8-bit text, anything that could be read two ways)."""
+    found = []
+    for item in _FOLD.sub("", value).split(","):
+        match = _SIMPLE_MAILBOX.fullmatch(item)
+        if match is None:
+            return None
+        address = match.group("angle") or match.group("bare")
+        found.append((address.lower(), _SPACES.sub(" ", match.group("name") or "")))
+    return found
+
+
+def _addresses(msg: email.message.Message, name: str) -> list[tuple[str, str]]:
     """(address, display name) pairs of the first ``name`` header, read by ``policy.default``."""
+    value = _first_raw(msg, name)
+    if value is None:
+        return []
+    simple = _simple_addresses(value)
+    return simple if simple is not None else _policy_addresses(name, value)
+
+
+def _policy_addresses(name: str, value: str) -> list[tuple[str, str]]:
     try:
-        header = head[name]
-        if header is None:
-            return []
+        header = email.policy.default.header_fetch_parse(name, value)
         return [
             (clean_header(a.addr_spec).lower(), clean_header(a.display_name or ""))
             for a in header.addresses
@@ -424,8 +724,8 @@ def _addresses(head: email.message.Message, name: str) -> list[tuple[str, str]]:
         raise UnparseableMail(f"header {name} unreadable: {type(exc).__name__}") from None
 
 
-def _first_address(head: email.message.Message, name: str) -> tuple[str, str]:
-    found = _addresses(head, name)
+def _first_address(msg: email.message.Message, name: str) -> tuple[str, str]:
+    found = _addresses(msg, name)
     return found[0] if found else ("", "")
 
 
@@ -436,35 +736,6 @@ def _date(value: str) -> object:
         return email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
-
-
-def _attachment(found: dict) -> Attachment:
-    payload = found.get("payload") or ""
-    if found.get("binary"):
-        try:
-            data = base64.b64decode(payload)
-        except (binascii.Error, ValueError):
-            data = payload.encode("ascii", "replace")
-    else:
-        data = payload.encode("utf-8", "surrogateescape")
-    return Attachment(
-        filename=_storable(_given_filename(found)),
-        content_type=_storable((found.get("mail_content_type") or "application/octet-stream").lower()),
-        data=data,
-    )
-
-
-_INVENTED = re.compile(r"[a-z]{10}\.(?:txt|rtf)")
-
-
-def _given_filename(found: dict) -> str:
-    """The filename the mail gave, or "" where mail-parser made one up (random, or the Content-ID)."""
-    name = found.get("filename") or ""
-    if name and name == found.get("content-id"):
-        return ""
-    if _INVENTED.fullmatch(name) and "name" not in str(found.get("content-disposition") or "").lower():
-        return ""
-    return name
 
 
 # --- HTML to text -------------------------------------------------------------------------------
