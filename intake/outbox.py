@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message as EmailMessage
 from pathlib import Path
 from typing import Any
 

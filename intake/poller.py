@@ -20,7 +20,7 @@ import json
 import logging
 import sqlite3
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -34,11 +34,16 @@ from intake.orderers import lookups_for
 from intake.pipeline import Settings, decide
 from intake.recorder import Recorder
 from intake.sources.base import FetchedMail, MailSource, SourceError, SourceUnavailable
-from intake.store import Store
+from intake.store import Recorded, Store
 from rules.packs import Routine
 from rules.reasons import reason
 
 log = logging.getLogger("intake.poll")
+
+#: A fetch batch is decided, recorded in one transaction and moved with one command per folder; at most this
+#: many mails, or (past the first mail) this many bytes of mail, make one batch.
+BATCH_MAILS = 50
+BATCH_BYTES = 32 * 1024 * 1024
 
 
 class StoreFailure(Exception):
@@ -183,28 +188,8 @@ class Poller:
             uids = source.list_uids()
             self._repair(source, uids, result)
             failures = self.store.failures(source.name)
-            for fetched in source.fetch(uids, self.settings.max_message_bytes):
-                result.seen += 1
-                faults.point("mid-batch")
-                raw = fetched.raw if fetched.raw is not None else fetched.header
-                ident = identify(raw)
-                keys = (ident.key, f"{ident.key}#{ident.digest[:16]}")  # the second: a reused Message-ID
-                if any(failures.get(k) for k in keys):
-                    result.left_parked += 1  # parked once, visibly; never tried (or logged) again
-                    continue
-                try:
-                    done = self._handle(source, fetched, ident, result)
-                except (SourceError, StoreFailure):
-                    raise  # the mailbox or the store itself is gone: stop here, the next poll goes on
-                except Exception as exc:  # noqa: BLE001 - one mail must never stop the others
-                    if is_store_failure(exc):
-                        raise StoreFailure(f"store unavailable: {_store_error(exc)}") from None
-                    self._failed(source, fetched, ident.key, None, "mail.handling_failed",
-                                 f"{type(exc).__name__} at {where(exc)}", result)
-                    continue
-                for k in keys:
-                    if done and k in failures:
-                        self.store.clear_failures(source.name, k)
+            for batch in _batches(source.fetch(uids, self.settings.max_message_bytes), BATCH_MAILS, BATCH_BYTES):
+                self._handle_batch(source, batch, failures, result)
         log.info("poll done: %s", result.summary())
         return result
 
@@ -233,11 +218,54 @@ class Poller:
             result.repaired += 1
             log.info("uid=%s was moved by an earlier poll; marked now (found in target: %s)", row["uid"], found)
 
-    def _handle(self, source: MailSource, fetched: FetchedMail, ident: Identity, result: PollResult) -> bool:
-        """Record (unless recorded before) and move one mail; ``True`` once it has left the inbox."""
+    def _handle_batch(self, source: MailSource, batch: list[FetchedMail], failures: dict[str, Any],
+                      result: PollResult) -> None:
+        """Decide every new mail of one fetch batch, record them in one transaction, then move them.
+
+        The order keeps the effect exactly-once: nothing is moved before its record is committed, and a mail
+        recorded but not moved (a kill after the commit) is only moved by the next poll.
+        """
+        plans: list[_Plan] = []
+        in_batch: dict[str, str] = {}  # message key -> content hash, of the mail planned so far
+        for fetched in batch:
+            result.seen += 1
+            faults.point("mid-batch")
+            raw = fetched.raw if fetched.raw is not None else fetched.header
+            ident = identify(raw)
+            keys = (ident.key, f"{ident.key}#{ident.digest[:16]}")  # the second: a reused Message-ID
+            if any(failures.get(k) for k in keys):
+                result.left_parked += 1  # parked once, visibly; never tried (or logged) again
+                continue
+            try:
+                plan = self._plan(fetched, ident, in_batch, result)
+            except (SourceError, StoreFailure):
+                raise  # the mailbox or the store itself is gone: stop here, the next poll goes on
+            except Exception as exc:  # noqa: BLE001 - one mail must never stop the others
+                if is_store_failure(exc):
+                    raise StoreFailure(f"store unavailable: {_store_error(exc)}") from None
+                self._failed(source, fetched, ident.key, None, "mail.handling_failed",
+                             f"{type(exc).__name__} at {where(exc)}", result)
+                continue
+            in_batch.setdefault(plan.key, ident.digest)
+            plan.keys = keys
+            plans.append(plan)
+        self._record(source, [p for p in plans if p.decision is not None], result)
+        groups: dict[str | None, list[_Plan]] = {}
+        for plan in plans:
+            groups.setdefault(plan.folder, []).append(plan)
+        for folder, group in groups.items():
+            self._move_group(source, folder, group, result)
+        for plan in plans:
+            for k in plan.keys:
+                if plan.moved and k in failures:
+                    self.store.clear_failures(source.name, k)
+
+    def _plan(self, fetched: FetchedMail, ident: Identity, in_batch: dict[str, str], result: PollResult) -> _Plan:
+        """What to do with one mail: only move it (recorded before), or decide it (no transaction is open)."""
         key = ident.key
         existing = self.store.find_message(key)
-        if existing is not None and existing["content_hash"] not in (None, ident.digest):
+        if (existing is not None and existing["content_hash"] not in (None, ident.digest)) or \
+                in_batch.get(key, ident.digest) != ident.digest:
             # Same Message-ID, different mail: record it under a key of its own instead of dropping it.
             key = f"{key}#{ident.digest[:16]}"
             existing = self.store.find_message(key)
@@ -249,37 +277,84 @@ class Poller:
                 folder = self.folders.for_message(existing["verdict"], _personal(existing))
             if existing["moved_at"] is not None:
                 self.store.add_event("duplicate_seen", message_id=existing["id"], data={"uid": str(fetched.uid)})
-            return self._move(source, fetched, existing["id"], key, folder, result)
-        decision = replace(self.decide(fetched), message_key=key)  # no transaction is open while deciding
+            return _Plan(fetched, ident, key, folder, message_pk=existing["id"])
+        decision = replace(self.decide(fetched), message_key=key)
         result.decided += 1
-        faults.point("before-commit")
-        now = self.clock()
-        try:
-            recorded = self.recorder.record(decision, fetched, source.name, source.uidvalidity(), now,
-                                            digest=ident.digest)
-        except Exception as exc:  # noqa: BLE001 - sorted below: the store's own failures end the poll
-            if is_store_failure(exc):
-                raise
-            # A value the database refused (e.g. text it cannot store): keep the mail as metadata only.
-            log.error("uid=%s could not be recorded (%s at %s); recording it as unparseable",
-                      fetched.uid, type(exc).__name__, where(exc))
-            decision = _fallback(key, exc)
-            recorded = self.recorder.record(decision, fetched, source.name, source.uidvalidity(), now,
-                                            digest=ident.digest)
-        faults.point("after-commit")
-        result.recorded += 1
-        result.verdicts[decision.verdict] += 1
-        log.info(
-            "recorded uid=%s message-id=%s verdict=%s reasons=%s ticket=%s",
-            fetched.uid, decision.message_id or "-", decision.verdict,
-            ",".join(decision.codes) or "-", recorded.ticket_ref or "-",
-        )
-        return self._move(source, fetched, recorded.message_pk, key,
-                          self.folders.for_message(decision.verdict, decision.personal_data), result)
+        return _Plan(fetched, ident, key, self.folders.for_message(decision.verdict, decision.personal_data),
+                     decision=decision)
 
-    def _move(self, source: MailSource, fetched: FetchedMail, message_pk: int, key: str, folder: str | None,
-              result: PollResult) -> bool:
-        uid = fetched.uid
+    def _record(self, source: MailSource, plans: list[_Plan], result: PollResult) -> None:
+        """Record the batch's decided mail in one transaction (each mail in a savepoint of its own)."""
+        if not plans:
+            return
+        now = self.clock()
+        uidvalidity = source.uidvalidity()
+        recorded: list[tuple[_Plan, Recorded]] = []
+        with self.store.transaction():
+            for plan in plans:
+                faults.point("before-commit")
+                decision, fetched = plan.decision, plan.fetched
+                assert decision is not None
+                try:
+                    done = self.recorder.record(decision, fetched, source.name, uidvalidity, now,
+                                                digest=plan.ident.digest)
+                except Exception as exc:  # noqa: BLE001 - sorted below: the store's own failures end the poll
+                    if is_store_failure(exc):
+                        raise
+                    # A value the database refused (e.g. text it cannot store): its savepoint is rolled
+                    # back; keep the mail as metadata only.
+                    log.error("uid=%s could not be recorded (%s at %s); recording it as unparseable",
+                              fetched.uid, type(exc).__name__, where(exc))
+                    plan.decision = decision = _fallback(plan.key, exc)
+                    plan.folder = self.folders.for_message(decision.verdict, decision.personal_data)
+                    done = self.recorder.record(decision, fetched, source.name, uidvalidity, now,
+                                                digest=plan.ident.digest)
+                plan.message_pk = done.message_pk
+                recorded.append((plan, done))
+        for plan, done in recorded:
+            faults.point("after-commit")
+            decision = plan.decision
+            assert decision is not None
+            if not done.new:  # the same mail twice in one batch: the first one's record stands
+                result.already_recorded += 1
+                continue
+            result.recorded += 1
+            result.verdicts[decision.verdict] += 1
+            log.info(
+                "recorded uid=%s message-id=%s verdict=%s reasons=%s ticket=%s",
+                plan.fetched.uid, decision.message_id or "-", decision.verdict,
+                ",".join(decision.codes) or "-", done.ticket_ref or "-",
+            )
+
+    def _move_group(self, source: MailSource, folder: str | None, group: list[_Plan], result: PollResult) -> None:
+        """Move (or delete) the recorded mail of one batch bound for ``folder``: one command where the source
+        can take several, then mark them moved in one transaction. If the command fails, each mail is tried on
+        its own, so only the mail that cannot be moved counts a failure."""
+        many = getattr(source, "delete_many" if folder is None else "move_many", None)
+        if many is None or len(group) == 1:
+            for plan in group:
+                plan.moved = self._move(source, plan, result)
+            return
+        try:
+            many([p.fetched.uid for p in group]) if folder is None else many([p.fetched.uid for p in group], folder)
+        except SourceUnavailable:
+            raise  # the connection is gone, not these mails' fault: the next poll moves them
+        except SourceError as exc:
+            log.warning("moving %d mails to %s at once failed (%s); moving them one by one",
+                        len(group), folder or "(deleted)", exc)
+            for plan in group:
+                plan.moved = self._move(source, plan, result)
+            return
+        for _ in group:
+            faults.point("after-move")
+        with self.store.transaction():
+            for plan in group:
+                self.store.mark_moved(plan.message_pk, folder or "(deleted)")
+                plan.moved = True
+        result.moved += len(group)
+
+    def _move(self, source: MailSource, plan: _Plan, result: PollResult) -> bool:
+        uid, folder = plan.fetched.uid, plan.folder
         try:
             if folder is None:
                 source.delete(uid)
@@ -289,10 +364,10 @@ class Poller:
             raise  # the connection is gone, not this mail's fault: the next poll moves it
         except SourceError as exc:
             # Recorded but not moved: the next poll sees it again and only moves it, up to max_attempts.
-            self._failed(source, fetched, key, message_pk, "mail.move_failed", str(exc), result)
+            self._failed(source, plan.fetched, plan.key, plan.message_pk, "mail.move_failed", str(exc), result)
             return False
         faults.point("after-move")
-        self.store.mark_moved(message_pk, folder or "(deleted)")
+        self.store.mark_moved(plan.message_pk, folder or "(deleted)")
         result.moved += 1
         return True
 
@@ -354,6 +429,34 @@ class Pollers:
         if unreachable is not None:
             raise unreachable
         return total
+
+
+@dataclass
+class _Plan:
+    """One mail of a batch: recorded before (``message_pk`` known) or decided now (``decision``)."""
+
+    fetched: FetchedMail
+    ident: Identity
+    key: str
+    folder: str | None
+    decision: Decision | None = None
+    message_pk: int = 0
+    keys: tuple[str, ...] = ()
+    moved: bool = False
+
+
+def _batches(mails: Iterable[FetchedMail], size: int, max_bytes: int) -> Iterator[list[FetchedMail]]:
+    """``mails`` in lists of at most ``size``, cut early once they hold ``max_bytes`` of mail."""
+    batch: list[FetchedMail] = []
+    held = 0
+    for mail in mails:
+        batch.append(mail)
+        held += len(mail.raw) if mail.raw is not None else len(mail.header)
+        if len(batch) >= size or held >= max_bytes:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
 
 
 def _fallback(key: str, exc: Exception) -> Decision:
