@@ -128,7 +128,8 @@ def make_mailbox_poller(config: Config, store: Store, routines: list[Routine], b
     )
 
 
-def blank_form_attachments(routines: list[Routine], store: Store, default_routine: str = ""):
+def blank_form_attachments(routines: list[Routine], store: Store, default_routine: str = "",
+                           cache_dir: Path | None = None):
     """Attachments of the blank form for a rejection, generated from the pack (never drifts) once per pack
     version and process (:func:`intake.blankforms.blank_form_bytes`). A mail that named no routine gets the
     default routine's form (``mailbox.default_routine``), never simply the first one enabled."""
@@ -141,8 +142,8 @@ def blank_form_attachments(routines: list[Routine], store: Store, default_routin
             return []
         from intake.blankforms import blank_form_bytes
 
-        return [(name, data, _mime(Path(name))) for name, data in blank_form_bytes(routine.form_schema,
-                                                                                   routine.form_name)]
+        forms = blank_form_bytes(routine.form_schema, routine.form_name, cache_dir=cache_dir)
+        return [(name, data, _mime(Path(name))) for name, data in forms]
 
     return attachments
 
@@ -163,7 +164,8 @@ def make_outbox(config: Config, store: Store, routines: list[Routine]) -> Outbox
         from_address=config["replies"]["from_address"],
         from_name=config["replies"]["from_name"],
         max_attempts=out["max_attempts"],
-        blank_forms=blank_form_attachments(routines, store, config["mailbox"]["default_routine"]),
+        blank_forms=blank_form_attachments(routines, store, config["mailbox"]["default_routine"],
+                                           cache_dir=config.db_path.parent / "cache" / "blankforms"),
         identities=identities_of(config, routines),
     )
 

@@ -226,7 +226,9 @@ class Outbox:
             self._fail(row, str(exc), now_iso)
             result.failed += 1
             return True
-        with store.transaction():
+        # Not flushed to disk: a kill cannot undo it, only a power cut in the next moments (after which the
+        # reply would go again; the server's own acceptance was never atomic with this mark anyway).
+        with store.transaction(synced=False):
             store.update_outbox(row["id"], {"status": "sent", "sent_at": now_iso, "attempts": row["attempts"] + 1})
             store.add_event("reply_sent", ticket_id=row["ticket_id"], message_id=row["message_id"], at=now_iso,
                             data={"kind": row["kind"], "outbox": row["id"]})
