@@ -188,7 +188,8 @@ class Poller:
             uids = source.list_uids()
             self._repair(source, uids, result)
             failures = self.store.failures(source.name)
-            for batch in _batches(source.fetch(uids, self.settings.max_message_bytes), BATCH_MAILS, BATCH_BYTES):
+            size = min(BATCH_MAILS, getattr(source, "batch_size", BATCH_MAILS))  # the source's own fetch batch
+            for batch in _batches(source.fetch(uids, self.settings.max_message_bytes), size, BATCH_BYTES):
                 self._handle_batch(source, batch, failures, result)
         log.info("poll done: %s", result.summary())
         return result
@@ -327,49 +328,42 @@ class Poller:
             )
 
     def _move_group(self, source: MailSource, folder: str | None, group: list[_Plan], result: PollResult) -> None:
-        """Move (or delete) the recorded mail of one batch bound for ``folder``: one command where the source
-        can take several, then mark them moved in one transaction. If the command fails, each mail is tried on
-        its own, so only the mail that cannot be moved counts a failure."""
+        """Move (or delete) the recorded mail of one batch bound for ``folder``, then mark it moved in one
+        transaction. A source that can move several mails at once gets one command; if that fails, or the
+        source cannot, each mail is moved on its own, so only a mail that cannot be moved counts a failure."""
+        uids = [p.fetched.uid for p in group]
         many = getattr(source, "delete_many" if folder is None else "move_many", None)
-        if many is None or len(group) == 1:
+        moved: list[_Plan] = []
+        if many is not None and len(group) > 1:
+            try:
+                many(uids) if folder is None else many(uids, folder)
+                moved = group
+            except SourceUnavailable:
+                raise  # the connection is gone, not these mails' fault: the next poll moves them
+            except SourceError as exc:
+                log.warning("moving %d mails to %s at once failed (%s); moving them one by one",
+                            len(group), folder or "(deleted)", exc)
+        if not moved:
             for plan in group:
-                plan.moved = self._move(source, plan, result)
-            return
-        try:
-            many([p.fetched.uid for p in group]) if folder is None else many([p.fetched.uid for p in group], folder)
-        except SourceUnavailable:
-            raise  # the connection is gone, not these mails' fault: the next poll moves them
-        except SourceError as exc:
-            log.warning("moving %d mails to %s at once failed (%s); moving them one by one",
-                        len(group), folder or "(deleted)", exc)
-            for plan in group:
-                plan.moved = self._move(source, plan, result)
-            return
-        for _ in group:
+                try:
+                    source.move(plan.fetched.uid, folder) if folder is not None else source.delete(plan.fetched.uid)
+                except SourceUnavailable:
+                    raise
+                except SourceError as exc:
+                    # Recorded but not moved: the next poll sees it again and only moves it, up to max_attempts.
+                    self._failed(source, plan.fetched, plan.key, plan.message_pk, "mail.move_failed", str(exc),
+                                 result)
+                    continue
+                moved.append(plan)
+        for _ in moved:
             faults.point("after-move")
+        if not moved:
+            return
         with self.store.transaction():
-            for plan in group:
+            for plan in moved:
                 self.store.mark_moved(plan.message_pk, folder or "(deleted)")
                 plan.moved = True
-        result.moved += len(group)
-
-    def _move(self, source: MailSource, plan: _Plan, result: PollResult) -> bool:
-        uid, folder = plan.fetched.uid, plan.folder
-        try:
-            if folder is None:
-                source.delete(uid)
-            else:
-                source.move(uid, folder)
-        except SourceUnavailable:
-            raise  # the connection is gone, not this mail's fault: the next poll moves it
-        except SourceError as exc:
-            # Recorded but not moved: the next poll sees it again and only moves it, up to max_attempts.
-            self._failed(source, plan.fetched, plan.key, plan.message_pk, "mail.move_failed", str(exc), result)
-            return False
-        faults.point("after-move")
-        self.store.mark_moved(plan.message_pk, folder or "(deleted)")
-        result.moved += 1
-        return True
+        result.moved += len(moved)
 
     def _failed(self, source: MailSource, fetched: FetchedMail, key: str, message_pk: int | None, why: str,
                 detail: str, result: PollResult) -> None:

@@ -131,6 +131,11 @@ class ImapSource:
     def __repr__(self) -> str:
         return f"ImapSource({self.name})"
 
+    @property
+    def batch_size(self) -> int:
+        """How many mails one fetch asks for: the poller records and moves the same batches."""
+        return self.config.batch_size
+
     # -- session ------------------------------------------------------------------------------------
 
     def __enter__(self) -> ImapSource:

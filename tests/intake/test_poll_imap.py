@@ -79,24 +79,24 @@ def test_server_going_away_mid_poll_then_next_poll_recovers(dovecot_factory, tmp
     conf = write_config(tmp_path, account)
     store, poller = in_process_poller(conf, account)
 
-    # Kill the server after a few mails are done, from inside the poll.
-    original = poller._handle
+    # Kill the server after two fetch batches (of 4) are done, from inside the poll.
+    original = poller._handle_batch
     calls = {"n": 0}
 
     def handle_then_die(*args):
         original(*args)
         calls["n"] += 1
-        if calls["n"] == 5:
+        if calls["n"] == 2:
             server.kill()
 
-    poller._handle = handle_then_die
+    poller._handle_batch = handle_then_die
     with pytest.raises(SourceError):
         poller.poll_once()
     recorded_first = store.db["messages"].count
     assert 5 <= recorded_first < 12
 
     server.start()
-    poller._handle = original
+    poller._handle_batch = original
     poller.poll_once()
     keys = [r["message_key"] for r in store.db.query("select message_key from messages")]
     assert sorted(keys) == sorted(f"mid:<m{i}@x.test>" for i in range(12))
