@@ -134,16 +134,19 @@ def blank_form_attachments(routines: list[Routine], store: Store, default_routin
     version and process (:func:`intake.blankforms.blank_form_bytes`). A mail that named no routine gets the
     default routine's form (``mailbox.default_routine``), never simply the first one enabled."""
     by_id = {r.id: r for r in routines}
+    made: dict[str, list[tuple[str, bytes, str]]] = {}  # these routines' packs do not change under us
 
     def attachments(outbox_id: int) -> list[tuple[str, bytes, str]]:
         routine_id = store.outbox_routine(outbox_id) or default_routine
         routine = by_id.get(routine_id)
         if routine is None or routine.form_schema is None:
             return []
-        from intake.blankforms import blank_form_bytes
+        if routine_id not in made:
+            from intake.blankforms import blank_form_bytes
 
-        forms = blank_form_bytes(routine.form_schema, routine.form_name, cache_dir=cache_dir)
-        return [(name, data, _mime(Path(name))) for name, data in forms]
+            forms = blank_form_bytes(routine.form_schema, routine.form_name, cache_dir=cache_dir)
+            made[routine_id] = [(name, data, _mime(Path(name))) for name, data in forms]
+        return list(made[routine_id])
 
     return attachments
 
