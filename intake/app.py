@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from intake.config import Config, MailboxConfig
+from intake.deciders import default_workers
 from intake.outbox import Outbox, file_transport, smtp_transport
 from intake.pipeline import Settings
 from intake.poller import Folders, Poller, Pollers
@@ -125,6 +126,8 @@ def make_mailbox_poller(config: Config, store: Store, routines: list[Routine], b
         rate_limit_per_hour=config["replies"]["rate_limit_per_hour"],
         max_attempts=config["poll"]["max_attempts"],
         mailbox=box,
+        workers=config["poll"]["workers"] or default_workers(),
+        db_path=config.db_path,
     )
 
 

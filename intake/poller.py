@@ -27,6 +27,7 @@ from typing import Any
 
 from intake import faults, moves
 from intake.approvals import ApprovalLookup
+from intake.deciders import DecideFailure, DecidePool
 from intake.decision import Decision
 from intake.identity import Identity, identify
 from intake.logs import where
@@ -129,6 +130,8 @@ class Poller:
         max_attempts: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         mailbox: Any = None,
+        workers: int = 1,
+        db_path: Any = None,
     ):
         #: The configured mailbox (:class:`intake.config.MailboxConfig`) this poller serves, if known.
         self.mailbox = mailbox
@@ -140,6 +143,10 @@ class Poller:
         self.folders = folders
         self.max_attempts = max_attempts
         self.clock = clock
+        #: Processes deciding a batch in parallel (``poll.workers``), given the store's path to open their own.
+        self.workers = workers
+        self.db_path = db_path
+        self._pool: DecidePool | None = None
         self.recorder = Recorder(store, routines, settings, rate_limit_per_hour=rate_limit_per_hour)
 
     def poll_once(self, *, respect_backoff: bool = False) -> PollResult:
@@ -189,8 +196,12 @@ class Poller:
             self._repair(source, uids, result)
             failures = self.store.failures(source.name)
             size = min(BATCH_MAILS, getattr(source, "batch_size", BATCH_MAILS))  # the source's own fetch batch
-            for batch in _batches(source.fetch(uids, self.settings.max_message_bytes), size, BATCH_BYTES):
-                self._handle_batch(source, batch, failures, result)
+            try:
+                with DecidePool(self, self.workers, self.db_path) as self._pool:
+                    for batch in _batches(source.fetch(uids, self.settings.max_message_bytes), size, BATCH_BYTES):
+                        self._handle_batch(source, batch, failures, result)
+            finally:
+                self._pool = None
         log.info("poll done: %s", result.summary())
         return result
 
@@ -224,9 +235,11 @@ class Poller:
         """Decide every new mail of one fetch batch, record them in one transaction, then move them.
 
         The order keeps the effect exactly-once: nothing is moved before its record is committed, and a mail
-        recorded but not moved (a kill after the commit) is only moved by the next poll.
+        recorded but not moved (a kill after the commit) is only moved by the next poll. No transaction is
+        open while deciding; the batch's mails are decided together (in the workers, when there are any).
         """
         plans: list[_Plan] = []
+        new: list[_Plan] = []
         in_batch: dict[str, str] = {}  # message key -> content hash, of the mail planned so far
         for fetched in batch:
             result.seen += 1
@@ -249,7 +262,8 @@ class Poller:
                 continue
             in_batch.setdefault(plan.key, ident.digest)
             plan.keys = keys
-            plans.append(plan)
+            (plans if plan.message_pk else new).append(plan)
+        plans += self._decide_all(source, new, result)
         self._record(source, [p for p in plans if p.decision is not None], result)
         groups: dict[str | None, list[_Plan]] = {}
         for plan in plans:
@@ -262,7 +276,7 @@ class Poller:
                     self.store.clear_failures(source.name, k)
 
     def _plan(self, fetched: FetchedMail, ident: Identity, in_batch: dict[str, str], result: PollResult) -> _Plan:
-        """What to do with one mail: only move it (recorded before), or decide it (no transaction is open)."""
+        """What to do with one mail: only move it (recorded before, ``message_pk`` set), or decide it."""
         key = ident.key
         existing = self.store.find_message(key)
         if (existing is not None and existing["content_hash"] not in (None, ident.digest)) or \
@@ -279,10 +293,38 @@ class Poller:
             if existing["moved_at"] is not None:
                 self.store.add_event("duplicate_seen", message_id=existing["id"], data={"uid": str(fetched.uid)})
             return _Plan(fetched, ident, key, folder, message_pk=existing["id"])
-        decision = replace(self.decide(fetched), message_key=key)
-        result.decided += 1
-        return _Plan(fetched, ident, key, self.folders.for_message(decision.verdict, decision.personal_data),
-                     decision=decision)
+        return _Plan(fetched, ident, key, None)
+
+    def _decide_all(self, source: MailSource, new: list[_Plan], result: PollResult) -> list[_Plan]:
+        """Decide the batch's new mail (in the worker processes when there are any, else here), in order."""
+        if not new:
+            return []
+        now = self.clock()
+        mails = [p.fetched for p in new]
+        outcomes = self._pool.decide(mails, now) if self._pool is not None else None
+        if outcomes is None:
+            outcomes = []
+            for mail in mails:
+                try:
+                    outcomes.append(self.decide(mail, now=now))
+                except Exception as exc:  # noqa: BLE001 - sorted below, as for a worker's
+                    outcomes.append(exc)
+        decided = []
+        for plan, outcome in zip(new, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if getattr(outcome, "store", False) or is_store_failure(outcome):
+                    raise StoreFailure(f"store unavailable: {outcome}") from None
+                if isinstance(outcome, SourceError):
+                    raise outcome
+                detail = str(outcome) if isinstance(outcome, DecideFailure) else \
+                    f"{type(outcome).__name__} at {where(outcome)}"
+                self._failed(source, plan.fetched, plan.ident.key, None, "mail.handling_failed", detail, result)
+                continue
+            plan.decision = replace(outcome, message_key=plan.key)
+            plan.folder = self.folders.for_message(outcome.verdict, outcome.personal_data)
+            result.decided += 1
+            decided.append(plan)
+        return decided
 
     def _record(self, source: MailSource, plans: list[_Plan], result: PollResult) -> None:
         """Record the batch's decided mail in one transaction (each mail in a savepoint of its own)."""
@@ -381,12 +423,15 @@ class Poller:
             log.error("uid=%s failed (%s: %s), attempt %d of %d; left in the inbox",
                       fetched.uid, why, detail, attempts, self.max_attempts)
 
-    def decide(self, fetched: FetchedMail) -> Decision:
+    def decide(self, fetched: FetchedMail, *, now: datetime | None = None) -> Decision:
+        """The decision on one mail as of ``now`` (default: the poller's clock); pure but for the store's
+        answers, so the deciding workers (:mod:`intake.deciders`) run this very method."""
         raw = fetched.raw if fetched.raw is not None else fetched.header
+        now = now or self.clock()
         return decide(
-            raw, self.routines, settings=self.settings, now=self.clock(), received=fetched.received,
+            raw, self.routines, settings=self.settings, now=now, received=fetched.received,
             lookup=self.lookup, size=fetched.size,
-            lookups={**lookups_for(self.store), "approval": ApprovalLookup(self.store, self.clock)},
+            lookups={**lookups_for(self.store), "approval": ApprovalLookup(self.store, lambda: now)},
         )
 
     def lookup(self, ref: str | None, message_ids: list[str]) -> dict[str, Any] | None:
