@@ -20,10 +20,11 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from intake.decision import Decision
@@ -36,6 +37,9 @@ log = logging.getLogger("intake.poll")
 MIN_BATCH = 4
 #: A mail larger than this is decided in the poller, so its bytes are never copied to another process.
 MAX_SHIPPED_BYTES = 1024 * 1024
+
+#: How often a worker checks that the poller that forked it is still there.
+ORPHAN_CHECK_SECONDS = 0.2
 
 _poller: Any = None  # in a worker: the poller it was forked from, with a store connection of its own
 
@@ -72,12 +76,14 @@ class DecidePool:
         return (self.workers > 1 and count >= MIN_BATCH and not self._broken and self.db_path is not None
                 and (self._executor is not None or threading.active_count() == 1))
 
-    def decide(self, mails: list[FetchedMail], now: datetime) -> list[Decision | BaseException] | None:
-        """Each mail's decision (or the exception deciding it raised), in order; ``None`` when the pool
-        cannot be used now (the caller decides in-process)."""
+    def submit(self, mails: list[FetchedMail], now: datetime) -> Pending | None:
+        """Start deciding ``mails`` in the workers and return at once; ``None`` when the pool cannot be used
+        now (the caller decides in-process). The poller records the previous batch meanwhile."""
         shipped = [m for m in mails if (len(m.raw) if m.raw is not None else len(m.header)) <= MAX_SHIPPED_BYTES]
         if not self.usable(len(shipped)):
             return None
+        ids = [id(m) for m in shipped]
+        shipped = [_shippable(m) for m in shipped]
         try:
             if self._executor is None:
                 global _poller
@@ -85,22 +91,46 @@ class DecidePool:
                 self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
                                                      initializer=_start_worker, initargs=(str(self.db_path),))
             chunk = max(1, len(shipped) // (self.workers * 2))
-            results = dict(zip((id(m) for m in shipped),
-                               self._executor.map(_decide, shipped, [now] * len(shipped), chunksize=chunk),
-                               strict=True))
+            answers = self._executor.map(_decide, shipped, [now] * len(shipped), chunksize=chunk)
         except BrokenProcessPool:
-            log.error("a deciding worker died; this poll decides the rest of its mail by itself")
-            self._broken = True
-            self.__exit__()
+            self._break()
             return None
-        by_id = self.poller.by_id
+        return Pending(self, mails, ids, answers, now)
+
+    def decide(self, mails: list[FetchedMail], now: datetime) -> list[Decision | BaseException] | None:
+        """Each mail's decision (or the exception deciding it raised), in order; ``None`` when the pool
+        cannot be used now."""
+        pending = self.submit(mails, now)
+        return pending.result() if pending is not None else None
+
+    def _break(self) -> None:
+        log.error("a deciding worker died; this poll decides the rest of its mail by itself")
+        self._broken = True
+        self.__exit__()
+
+
+class Pending:
+    """The decisions on one batch, being made in the workers."""
+
+    def __init__(self, pool: DecidePool, mails: list[FetchedMail], shipped: list[int], answers: Any,
+                 now: datetime):
+        self.pool, self.mails, self.shipped, self.answers, self.now = pool, mails, shipped, answers, now
+
+    def result(self) -> list[Decision | BaseException]:
+        """Each mail's decision or exception, in order (the whole batch decided here if a worker died)."""
+        poller = self.pool.poller
+        try:
+            results = dict(zip(self.shipped, self.answers, strict=True))
+        except BrokenProcessPool:
+            self.pool._break()
+            return [_in_process(poller, m, self.now) for m in self.mails]
         out: list[Decision | BaseException] = []
-        for mail in mails:
+        for mail in self.mails:
             if id(mail) not in results:
-                out.append(_in_process(self.poller, mail, now))
+                out.append(_in_process(poller, mail, self.now))
                 continue
             kind, value = results[id(mail)]
-            out.append(restore(value, by_id) if kind == "ok" else DecideFailure(*value))
+            out.append(restore(value, poller.by_id) if kind == "ok" else DecideFailure(*value))
         return out
 
 
@@ -112,6 +142,15 @@ class DecideFailure(Exception):
         self.kind, self.place, self.store = kind, place, store
 
 
+def _shippable(mail: FetchedMail) -> FetchedMail:
+    """``mail`` with its arrival time in the standard library's fixed-offset zone: the IMAP library's own
+    zone class cannot be rebuilt by pickle in the worker."""
+    when = mail.received
+    if when is None or when.tzinfo is None or type(when.tzinfo) is timezone:
+        return mail
+    return replace(mail, received=when.replace(tzinfo=timezone(when.utcoffset() or timedelta(0))))
+
+
 def _in_process(poller: Any, mail: FetchedMail, now: datetime) -> Decision | BaseException:
     try:
         return poller.decide(mail, now=now)
@@ -120,10 +159,20 @@ def _in_process(poller: Any, mail: FetchedMail, now: datetime) -> Decision | Bas
 
 
 def _start_worker(db_path: str) -> None:
-    """In a new worker: a store connection of its own (the inherited one is never touched)."""
+    """In a new worker: a store connection of its own (the inherited one is never touched), and a watch
+    that ends the worker when the poller is gone (killed: nobody would ever ask it again, and it would keep
+    the poller's output open for whoever waits on it)."""
     from intake.store import open_store
 
     _poller.store = open_store(db_path)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(ORPHAN_CHECK_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
 
 def _decide(mail: FetchedMail, now: datetime) -> tuple[str, Any]:

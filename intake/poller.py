@@ -27,7 +27,7 @@ from typing import Any
 
 from intake import faults, moves
 from intake.approvals import ApprovalLookup
-from intake.deciders import DecideFailure, DecidePool
+from intake.deciders import DecideFailure, DecidePool, Pending
 from intake.decision import Decision
 from intake.identity import Identity, identify
 from intake.logs import where
@@ -196,10 +196,18 @@ class Poller:
             self._repair(source, uids, result)
             failures = self.store.failures(source.name)
             size = min(BATCH_MAILS, getattr(source, "batch_size", BATCH_MAILS))  # the source's own fetch batch
+            seen: dict[str, str] = {}  # message key -> content hash, of the mail planned so far in this poll
             try:
                 with DecidePool(self, self.workers, self.db_path) as self._pool:
+                    # While the workers decide one batch, the poller records and moves the one before it.
+                    ahead: _Staged | None = None
                     for batch in _batches(source.fetch(uids, self.settings.max_message_bytes), size, BATCH_BYTES):
-                        self._handle_batch(source, batch, failures, result)
+                        staged = self._stage(source, batch, failures, seen, result)
+                        if ahead is not None:
+                            self._finish(source, ahead, failures, result)
+                        ahead = staged
+                    if ahead is not None:
+                        self._finish(source, ahead, failures, result)
             finally:
                 self._pool = None
         log.info("poll done: %s", result.summary())
@@ -230,17 +238,11 @@ class Poller:
             result.repaired += 1
             log.info("uid=%s was moved by an earlier poll; marked now (found in target: %s)", row["uid"], found)
 
-    def _handle_batch(self, source: MailSource, batch: list[FetchedMail], failures: dict[str, Any],
-                      result: PollResult) -> None:
-        """Decide every new mail of one fetch batch, record them in one transaction, then move them.
-
-        The order keeps the effect exactly-once: nothing is moved before its record is committed, and a mail
-        recorded but not moved (a kill after the commit) is only moved by the next poll. No transaction is
-        open while deciding; the batch's mails are decided together (in the workers, when there are any).
-        """
+    def _stage(self, source: MailSource, batch: list[FetchedMail], failures: dict[str, Any],
+               seen: dict[str, str], result: PollResult) -> _Staged:
+        """Identify each mail of a fetch batch and start deciding the new ones (no transaction is open)."""
         plans: list[_Plan] = []
         new: list[_Plan] = []
-        in_batch: dict[str, str] = {}  # message key -> content hash, of the mail planned so far
         for fetched in batch:
             result.seen += 1
             faults.point("mid-batch")
@@ -251,7 +253,7 @@ class Poller:
                 result.left_parked += 1  # parked once, visibly; never tried (or logged) again
                 continue
             try:
-                plan = self._plan(fetched, ident, in_batch, result)
+                plan = self._plan(fetched, ident, seen, result)
             except (SourceError, StoreFailure):
                 raise  # the mailbox or the store itself is gone: stop here, the next poll goes on
             except Exception as exc:  # noqa: BLE001 - one mail must never stop the others
@@ -260,10 +262,20 @@ class Poller:
                 self._failed(source, fetched, ident.key, None, "mail.handling_failed",
                              f"{type(exc).__name__} at {where(exc)}", result)
                 continue
-            in_batch.setdefault(plan.key, ident.digest)
+            seen.setdefault(plan.key, ident.digest)
             plan.keys = keys
             (plans if plan.message_pk else new).append(plan)
-        plans += self._decide_all(source, new, result)
+        now = self.clock()
+        pending = self._pool.submit([p.fetched for p in new], now) if self._pool is not None and new else None
+        return _Staged(plans, new, now, pending)
+
+    def _finish(self, source: MailSource, staged: _Staged, failures: dict[str, Any], result: PollResult) -> None:
+        """Take a staged batch's decisions, record them in one transaction, then move the batch.
+
+        The order keeps the effect exactly-once: nothing is moved before its record is committed, and a mail
+        recorded but not moved (a kill after the commit) is only moved by the next poll.
+        """
+        plans = staged.plans + self._decided(source, staged, result)
         self._record(source, [p for p in plans if p.decision is not None], result)
         groups: dict[str | None, list[_Plan]] = {}
         for plan in plans:
@@ -275,12 +287,12 @@ class Poller:
                 if plan.moved and k in failures:
                     self.store.clear_failures(source.name, k)
 
-    def _plan(self, fetched: FetchedMail, ident: Identity, in_batch: dict[str, str], result: PollResult) -> _Plan:
+    def _plan(self, fetched: FetchedMail, ident: Identity, seen: dict[str, str], result: PollResult) -> _Plan:
         """What to do with one mail: only move it (recorded before, ``message_pk`` set), or decide it."""
         key = ident.key
         existing = self.store.find_message(key)
         if (existing is not None and existing["content_hash"] not in (None, ident.digest)) or \
-                in_batch.get(key, ident.digest) != ident.digest:
+                seen.get(key, ident.digest) != ident.digest:
             # Same Message-ID, different mail: record it under a key of its own instead of dropping it.
             key = f"{key}#{ident.digest[:16]}"
             existing = self.store.find_message(key)
@@ -295,22 +307,21 @@ class Poller:
             return _Plan(fetched, ident, key, folder, message_pk=existing["id"])
         return _Plan(fetched, ident, key, None)
 
-    def _decide_all(self, source: MailSource, new: list[_Plan], result: PollResult) -> list[_Plan]:
-        """Decide the batch's new mail (in the worker processes when there are any, else here), in order."""
-        if not new:
+    def _decided(self, source: MailSource, staged: _Staged, result: PollResult) -> list[_Plan]:
+        """The staged new mail with its decisions (made here when no worker took them), in order."""
+        if not staged.new:
             return []
-        now = self.clock()
-        mails = [p.fetched for p in new]
-        outcomes = self._pool.decide(mails, now) if self._pool is not None else None
-        if outcomes is None:
+        if staged.pending is not None:
+            outcomes = staged.pending.result()
+        else:
             outcomes = []
-            for mail in mails:
+            for plan in staged.new:
                 try:
-                    outcomes.append(self.decide(mail, now=now))
+                    outcomes.append(self.decide(plan.fetched, now=staged.now))
                 except Exception as exc:  # noqa: BLE001 - sorted below, as for a worker's
                     outcomes.append(exc)
         decided = []
-        for plan, outcome in zip(new, outcomes, strict=True):
+        for plan, outcome in zip(staged.new, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 if getattr(outcome, "store", False) or is_store_failure(outcome):
                     raise StoreFailure(f"store unavailable: {outcome}") from None
@@ -482,6 +493,16 @@ class _Plan:
     message_pk: int = 0
     keys: tuple[str, ...] = ()
     moved: bool = False
+
+
+@dataclass
+class _Staged:
+    """A fetch batch identified and being decided: mail recorded before, and new mail with its decisions."""
+
+    plans: list[_Plan]
+    new: list[_Plan]
+    now: datetime
+    pending: Pending | None
 
 
 def _batches(mails: Iterable[FetchedMail], size: int, max_bytes: int) -> Iterator[list[FetchedMail]]:
