@@ -113,6 +113,15 @@ class SendResult:
     def summary(self) -> str:
         return f"{self.sent} sent, {self.retried} to retry, {self.failed} failed"
 
+    def add(self, other: SendResult) -> SendResult:
+        """Count ``other`` (a later round of the same run) in this one; returns ``self``."""
+        self.sent += other.sent
+        self.retried += other.retried
+        self.failed += other.failed
+        self.setup_error = self.setup_error or other.setup_error
+        self.server_down = other.server_down  # the last round says whether the server answers now
+        return self
+
 
 class Outbox:
     """Sends due outbox rows through a transport."""

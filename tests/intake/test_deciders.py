@@ -104,3 +104,31 @@ def test_a_mail_whose_deciding_fails_in_a_worker_is_counted_and_left_like_in_the
     assert len(desk.inbox_left()) == 1  # left in the inbox, tried again by the next poll
     second = poller.poll_once()  # one mail: decided in the poller, where it does not fail
     assert second.recorded == 1 and desk.inbox_left() == []
+
+
+def test_poll_once_sends_the_first_batches_replies_while_the_workers_decide_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    from intake.store import open_store
+
+    conf = tmp_path / "intake.toml"
+    conf.write_text('[store]\npath = "intake.db"\n[mailbox]\nkind = "local"\npath = "mailbox"\n'
+                    '[outbox]\nkind = "file"\ndir = "outbox"\n[replies]\nfrom_address = "mv@region.example.test"\n'
+                    "max_age_days = 0\n[poll]\nworkers = 2\n")
+    inbox = tmp_path / "mailbox"
+    inbox.mkdir()
+    n = 120  # three batches of 50 at most
+    for i in range(n):
+        (inbox / f"{i:04d}.eml").write_bytes(make_mail(
+            subject="MittVaccin – användarstöd", message_id=f"<early-{i}@halmstad.example.test>",
+            sender=f"Person {i} <p{i}@halmstad.example.test>"))
+    done = subprocess.run([sys.executable, "-m", "intake.cli", "-c", str(conf), "poll", "--once"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"outbox: {n} sent, 0 to retry, 0 failed" in done.stdout
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == n
+    store = open_store(tmp_path / "intake.db")
+    first_sent = store.db.execute("select min(id) from events where kind = 'reply_sent'").fetchone()[0]
+    last_received = store.db.execute("select max(id) from events where kind = 'received'").fetchone()[0]
+    assert first_sent < last_received  # replies went out before the last batch was recorded
