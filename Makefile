@@ -33,8 +33,8 @@ corpus: $(BIN)/intake
 
 ## Speed and memory side by side (README "Performance"): intake against a raw IMAP fetch on the same Dovecot
 ## mailbox, history scaling (1k vs 100k tickets), memory against attachment size, then the older figures.
-## A few minutes on 2 cores; `make bench BENCH_N=2000` for the issue's figure.
-BENCH_N ?= 200
+## A few minutes on 2 cores; N is the issue's 2,000 mails (`make bench BENCH_N=200` for a quick look).
+BENCH_N ?= 2000
 BENCH_REPEAT ?= 3
 BENCH_SIZES ?= 1000,100000
 bench: $(BIN)/intake

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from intake.config import Config, MailboxConfig
+from intake.deciders import default_workers
 from intake.outbox import Outbox, file_transport, smtp_transport
 from intake.pipeline import Settings
 from intake.poller import Folders, Poller, Pollers
@@ -125,24 +126,30 @@ def make_mailbox_poller(config: Config, store: Store, routines: list[Routine], b
         rate_limit_per_hour=config["replies"]["rate_limit_per_hour"],
         max_attempts=config["poll"]["max_attempts"],
         mailbox=box,
+        workers=config["poll"]["workers"] or default_workers(),
+        db_path=config.db_path,
     )
 
 
-def blank_form_attachments(routines: list[Routine], store: Store, default_routine: str = ""):
+def blank_form_attachments(routines: list[Routine], store: Store, default_routine: str = "",
+                           cache_dir: Path | None = None):
     """Attachments of the blank form for a rejection, generated from the pack (never drifts) once per pack
     version and process (:func:`intake.blankforms.blank_form_bytes`). A mail that named no routine gets the
     default routine's form (``mailbox.default_routine``), never simply the first one enabled."""
     by_id = {r.id: r for r in routines}
+    made: dict[str, list[tuple[str, bytes, str]]] = {}  # these routines' packs do not change under us
 
     def attachments(outbox_id: int) -> list[tuple[str, bytes, str]]:
         routine_id = store.outbox_routine(outbox_id) or default_routine
         routine = by_id.get(routine_id)
         if routine is None or routine.form_schema is None:
             return []
-        from intake.blankforms import blank_form_bytes
+        if routine_id not in made:
+            from intake.blankforms import blank_form_bytes
 
-        return [(name, data, _mime(Path(name))) for name, data in blank_form_bytes(routine.form_schema,
-                                                                                   routine.form_name)]
+            forms = blank_form_bytes(routine.form_schema, routine.form_name, cache_dir=cache_dir)
+            made[routine_id] = [(name, data, _mime(Path(name))) for name, data in forms]
+        return list(made[routine_id])
 
     return attachments
 
@@ -163,7 +170,8 @@ def make_outbox(config: Config, store: Store, routines: list[Routine]) -> Outbox
         from_address=config["replies"]["from_address"],
         from_name=config["replies"]["from_name"],
         max_attempts=out["max_attempts"],
-        blank_forms=blank_form_attachments(routines, store, config["mailbox"]["default_routine"]),
+        blank_forms=blank_form_attachments(routines, store, config["mailbox"]["default_routine"],
+                                           cache_dir=config.db_path.parent / "cache" / "blankforms"),
         identities=identities_of(config, routines),
     )
 

@@ -112,21 +112,56 @@ def _cache_key(schema: FormSchema, routine_name: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def blank_form_bytes(schema: FormSchema, routine_name: str) -> list[tuple[str, bytes]]:
-    """The blank form as [(file name, bytes)] for .xlsx and .docx, generated once per schema and reused."""
+def blank_form_bytes(schema: FormSchema, routine_name: str, *,
+                     cache_dir: Path | None = None) -> list[tuple[str, bytes]]:
+    """The blank form as [(file name, bytes)] for .xlsx and .docx, generated once per schema and reused.
+
+    With ``cache_dir`` the bytes are also kept on disk under the same key, so a new process (``intake poll
+    --once`` from cron) reads them instead of importing openpyxl and python-docx to build them again.
+    """
     global builds
     key = _cache_key(schema, routine_name)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is not None:
             return list(cached)
-        with tempfile.TemporaryDirectory() as tmp:
-            files = [(p.name, p.read_bytes()) for p in write_blank_forms(schema, routine_name, Path(tmp))]
-        builds += 1
+        files = _read_cached(cache_dir / key) if cache_dir is not None else None
+        if files is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                files = [(p.name, p.read_bytes()) for p in write_blank_forms(schema, routine_name, Path(tmp))]
+            builds += 1
+            if cache_dir is not None:
+                _write_cached(cache_dir, key, files)
         if len(_CACHE) >= _CACHE_MAX:
             _CACHE.pop(next(iter(_CACHE)))
         _CACHE[key] = files
         return list(files)
+
+
+def _read_cached(folder: Path) -> list[tuple[str, bytes]] | None:
+    """The files kept under ``folder`` (named ``<order>-<file name>``), or ``None`` when there are none."""
+    try:
+        paths = sorted(folder.iterdir(), key=lambda p: int(p.name.split("-", 1)[0]))
+        return [(p.name.split("-", 1)[1], p.read_bytes()) for p in paths] or None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _write_cached(cache_dir: Path, key: str, files: list[tuple[str, bytes]]) -> None:
+    """Keep ``files`` under ``cache_dir/key``: written to a temporary folder, then renamed in one step."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".tmp-"))
+        for i, (name, data) in enumerate(files):
+            (tmp / f"{i}-{name}").write_bytes(data)
+        try:
+            tmp.rename(cache_dir / key)
+        except OSError:  # another process kept the same bytes first
+            for p in tmp.iterdir():
+                p.unlink()
+            tmp.rmdir()
+    except OSError:
+        pass  # a cache only: the next process builds the forms again
 
 
 # --- Excel -------------------------------------------------------------------------------------------

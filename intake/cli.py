@@ -74,6 +74,7 @@ def poll(ctx: click.Context, once: bool, no_send: bool) -> None:
     from intake.app import make_outbox, make_poller, open_app
     from intake.lock import InstanceLock
     from intake.logs import setup_logging
+    from intake.outbox import SendResult
 
     config = _load(ctx)
     setup_logging(config["logging"]["level"])
@@ -81,15 +82,25 @@ def poll(ctx: click.Context, once: bool, no_send: bool) -> None:
 
     with InstanceLock(config.lock_path, str(config.db_path)):
         store, routines = open_app(config)
+        poller = make_poller(config, store, routines)
+        outbox = None if no_send else make_outbox(config, store, routines)
+        early = SendResult()
+        if outbox is not None:
+            # Replies queued by the batches recorded so far go out while the workers decide the next batch.
+            def send_meanwhile() -> None:
+                if not (early.setup_error or early.server_down):  # a broken setup waits for the last round
+                    early.add(outbox.send_due())
+
+            for one in getattr(poller, "pollers", [poller]):
+                one.while_deciding = send_meanwhile
         try:
-            result = make_poller(config, store, routines).poll_once()
+            result = poller.poll_once()
         except StoreFailure as exc:  # the mail stays where it is; the next poll tries again
             raise click.ClickException(f"poll failed, nothing lost: {exc}") from None
         click.echo(f"poll: {result.summary()}")
         sent = None
-        if not no_send:
-            outbox = make_outbox(config, store, routines)
-            sent = outbox.send_due()
+        if outbox is not None:
+            sent = early.add(outbox.send_due())
             click.echo(f"outbox: {sent.summary()}")
             _explain_waiting(outbox, sent)
     if result.errors or (sent is not None and (sent.setup_error or sent.server_down)):

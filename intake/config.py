@@ -144,6 +144,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "interval_seconds": (int, 60),
         "lock_path": (str, ""),  # default: the database path + ".lock"
         "max_attempts": (int, 3),  # failed tries at one mail before it is parked
+        "workers": (int, 0),  # processes deciding a batch in parallel; 0: one per core, at most 4
     },
     "personal_data": {
         "reject_threshold": (float, 0.8),
@@ -379,6 +380,7 @@ _RANGES: dict[tuple[str, str], tuple[float, float]] = {
     ("outbox", "interval_seconds"): (1, 86_400),
     ("outbox", "max_attempts"): (1, 1000),
     ("poll", "interval_seconds"): (1, 86_400),
+    ("poll", "workers"): (0, 64),
     ("poll", "max_attempts"): (1, 100),
     ("store", "busy_timeout_seconds"): (0.01, 3600),
     ("personal_data", "reject_threshold"): (0, 1),

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
+from email.message import Message as EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +112,15 @@ class SendResult:
 
     def summary(self) -> str:
         return f"{self.sent} sent, {self.retried} to retry, {self.failed} failed"
+
+    def add(self, other: SendResult) -> SendResult:
+        """Count ``other`` (a later round of the same run) in this one; returns ``self``."""
+        self.sent += other.sent
+        self.retried += other.retried
+        self.failed += other.failed
+        self.setup_error = self.setup_error or other.setup_error
+        self.server_down = other.server_down  # the last round says whether the server answers now
+        return self
 
 
 class Outbox:
@@ -226,7 +235,9 @@ class Outbox:
             self._fail(row, str(exc), now_iso)
             result.failed += 1
             return True
-        with store.transaction():
+        # Not flushed to disk: a kill cannot undo it, only a power cut in the next moments (after which the
+        # reply would go again; the server's own acceptance was never atomic with this mark anyway).
+        with store.transaction(synced=False):
             store.update_outbox(row["id"], {"status": "sent", "sent_at": now_iso, "attempts": row["attempts"] + 1})
             store.add_event("reply_sent", ticket_id=row["ticket_id"], message_id=row["message_id"], at=now_iso,
                             data={"kind": row["kind"], "outbox": row["id"]})

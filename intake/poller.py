@@ -20,13 +20,14 @@ import json
 import logging
 import sqlite3
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from intake import faults, moves
 from intake.approvals import ApprovalLookup
+from intake.deciders import DecideFailure, DecidePool, Pending
 from intake.decision import Decision
 from intake.identity import Identity, identify
 from intake.logs import where
@@ -34,11 +35,16 @@ from intake.orderers import lookups_for
 from intake.pipeline import Settings, decide
 from intake.recorder import Recorder
 from intake.sources.base import FetchedMail, MailSource, SourceError, SourceUnavailable
-from intake.store import Store
+from intake.store import Recorded, Store
 from rules.packs import Routine
 from rules.reasons import reason
 
 log = logging.getLogger("intake.poll")
+
+#: A fetch batch is decided, recorded in one transaction and moved with one command per folder; at most this
+#: many mails, or (past the first mail) this many bytes of mail, make one batch.
+BATCH_MAILS = 50
+BATCH_BYTES = 32 * 1024 * 1024
 
 
 class StoreFailure(Exception):
@@ -124,6 +130,8 @@ class Poller:
         max_attempts: int = 3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         mailbox: Any = None,
+        workers: int = 1,
+        db_path: Any = None,
     ):
         #: The configured mailbox (:class:`intake.config.MailboxConfig`) this poller serves, if known.
         self.mailbox = mailbox
@@ -135,6 +143,12 @@ class Poller:
         self.folders = folders
         self.max_attempts = max_attempts
         self.clock = clock
+        #: Processes deciding a batch in parallel (``poll.workers``), given the store's path to open their own.
+        self.workers = workers
+        self.db_path = db_path
+        self._pool: DecidePool | None = None
+        #: Called (with no transaction open) while the workers decide a batch: the CLI sends due replies then.
+        self.while_deciding: Callable[[], None] | None = None
         self.recorder = Recorder(store, routines, settings, rate_limit_per_hour=rate_limit_per_hour)
 
     def poll_once(self, *, respect_backoff: bool = False) -> PollResult:
@@ -183,28 +197,21 @@ class Poller:
             uids = source.list_uids()
             self._repair(source, uids, result)
             failures = self.store.failures(source.name)
-            for fetched in source.fetch(uids, self.settings.max_message_bytes):
-                result.seen += 1
-                faults.point("mid-batch")
-                raw = fetched.raw if fetched.raw is not None else fetched.header
-                ident = identify(raw)
-                keys = (ident.key, f"{ident.key}#{ident.digest[:16]}")  # the second: a reused Message-ID
-                if any(failures.get(k) for k in keys):
-                    result.left_parked += 1  # parked once, visibly; never tried (or logged) again
-                    continue
-                try:
-                    done = self._handle(source, fetched, ident, result)
-                except (SourceError, StoreFailure):
-                    raise  # the mailbox or the store itself is gone: stop here, the next poll goes on
-                except Exception as exc:  # noqa: BLE001 - one mail must never stop the others
-                    if is_store_failure(exc):
-                        raise StoreFailure(f"store unavailable: {_store_error(exc)}") from None
-                    self._failed(source, fetched, ident.key, None, "mail.handling_failed",
-                                 f"{type(exc).__name__} at {where(exc)}", result)
-                    continue
-                for k in keys:
-                    if done and k in failures:
-                        self.store.clear_failures(source.name, k)
+            size = min(BATCH_MAILS, getattr(source, "batch_size", BATCH_MAILS))  # the source's own fetch batch
+            seen: dict[str, str] = {}  # message key -> content hash, of the mail planned so far in this poll
+            try:
+                with DecidePool(self, self.workers, self.db_path) as self._pool:
+                    # While the workers decide one batch, the poller records and moves the one before it.
+                    ahead: _Staged | None = None
+                    for batch in _batches(source.fetch(uids, self.settings.max_message_bytes), size, BATCH_BYTES):
+                        staged = self._stage(source, batch, failures, seen, result)
+                        if ahead is not None:
+                            self._finish(source, ahead, failures, result)
+                        ahead = staged
+                    if ahead is not None:
+                        self._finish(source, ahead, failures, result)
+            finally:
+                self._pool = None
         log.info("poll done: %s", result.summary())
         return result
 
@@ -233,11 +240,61 @@ class Poller:
             result.repaired += 1
             log.info("uid=%s was moved by an earlier poll; marked now (found in target: %s)", row["uid"], found)
 
-    def _handle(self, source: MailSource, fetched: FetchedMail, ident: Identity, result: PollResult) -> bool:
-        """Record (unless recorded before) and move one mail; ``True`` once it has left the inbox."""
+    def _stage(self, source: MailSource, batch: list[FetchedMail], failures: dict[str, Any],
+               seen: dict[str, str], result: PollResult) -> _Staged:
+        """Identify each mail of a fetch batch and start deciding the new ones (no transaction is open)."""
+        plans: list[_Plan] = []
+        new: list[_Plan] = []
+        for fetched in batch:
+            result.seen += 1
+            faults.point("mid-batch")
+            raw = fetched.raw if fetched.raw is not None else fetched.header
+            ident = identify(raw)
+            keys = (ident.key, f"{ident.key}#{ident.digest[:16]}")  # the second: a reused Message-ID
+            if any(failures.get(k) for k in keys):
+                result.left_parked += 1  # parked once, visibly; never tried (or logged) again
+                continue
+            try:
+                plan = self._plan(fetched, ident, seen, result)
+            except (SourceError, StoreFailure):
+                raise  # the mailbox or the store itself is gone: stop here, the next poll goes on
+            except Exception as exc:  # noqa: BLE001 - one mail must never stop the others
+                if is_store_failure(exc):
+                    raise StoreFailure(f"store unavailable: {_store_error(exc)}") from None
+                self._failed(source, fetched, ident.key, None, "mail.handling_failed",
+                             f"{type(exc).__name__} at {where(exc)}", result)
+                continue
+            seen.setdefault(plan.key, ident.digest)
+            plan.keys = keys
+            (plans if plan.message_pk else new).append(plan)
+        now = self.clock()
+        pending = self._pool.submit([p.fetched for p in new], now) if self._pool is not None and new else None
+        return _Staged(plans, new, now, pending)
+
+    def _finish(self, source: MailSource, staged: _Staged, failures: dict[str, Any], result: PollResult) -> None:
+        """Take a staged batch's decisions, record them in one transaction, then move the batch.
+
+        The order keeps the effect exactly-once: nothing is moved before its record is committed, and a mail
+        recorded but not moved (a kill after the commit) is only moved by the next poll.
+        """
+        plans = staged.plans + self._decided(source, staged, result)
+        self._record(source, [p for p in plans if p.decision is not None], result)
+        groups: dict[str | None, list[_Plan]] = {}
+        for plan in plans:
+            groups.setdefault(plan.folder, []).append(plan)
+        for folder, group in groups.items():
+            self._move_group(source, folder, group, result)
+        for plan in plans:
+            for k in plan.keys:
+                if plan.moved and k in failures:
+                    self.store.clear_failures(source.name, k)
+
+    def _plan(self, fetched: FetchedMail, ident: Identity, seen: dict[str, str], result: PollResult) -> _Plan:
+        """What to do with one mail: only move it (recorded before, ``message_pk`` set), or decide it."""
         key = ident.key
         existing = self.store.find_message(key)
-        if existing is not None and existing["content_hash"] not in (None, ident.digest):
+        if (existing is not None and existing["content_hash"] not in (None, ident.digest)) or \
+                seen.get(key, ident.digest) != ident.digest:
             # Same Message-ID, different mail: record it under a key of its own instead of dropping it.
             key = f"{key}#{ident.digest[:16]}"
             existing = self.store.find_message(key)
@@ -249,52 +306,124 @@ class Poller:
                 folder = self.folders.for_message(existing["verdict"], _personal(existing))
             if existing["moved_at"] is not None:
                 self.store.add_event("duplicate_seen", message_id=existing["id"], data={"uid": str(fetched.uid)})
-            return self._move(source, fetched, existing["id"], key, folder, result)
-        decision = replace(self.decide(fetched), message_key=key)  # no transaction is open while deciding
-        result.decided += 1
-        faults.point("before-commit")
-        now = self.clock()
-        try:
-            recorded = self.recorder.record(decision, fetched, source.name, source.uidvalidity(), now,
-                                            digest=ident.digest)
-        except Exception as exc:  # noqa: BLE001 - sorted below: the store's own failures end the poll
-            if is_store_failure(exc):
-                raise
-            # A value the database refused (e.g. text it cannot store): keep the mail as metadata only.
-            log.error("uid=%s could not be recorded (%s at %s); recording it as unparseable",
-                      fetched.uid, type(exc).__name__, where(exc))
-            decision = _fallback(key, exc)
-            recorded = self.recorder.record(decision, fetched, source.name, source.uidvalidity(), now,
-                                            digest=ident.digest)
-        faults.point("after-commit")
-        result.recorded += 1
-        result.verdicts[decision.verdict] += 1
-        log.info(
-            "recorded uid=%s message-id=%s verdict=%s reasons=%s ticket=%s",
-            fetched.uid, decision.message_id or "-", decision.verdict,
-            ",".join(decision.codes) or "-", recorded.ticket_ref or "-",
-        )
-        return self._move(source, fetched, recorded.message_pk, key,
-                          self.folders.for_message(decision.verdict, decision.personal_data), result)
+            return _Plan(fetched, ident, key, folder, message_pk=existing["id"])
+        return _Plan(fetched, ident, key, None)
 
-    def _move(self, source: MailSource, fetched: FetchedMail, message_pk: int, key: str, folder: str | None,
-              result: PollResult) -> bool:
-        uid = fetched.uid
-        try:
-            if folder is None:
-                source.delete(uid)
-            else:
-                source.move(uid, folder)
-        except SourceUnavailable:
-            raise  # the connection is gone, not this mail's fault: the next poll moves it
-        except SourceError as exc:
-            # Recorded but not moved: the next poll sees it again and only moves it, up to max_attempts.
-            self._failed(source, fetched, key, message_pk, "mail.move_failed", str(exc), result)
-            return False
-        faults.point("after-move")
-        self.store.mark_moved(message_pk, folder or "(deleted)")
-        result.moved += 1
-        return True
+    def _decided(self, source: MailSource, staged: _Staged, result: PollResult) -> list[_Plan]:
+        """The staged new mail with its decisions (made here when no worker took them), in order."""
+        if not staged.new:
+            return []
+        if staged.pending is not None:
+            if self.while_deciding is not None:
+                try:
+                    self.while_deciding()  # e.g. send the replies queued so far, while the workers decide
+                except Exception as exc:  # noqa: BLE001 - never a reason to stop recording mail
+                    log.warning("while deciding: %s at %s", type(exc).__name__, where(exc))
+            outcomes = staged.pending.result()
+        else:
+            outcomes = []
+            for plan in staged.new:
+                try:
+                    outcomes.append(self.decide(plan.fetched, now=staged.now))
+                except Exception as exc:  # noqa: BLE001 - sorted below, as for a worker's
+                    outcomes.append(exc)
+        decided = []
+        for plan, outcome in zip(staged.new, outcomes, strict=True):
+            if isinstance(outcome, BaseException):
+                if getattr(outcome, "store", False) or is_store_failure(outcome):
+                    raise StoreFailure(f"store unavailable: {outcome}") from None
+                if isinstance(outcome, SourceError):
+                    raise outcome
+                detail = str(outcome) if isinstance(outcome, DecideFailure) else \
+                    f"{type(outcome).__name__} at {where(outcome)}"
+                self._failed(source, plan.fetched, plan.ident.key, None, "mail.handling_failed", detail, result)
+                continue
+            plan.decision = replace(outcome, message_key=plan.key)
+            plan.folder = self.folders.for_message(outcome.verdict, outcome.personal_data)
+            result.decided += 1
+            decided.append(plan)
+        return decided
+
+    def _record(self, source: MailSource, plans: list[_Plan], result: PollResult) -> None:
+        """Record the batch's decided mail in one transaction (each mail in a savepoint of its own)."""
+        if not plans:
+            return
+        now = self.clock()
+        uidvalidity = source.uidvalidity()
+        recorded: list[tuple[_Plan, Recorded]] = []
+        with self.store.transaction():
+            for plan in plans:
+                faults.point("before-commit")
+                decision, fetched = plan.decision, plan.fetched
+                assert decision is not None
+                try:
+                    done = self.recorder.record(decision, fetched, source.name, uidvalidity, now,
+                                                digest=plan.ident.digest)
+                except Exception as exc:  # noqa: BLE001 - sorted below: the store's own failures end the poll
+                    if is_store_failure(exc):
+                        raise
+                    # A value the database refused (e.g. text it cannot store): its savepoint is rolled
+                    # back; keep the mail as metadata only.
+                    log.error("uid=%s could not be recorded (%s at %s); recording it as unparseable",
+                              fetched.uid, type(exc).__name__, where(exc))
+                    plan.decision = decision = _fallback(plan.key, exc)
+                    plan.folder = self.folders.for_message(decision.verdict, decision.personal_data)
+                    done = self.recorder.record(decision, fetched, source.name, uidvalidity, now,
+                                                digest=plan.ident.digest)
+                plan.message_pk = done.message_pk
+                recorded.append((plan, done))
+        for plan, done in recorded:
+            faults.point("after-commit")
+            decision = plan.decision
+            assert decision is not None
+            if not done.new:  # the same mail twice in one batch: the first one's record stands
+                result.already_recorded += 1
+                continue
+            result.recorded += 1
+            result.verdicts[decision.verdict] += 1
+            log.info(
+                "recorded uid=%s message-id=%s verdict=%s reasons=%s ticket=%s",
+                plan.fetched.uid, decision.message_id or "-", decision.verdict,
+                ",".join(decision.codes) or "-", done.ticket_ref or "-",
+            )
+
+    def _move_group(self, source: MailSource, folder: str | None, group: list[_Plan], result: PollResult) -> None:
+        """Move (or delete) the recorded mail of one batch bound for ``folder``, then mark it moved in one
+        transaction. A source that can move several mails at once gets one command; if that fails, or the
+        source cannot, each mail is moved on its own, so only a mail that cannot be moved counts a failure."""
+        uids = [p.fetched.uid for p in group]
+        many = getattr(source, "delete_many" if folder is None else "move_many", None)
+        moved: list[_Plan] = []
+        if many is not None and len(group) > 1:
+            try:
+                many(uids) if folder is None else many(uids, folder)
+                moved = group
+            except SourceUnavailable:
+                raise  # the connection is gone, not these mails' fault: the next poll moves them
+            except SourceError as exc:
+                log.warning("moving %d mails to %s at once failed (%s); moving them one by one",
+                            len(group), folder or "(deleted)", exc)
+        if not moved:
+            for plan in group:
+                try:
+                    source.move(plan.fetched.uid, folder) if folder is not None else source.delete(plan.fetched.uid)
+                except SourceUnavailable:
+                    raise
+                except SourceError as exc:
+                    # Recorded but not moved: the next poll sees it again and only moves it, up to max_attempts.
+                    self._failed(source, plan.fetched, plan.key, plan.message_pk, "mail.move_failed", str(exc),
+                                 result)
+                    continue
+                moved.append(plan)
+        for _ in moved:
+            faults.point("after-move")
+        if not moved:
+            return
+        with self.store.transaction():
+            for plan in moved:
+                self.store.mark_moved(plan.message_pk, folder or "(deleted)")
+                plan.moved = True
+        result.moved += len(moved)
 
     def _failed(self, source: MailSource, fetched: FetchedMail, key: str, message_pk: int | None, why: str,
                 detail: str, result: PollResult) -> None:
@@ -312,12 +441,15 @@ class Poller:
             log.error("uid=%s failed (%s: %s), attempt %d of %d; left in the inbox",
                       fetched.uid, why, detail, attempts, self.max_attempts)
 
-    def decide(self, fetched: FetchedMail) -> Decision:
+    def decide(self, fetched: FetchedMail, *, now: datetime | None = None) -> Decision:
+        """The decision on one mail as of ``now`` (default: the poller's clock); pure but for the store's
+        answers, so the deciding workers (:mod:`intake.deciders`) run this very method."""
         raw = fetched.raw if fetched.raw is not None else fetched.header
+        now = now or self.clock()
         return decide(
-            raw, self.routines, settings=self.settings, now=self.clock(), received=fetched.received,
+            raw, self.routines, settings=self.settings, now=now, received=fetched.received,
             lookup=self.lookup, size=fetched.size,
-            lookups={**lookups_for(self.store), "approval": ApprovalLookup(self.store, self.clock)},
+            lookups={**lookups_for(self.store), "approval": ApprovalLookup(self.store, lambda: now)},
         )
 
     def lookup(self, ref: str | None, message_ids: list[str]) -> dict[str, Any] | None:
@@ -354,6 +486,44 @@ class Pollers:
         if unreachable is not None:
             raise unreachable
         return total
+
+
+@dataclass
+class _Plan:
+    """One mail of a batch: recorded before (``message_pk`` known) or decided now (``decision``)."""
+
+    fetched: FetchedMail
+    ident: Identity
+    key: str
+    folder: str | None
+    decision: Decision | None = None
+    message_pk: int = 0
+    keys: tuple[str, ...] = ()
+    moved: bool = False
+
+
+@dataclass
+class _Staged:
+    """A fetch batch identified and being decided: mail recorded before, and new mail with its decisions."""
+
+    plans: list[_Plan]
+    new: list[_Plan]
+    now: datetime
+    pending: Pending | None
+
+
+def _batches(mails: Iterable[FetchedMail], size: int, max_bytes: int) -> Iterator[list[FetchedMail]]:
+    """``mails`` in lists of at most ``size``, cut early once they hold ``max_bytes`` of mail."""
+    batch: list[FetchedMail] = []
+    held = 0
+    for mail in mails:
+        batch.append(mail)
+        held += len(mail.raw) if mail.raw is not None else len(mail.header)
+        if len(batch) >= size or held >= max_bytes:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
 
 
 def _fallback(key: str, exc: Exception) -> Decision:

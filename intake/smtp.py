@@ -7,7 +7,7 @@ import smtplib
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message as EmailMessage
 from typing import Any
 
 from intake.config import ConfigError, TlsMode, check_transport, password_from, typed

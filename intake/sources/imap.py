@@ -126,14 +126,21 @@ class ImapSource:
         self._client: IMAPClient | None = None
         self._uidvalidity: int | None = None
         self._capabilities: frozenset[str] = frozenset()
+        self._folders: set[str] = set()  # folders known to exist in this session
 
     def __repr__(self) -> str:
         return f"ImapSource({self.name})"
+
+    @property
+    def batch_size(self) -> int:
+        """How many mails one fetch asks for: the poller records and moves the same batches."""
+        return self.config.batch_size
 
     # -- session ------------------------------------------------------------------------------------
 
     def __enter__(self) -> ImapSource:
         self._drop()  # a connection left from an earlier failure is never reused
+        self._folders = set()
         cfg = self.config
         try:
             context = cfg.tls_context() if cfg.tls != "none" else None
@@ -265,11 +272,39 @@ class ImapSource:
                 header = headers[uid].get(b"BODY[HEADER]") or b""
                 yield FetchedMail(uid=uid, raw=None, size=size, received=received, header=header)
 
-    def move(self, uid: int | str, folder: str) -> None:
-        client, uid = self._imap, int(uid)
+    def _ensure_folder(self, folder: str, *, known_ok: bool = False) -> None:
+        """Create ``folder`` when missing; with ``known_ok``, a folder seen earlier in this session is trusted
+        (a batch move to a folder deleted since then fails, and is retried mail by mail without trust)."""
+        client = self._imap
+        if known_ok and folder in self._folders:
+            return
         if not self._call("LIST", lambda: client.folder_exists(folder)):
             self._call("CREATE", lambda: client.create_folder(folder))
             self._call("SUBSCRIBE", lambda: client.subscribe_folder(folder))
+        self._folders.add(folder)
+
+    def move_many(self, uids: list[int | str], folder: str) -> None:
+        """Move several messages with one ``UID MOVE`` (the folder created when missing, looked up once a
+        session). Without MOVE, each message takes the careful COPY+EXPUNGE path of :meth:`move`."""
+        client, wanted = self._imap, [int(uid) for uid in uids]
+        if "MOVE" not in self._capabilities:
+            for uid in wanted:
+                self.move(uid, folder)
+            return
+        self._ensure_folder(folder, known_ok=True)
+        self._call("UID MOVE", lambda: client.move(wanted, folder))
+
+    def delete_many(self, uids: list[int | str]) -> None:
+        """Remove several messages for good with one ``UID STORE`` and one ``UID EXPUNGE`` (needs UIDPLUS)."""
+        wanted = [int(uid) for uid in uids]
+        if "UIDPLUS" not in self._capabilities:
+            self.delete(wanted[0])  # raises: the same refusal as for one message
+        self._call("UID STORE", lambda: self._imap.delete_messages(wanted, silent=True))
+        self._call("UID EXPUNGE", lambda: self._imap.uid_expunge(wanted))
+
+    def move(self, uid: int | str, folder: str) -> None:
+        client, uid = self._imap, int(uid)
+        self._ensure_folder(folder)
         if "MOVE" in self._capabilities:
             self._call("UID MOVE", lambda: client.move([uid], folder))
             return

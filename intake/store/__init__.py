@@ -62,6 +62,7 @@ def open_store(path: str | Path, *, busy_timeout: float = 30) -> Store:
     db = sqlite_utils.Database(conn)
     db.execute(f"pragma busy_timeout = {int(busy_timeout * 1000)}")
     db.enable_wal()
+    db.execute("pragma synchronous = full")  # every commit flushed (the default, said out loud): see transaction()
     db.execute("pragma foreign_keys = on")
     # Deleted content (purged forms, ended register entries, dropped mail) is overwritten with zeros, so a
     # copy of the database file does not keep it in free pages.

@@ -120,3 +120,33 @@ def test_cached_blank_forms_follow_a_changed_form_toml(tmp_path: Path) -> None:
     cells = {str(c.value) for ws in openpyxl.load_workbook(io.BytesIO(xlsx)) for row in ws.iter_rows() for c in row}
     assert any("Personnummer/HSA-id" in c for c in cells)
     assert not any("Personnummer eller HSA-id" in c for c in cells)
+
+
+def test_a_new_process_reads_the_blank_forms_kept_on_disk_and_a_changed_schema_builds_anew(tmp_path):
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    source = (ROOT / "rules" / "packs" / "mittvaccin" / "form.toml").read_text(encoding="utf-8")
+    (pack / "form.toml").write_text(source, encoding="utf-8")
+    cache = tmp_path / "cache"
+    blankforms.clear_blank_form_cache()
+    builds = blankforms.builds
+    first = blank_form_bytes(load_form_schema(pack / "form.toml"), ROUTINE, cache_dir=cache)
+    blankforms.clear_blank_form_cache()  # as a new process starts: nothing in memory
+    again = blank_form_bytes(load_form_schema(pack / "form.toml"), ROUTINE, cache_dir=cache)
+    assert again == first  # the same names, in the same order, with the same bytes
+    assert blankforms.builds == builds + 1  # read from disk, not built
+
+    (pack / "form.toml").write_text(source.replace("Personnummer eller HSA-id", "Personnummer/HSA-id"),
+                                    encoding="utf-8")
+    blankforms.clear_blank_form_cache()
+    changed = blank_form_bytes(load_form_schema(pack / "form.toml"), ROUTINE, cache_dir=cache)
+    assert blankforms.builds == builds + 2 and changed != first
+
+    # A kept copy that cannot be read (here: emptied) is built again rather than sent empty.
+    for kept in cache.iterdir():
+        for f in kept.iterdir():
+            f.unlink()
+    blankforms.clear_blank_form_cache()
+    rebuilt = blank_form_bytes(load_form_schema(pack / "form.toml"), ROUTINE, cache_dir=cache)
+    assert [name for name, _ in rebuilt] == [name for name, _ in changed] and all(data for _, data in rebuilt)
+    assert blankforms.builds == builds + 3  # (built again: its bytes carry a new creation time)

@@ -85,12 +85,16 @@ def test_a_move_killed_before_it_was_marked_is_repaired_by_the_next_poll(imap_ac
     killed = run_intake(conf, imap_account, "poll", "--once", "--no-send", fault="after-move:2")
     assert killed.returncode == -signal.SIGKILL
     store = open_store(tmp_path / "intake.db")
-    assert store.db.execute("select count(*) from messages where moved_at is null").fetchone()[0] == 1
+    # The batch's mail bound for one folder is moved by one command, then marked in one transaction: the kill
+    # between them leaves that folder's mails moved but unmarked (the rest of the batch still in the inbox).
+    unmarked = store.db.execute("select count(*) from messages where moved_at is null").fetchone()[0]
+    moved_unmarked = unmarked - len(imap_account.uids("INBOX"))
+    assert moved_unmarked >= 1
     done = run_intake(conf, imap_account, "poll", "--once", "--no-send")
     assert done.returncode == 0, done.stderr
-    assert "1 repaired" in done.stdout
-    [event] = [r["data"] for r in store.db.query("select data from events where kind = 'move_repaired'")]
-    assert '"found": true' in event
+    assert f"{moved_unmarked} repaired" in done.stdout
+    events = [r["data"] for r in store.db.query("select data from events where kind = 'move_repaired'")]
+    assert len(events) == moved_unmarked and all('"found": true' in e for e in events)
     assert_exactly_once(tmp_path, imap_account, ids)
 
 

@@ -74,31 +74,33 @@ def test_uidvalidity_change_between_polls_loses_and_doubles_nothing(imap_account
 def test_server_going_away_mid_poll_then_next_poll_recovers(dovecot_factory, tmp_path):
     server = dovecot_factory()
     account = server.new_account()
-    for i in range(12):
+    for i in range(16):
         account.append(make_mail(subject="MittVaccin – felsökning", message_id=f"<m{i}@x.test>"))
     conf = write_config(tmp_path, account)
     store, poller = in_process_poller(conf, account)
 
-    # Kill the server after a few mails are done, from inside the poll.
-    original = poller._handle
+    # Kill the server once two fetch batches (of 4) are done, from inside the poll. The third was fetched
+    # while the second was being recorded; fetching the fourth fails, so the third is decided but never
+    # recorded, and the next poll takes it and the fourth.
+    original = poller._finish
     calls = {"n": 0}
 
     def handle_then_die(*args):
         original(*args)
         calls["n"] += 1
-        if calls["n"] == 5:
+        if calls["n"] == 2:
             server.kill()
 
-    poller._handle = handle_then_die
+    poller._finish = handle_then_die
     with pytest.raises(SourceError):
         poller.poll_once()
     recorded_first = store.db["messages"].count
-    assert 5 <= recorded_first < 12
+    assert recorded_first == 8
 
     server.start()
-    poller._handle = original
+    poller._finish = original
     poller.poll_once()
     keys = [r["message_key"] for r in store.db.query("select message_key from messages")]
-    assert sorted(keys) == sorted(f"mid:<m{i}@x.test>" for i in range(12))
-    assert len(store.tickets()) == 12
+    assert sorted(keys) == sorted(f"mid:<m{i}@x.test>" for i in range(16))
+    assert len(store.tickets()) == 16
     assert account.uids("INBOX") == []

@@ -162,10 +162,10 @@ def test_a_mail_that_keeps_failing_is_parked_after_max_attempts(tmp_path, monkey
 
     real = Poller.decide
 
-    def broken_for_one(self, fetched):  # stands in for a bug in deciding that only this mail triggers
+    def broken_for_one(self, fetched, **kw):  # stands in for a bug in deciding that only this mail triggers
         if b"<bug@x.test>" in (fetched.raw or b""):
             raise RuntimeError("a bug")
-        return real(self, fetched)
+        return real(self, fetched, **kw)
 
     monkeypatch.setattr(Poller, "decide", broken_for_one)
     first, second, third = desk.poll(), desk.poll(), desk.poll()
@@ -186,11 +186,11 @@ def test_a_mail_that_fails_once_then_goes_through_leaves_no_count(tmp_path, monk
 
     real, calls = Poller.decide, {"n": 0}
 
-    def flaky(self, fetched):
+    def flaky(self, fetched, **kw):
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("once")
-        return real(self, fetched)
+        return real(self, fetched, **kw)
 
     monkeypatch.setattr(Poller, "decide", flaky)
     assert desk.poll().errors and desk.poll().recorded == 1
@@ -310,12 +310,12 @@ def test_no_transaction_is_open_while_a_mail_is_decided(tmp_path, monkeypatch):
     desk.drop(make_mail(subject="MittVaccin – felsökning", message_id="<two@x.test>"))
     real, seen = Poller.decide, []
 
-    def decide_and_try_to_write(self, fetched):
+    def decide_and_try_to_write(self, fetched, **kw):
         seen.append(self.store.db.conn.in_transaction)
         other = hold_write_lock(tmp_path / "intake.db")  # fails ("locked") if the poller held the write lock
         other.rollback()
         other.close()
-        return real(self, fetched)
+        return real(self, fetched, **kw)
 
     monkeypatch.setattr(Poller, "decide", decide_and_try_to_write)
     assert desk.poll().recorded == 2

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from intake import config as config_mod
+from intake import poller as poller_mod
 from intake.app import make_outbox, make_poller, open_app
 from tests.mailmaker import make_mail
 
@@ -310,6 +311,31 @@ def test_closed_ticket_is_reopened_by_a_followup(desk):
     desk.poll()
     reopened = desk.store.ticket(ticket["ref"])
     assert (reopened["status"], reopened["closed_at"]) == ("new", None)
+
+
+def test_the_same_message_twice_in_one_poll_is_recorded_once_and_both_copies_leave_the_inbox(desk):
+    raw = make_mail(message_id="<twice@halmstad.example.test>")
+    desk.drop(raw)
+    desk.drop(raw)  # both in the same batch: decided before either is recorded
+    result = desk.poll()
+    assert (result.recorded, result.already_recorded, result.moved) == (1, 1, 2)
+    assert len(desk.messages()) == 1 and len(desk.store.tickets()) == 1
+    assert desk.inbox_left() == []
+    assert desk.send().sent == 1  # one receipt, not two
+
+
+def test_more_mail_than_one_batch_is_recorded_moved_and_answered_once_each(desk):
+    n = poller_mod.BATCH_MAILS * 2 + 7
+    for i in range(n):
+        desk.drop(make_mail(subject="MittVaccin – användarstöd" if i % 3 else "Fel ämne",
+                            message_id=f"<many-{i}@halmstad.example.test>",
+                            sender=f"Person {i} <p{i}@halmstad.example.test>"))
+    result = desk.poll()
+    assert (result.seen, result.recorded, result.moved) == (n, n, n)
+    assert desk.inbox_left() == []
+    assert len(desk.folder("Intake/Accepted")) + len(desk.folder("Intake/Rejected")) == n
+    assert desk.send().sent == n
+    assert len({m["message_key"] for m in desk.messages()}) == n
 
 
 def test_a_different_mail_reusing_a_message_id_is_not_lost(desk):
