@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlite_utils
@@ -22,11 +23,58 @@ def utcnow() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+_NAME = re.compile(r"[a-z_][a-z0-9_]*\Z")
+
+
+def _value(value: Any) -> Any:
+    """A Python value as SQLite stores it, as sqlite-utils would write it (JSON for containers)."""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, ensure_ascii=False, default=repr)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return value
+
+
 class StoreBase:
     """Connection, transactions, migrations and events; the query mixins build on it."""
 
     def __init__(self, db: sqlite_utils.Database):
         self.db = db
+
+    def insert_row(self, table: str, row: dict[str, Any]) -> int:
+        """Insert ``row`` into ``table`` with one statement; its new id.
+
+        The paths run for every mail (recording, events, the outbox) use this rather than sqlite-utils'
+        ``Table.insert``, which asks SQLite for the table list, the view list and the table's columns
+        before each insert: about 60 statements a mail instead of 10.
+        """
+        if not _NAME.match(table) or not all(_NAME.match(c) for c in row):
+            raise ValueError(f"not a table or column name: {table}")
+        cols = ", ".join(f'"{c}"' for c in row)
+        marks = ", ".join("?" * len(row))
+        cursor = self.db.conn.execute(f'insert into "{table}" ({cols}) values ({marks})',
+                                      [_value(v) for v in row.values()])
+        return cursor.lastrowid
+
+    def rows(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """The rows of one read, as dicts: for reads run for every mail (sqlite-utils' ``query`` wraps each
+        one in a savepoint of its own)."""
+        cursor = self.db.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def update_row(self, table: str, pk: int, changes: dict[str, Any]) -> None:
+        """Set ``changes`` on row ``pk`` of ``table`` with one statement (sqlite-utils' ``Table.update``
+        reads the whole row first, stored mail included); raises ``NotFoundError`` for no such row."""
+        if not _NAME.match(table) or not all(_NAME.match(c) for c in changes):
+            raise ValueError(f"not a table or column name: {table}")
+        if not changes:
+            return
+        sets = ", ".join(f'"{c}" = ?' for c in changes)
+        cursor = self.db.conn.execute(f'update "{table}" set {sets} where id = ?',
+                                      [*(_value(v) for v in changes.values()), pk])
+        if cursor.rowcount == 0:
+            raise sqlite_utils.db.NotFoundError(f"no row {pk} in {table}")
 
     @contextmanager
     def transaction(self, *, synced: bool = True) -> Iterator[sqlite_utils.Database]:
@@ -85,13 +133,11 @@ class StoreBase:
         at: str | None = None,
     ) -> int:
         """Append to the audit trail. ``data`` holds ids, codes and counts, never a personal value."""
-        return self.db["events"].insert(
-            {
-                "at": at or utcnow(),
-                "ticket_id": ticket_id,
-                "message_id": message_id,
-                "actor": actor,
-                "kind": kind,
-                "data": json.dumps(data or {}, ensure_ascii=False),
-            }
-        ).last_pk
+        return self.insert_row("events", {
+            "at": at or utcnow(),
+            "ticket_id": ticket_id,
+            "message_id": message_id,
+            "actor": actor,
+            "kind": kind,
+            "data": json.dumps(data or {}, ensure_ascii=False),
+        })

@@ -9,13 +9,13 @@ from intake.store.base import StoreBase, utcnow
 
 class MessageQueries(StoreBase):
     def find_message(self, message_key: str) -> dict[str, Any] | None:
-        rows = list(self.db.query("select * from messages where message_key = ?", [message_key]))
+        rows = self.rows("select * from messages where message_key = ?", [message_key])
         return rows[0] if rows else None
 
     def mark_moved(self, message_pk: int, folder: str, *, event: str | None = None,
                    data: dict[str, Any] | None = None) -> None:
         with self.transaction():
-            self.db["messages"].update(message_pk, {"moved_at": utcnow(), "moved_to": folder})
+            self.update_row("messages", message_pk, {"moved_at": utcnow(), "moved_to": folder})
             if event:
                 self.add_event(event, message_id=message_pk, data=data)
 

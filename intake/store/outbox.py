@@ -20,7 +20,7 @@ class OutboxQueries(StoreBase):
 
     def insert_outbox(self, row: dict[str, Any]) -> int:
         """Queue one outgoing mail (pending, due at once). Only :mod:`intake.mailer` calls this."""
-        return self.db["outbox"].insert(row).last_pk
+        return self.insert_row("outbox", row)
 
     def outbox_by_rfc_ids(self, rfc_ids: list[str]) -> list[dict[str, Any]]:
         marks = ",".join("?" * len(rfc_ids))
@@ -35,7 +35,7 @@ class OutboxQueries(StoreBase):
             "select * from outbox where status = 'pending' and next_attempt_at <= ? order by id", [now_iso]))
 
     def update_outbox(self, outbox_id: int, changes: dict[str, Any]) -> None:
-        self.db["outbox"].update(outbox_id, changes)
+        self.update_row("outbox", outbox_id, changes)
 
     def ticket_replies(self, ticket_id: int) -> list[dict[str, Any]]:
         return list(self.db.query(

@@ -9,10 +9,10 @@ from intake.store.base import NotFoundError, StoreBase
 
 class RecordingQueries(StoreBase):
     def insert_message(self, row: dict[str, Any]) -> int:
-        return self.db["messages"].insert(row).last_pk
+        return self.insert_row("messages", row)
 
     def update_message(self, message_pk: int, changes: dict[str, Any]) -> None:
-        self.db["messages"].update(message_pk, changes)
+        self.update_row("messages", message_pk, changes)
 
     def message(self, message_pk: int) -> dict[str, Any]:
         rows = list(self.db.query("select * from messages where id = ?", [message_pk]))

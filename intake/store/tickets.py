@@ -86,10 +86,10 @@ class TicketQueries(StoreBase):
         return rows[0]
 
     def insert_ticket(self, row: dict[str, Any]) -> int:
-        return self.db["tickets"].insert(row).last_pk
+        return self.insert_row("tickets", row)
 
     def update_ticket(self, ticket_id: int, changes: dict[str, Any]) -> None:
-        self.db["tickets"].update(ticket_id, changes)
+        self.update_row("tickets", ticket_id, changes)
 
     def followup_ticket(self, ref: str | None, message_ids: list[str]) -> dict[str, Any] | None:
         """The ticket a follow-up belongs to: by its reference, else by the reply of ours it answers."""
