@@ -1,6 +1,7 @@
 """A filled-in .docx form into facts: tables and paragraphs as grids of cells, read by label.
 
-python-docx opens the package; the body is then walked directly so that text inside content
+The main document part is parsed as python-docx parses it (by :mod:`parsers.leanform`, or by python-docx
+itself for a package the lean reader does not model); the body is then walked directly so that text inside content
 controls (w:sdt), Word checkbox controls (w14:checkbox), legacy form checkboxes and Wingdings
 checkbox symbols is seen, which ``Paragraph.text`` leaves out. Ticks become "☒", empty boxes "☐".
 Call only on checked bytes, inside the sandbox.
@@ -159,17 +160,31 @@ class _Walker:
             self.table(inner)
 
 
-def docx_grids(data: bytes, max_rows: int = 2000) -> list[Grid]:
-    """The document body as grids: each table, and each run of paragraphs as a one-column grid."""
-    import docx
+def docx_grids(data: bytes, max_rows: int = 2000, *, lean: bool = True) -> list[Grid]:
+    """The document body as grids: each table, and each run of paragraphs as a one-column grid.
 
-    document = docx.Document(io.BytesIO(data))
+    With ``lean``, only the main document part is parsed (:func:`parsers.leanform.docx_body`, the same tree
+    python-docx would build); python-docx opens the package when ``lean`` is false or the lean reader does
+    not model the file.
+    """
+    body = None
+    if lean:
+        from parsers.leanform import NotLean, docx_body
+
+        try:
+            body = docx_body(data)
+        except NotLean:
+            body = None  # python-docx reads it (and gives its own answer for whatever is odd in it)
+    if body is None:
+        import docx
+
+        body = docx.Document(io.BytesIO(data)).element.body
     walker = _Walker(max_rows)
-    walker.block(document.element.body)
+    walker.block(body)
     walker.flush()
     return walker.grids
 
 
-def parse_docx_form(data: bytes, schema: FormSchema, max_rows: int = 2000) -> FormData:
+def parse_docx_form(data: bytes, schema: FormSchema, max_rows: int = 2000, *, lean: bool = True) -> FormData:
     """The form read from a .docx file's bytes."""
-    return read_form(docx_grids(data, max_rows), schema, max_rows)
+    return read_form(docx_grids(data, max_rows, lean=lean), schema, max_rows)

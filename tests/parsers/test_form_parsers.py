@@ -213,9 +213,9 @@ def test_the_time_limit_is_for_the_whole_mail() -> None:
     assert [getattr(r, "kind", None) for r in results] == ["timeout"] * 3
 
 
-def test_children_come_from_the_warm_worker_which_is_restarted_if_it_dies() -> None:
-    """Forms are parsed by children forked from the warm worker (not by the cold fallback), with the same
-    answers; a worker that died is started again for the next mail."""
+def test_one_warm_worker_parses_mail_after_mail_and_is_restarted_if_it_dies() -> None:
+    """Forms are parsed by the persistent worker (not by the cold fallback), one process for mail after mail,
+    with the same answers; a worker that died is replaced for the next mail."""
     import os
     import signal
 
@@ -223,15 +223,62 @@ def test_children_come_from_the_warm_worker_which_is_restarted_if_it_dies() -> N
 
     good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
     expected = parse_in_process("xlsx", good, SCHEMA)
+    sandbox.stop_workers()
     sandbox.last_child_peak_kb = 0
     assert sandbox.parse_bounded("xlsx", good, SCHEMA) == expected
-    worker = sandbox._the_zygote
-    assert worker is not None and worker.alive() and sandbox.last_child_peak_kb > 0  # a warm child ran
+    assert sandbox.last_child_peak_kb > 0  # the worker answered (the cold child reports no peak)
+    (worker,) = sandbox._idle
+    assert sandbox.parse_bounded("xlsx", good, SCHEMA) == expected
+    assert sandbox._idle == [worker] and worker.served == 2 and worker.alive()
 
     os.kill(worker.proc.pid, signal.SIGKILL)
     worker.proc.wait()
     assert sandbox.parse_bounded("xlsx", good, SCHEMA) == expected
-    assert sandbox._the_zygote is not worker and sandbox._the_zygote.alive()
+    (fresh,) = sandbox._idle
+    assert fresh is not worker and fresh.alive() and fresh.served == 1
+
+
+def test_a_timeout_kills_the_worker_and_the_next_mail_gets_a_fresh_one() -> None:
+    from parsers import sandbox
+    from tests.parsers.test_attachments import large_legit_xlsx
+
+    good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
+    sandbox.stop_workers()
+    assert sandbox.parse_bounded("xlsx", good, SCHEMA) == parse_in_process("xlsx", good, SCHEMA)
+    (worker,) = sandbox._idle
+    results = sandbox.parse_bounded_many([("xlsx", large_legit_xlsx())], SCHEMA, timeout_s=0.2)
+    assert [getattr(r, "kind", None) for r in results] == ["timeout"]
+    assert worker.proc.poll() is not None and sandbox._idle == []  # killed, not handed out again
+    assert sandbox.parse_bounded("xlsx", good, SCHEMA) == parse_in_process("xlsx", good, SCHEMA)
+
+
+def test_a_worker_is_replaced_after_its_quota_of_mails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from parsers import sandbox
+
+    good = (FORMS / "filled" / "blank_new_1user.docx").read_bytes()
+    monkeypatch.setattr(sandbox, "RECYCLE_AFTER", 2)
+    sandbox.stop_workers()
+    pids = []
+    for _ in range(4):
+        assert sandbox.parse_bounded("docx", good, SCHEMA) == parse_in_process("docx", good, SCHEMA)
+        pids.append(sandbox.last_worker_pid)
+    assert pids[0] == pids[1] != pids[2] == pids[3]
+
+
+def test_without_a_worker_each_mail_gets_a_fresh_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the worker cannot start, the cold path answers the same (with the same limits)."""
+    from parsers import sandbox
+    from tests.parsers.test_attachments import large_legit_xlsx
+
+    good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
+    sandbox.stop_workers()
+    monkeypatch.setattr(sandbox, "_WORKER_BOOT", "raise SystemExit(1)")
+    monkeypatch.setattr(sandbox, "_worker_failed", False)
+    results = sandbox.parse_bounded_many([("xlsx", good), ("xlsx", large_legit_xlsx())], SCHEMA,
+                                         memory_bytes=100 * 1024 * 1024)
+    assert sandbox._worker_failed and sandbox._idle == []
+    assert results[0] == parse_in_process("xlsx", good, SCHEMA)
+    assert getattr(results[1], "kind", None) == "memory"
 
 
 def test_a_hostile_file_beside_the_form_is_unreadable_and_the_reason_names_only_it() -> None:
