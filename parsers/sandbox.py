@@ -65,11 +65,13 @@ class SandboxError(Exception):
 
 
 def parse_in_process(fmt: str, data: bytes, schema: FormSchema, max_rows: int = 2000, max_cols: int = 60, *,
-                     lean: bool = True) -> FormData:
+                     lean: bool | None = None) -> FormData:
     """Parse without a sandbox (for tests of pure parsing; callers with mail use :func:`parse_bounded`).
 
-    ``lean``: the lean reader first (:mod:`parsers.leanform`), the library for what it does not model.
+    ``lean`` (default :data:`LEAN`): the lean reader first (:mod:`parsers.leanform`), the library for what it
+    does not model; false: openpyxl/python-docx only.
     """
+    lean = LEAN if lean is None else lean
     if fmt == "xlsx":
         from parsers.xlsx_form import parse_xlsx_form
 
