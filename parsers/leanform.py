@@ -180,13 +180,21 @@ def from_excel(value: float, epoch: datetime, as_timedelta: bool = False) -> obj
     return epoch + timedelta(days=day) + diff
 
 
+_COLUMNS: dict[str, int] = {}  # column letters -> number, for one- and two-letter columns
+
+
 def _coordinate(ref: str) -> tuple[int, int]:
     m = _COORD.match(ref)
     if m is None:
         raise NotLean("cell reference")
-    col = 0
-    for ch in m[1].upper():
-        col = col * 26 + ord(ch) - 64
+    letters = m[1]
+    col = _COLUMNS.get(letters)
+    if col is None:
+        col = 0
+        for ch in letters.upper():
+            col = col * 26 + ord(ch) - 64
+        if len(letters) <= 2:
+            _COLUMNS[letters] = col
     row = int(m[2])
     if row < 1:
         raise NotLean("cell reference")
@@ -337,6 +345,36 @@ def _value(c: ET.Element, kind: str, style: int, shared: list[str], dates: set[i
     return value  # "str" (a formula's text), "e" (an error value) and unknown kinds: the text
 
 
+_STREAM_FROM = 512 * 1024  # sheets larger than this are streamed row by row (smaller ones parse faster whole)
+
+
+def _rows(xml: bytes, merge_refs: list[str]):  # noqa: ANN202 - a generator of row elements
+    """The ``<row>`` elements of a sheet in order (each may be cleared once read); the merged ranges' refs
+    are appended to ``merge_refs``. Raises NotLean for hyperlinks and for a sheet outside the main namespace."""
+    if len(xml) < _STREAM_FROM:
+        root = ET.fromstring(xml)
+        if next(root.iter(_HYPERLINKS), None) is not None:
+            raise NotLean("hyperlinks")  # openpyxl gives an empty linked cell the link as its value
+        if not root.tag.startswith(_M):
+            raise NotLean("strict OOXML or an unknown sheet")
+        merge_refs.extend(el.get("ref", "") for el in root.iter(_MERGE))
+        yield from root.iter(_ROW)
+        return
+    first = True
+    for event, el in ET.iterparse(io.BytesIO(xml), events=("start", "end")):
+        tag = el.tag
+        if event == "start":
+            if tag == _HYPERLINKS:
+                raise NotLean("hyperlinks")
+            if first and not tag.startswith(_M):
+                raise NotLean("strict OOXML or an unknown sheet")
+            first = False
+        elif tag == _ROW:
+            yield el
+        elif tag == _MERGE:
+            merge_refs.append(el.get("ref", ""))
+
+
 def _sheet(xml: bytes, shared: list[str], nstyles: int, dates: set[int], durations: set[int],
            epoch: datetime, max_rows: int, max_cols: int) -> Grid:
     """One worksheet, streamed: each row is read and dropped, so memory follows the grid read, not the sheet."""
@@ -345,15 +383,7 @@ def _sheet(xml: bytes, shared: list[str], nstyles: int, dates: set[int], duratio
     refs: list[str] = []
     max_r = max_c = 0  # the largest row and column of any cell (openpyxl's max_row / max_column)
     row_counter = 0
-    events = ET.iterparse(io.BytesIO(xml), events=("end",))
-    for _event, row in events:
-        tag = row.tag
-        if tag != _ROW:
-            if tag == _MERGE and row.get("ref"):
-                refs.append(row.get("ref", ""))
-            elif tag == _HYPERLINKS:
-                raise NotLean("hyperlinks")  # openpyxl gives an empty linked cell the link as its value
-            continue
+    for row in _rows(xml, refs):
         r = row.get("r")
         if r is None:
             row_counter += 1
@@ -393,8 +423,6 @@ def _sheet(xml: bytes, shared: list[str], nstyles: int, dates: set[int], duratio
             if rr <= max_rows and cc <= max_cols:
                 values[(rr, cc)] = value
         row.clear()
-    if not events.root.tag.startswith(_M):  # type: ignore[attr-defined]
-        raise NotLean("strict OOXML or an unknown sheet")
     merges = []
     for ref in refs:
         if ref:
@@ -417,11 +445,17 @@ def _sheet(xml: bytes, shared: list[str], nstyles: int, dates: set[int], duratio
     nrows = min(max_r or 1, max_rows)
     ncols = min(max_c or 1, max_cols)
     rows: list[list[Cell]] = []
+    get = values.get
     for r in range(1, nrows + 1):
         row_cells = []
         for c in range(1, ncols + 1):
-            v = values.get((r, c))
-            row_cells.append(Cell(text=cell_text(v), value=v if not isinstance(v, str) else None))
+            v = get((r, c))
+            if v is None:
+                row_cells.append(Cell(""))
+            elif type(v) is str:
+                row_cells.append(Cell(v.strip()))  # cell_text of a text
+            else:
+                row_cells.append(Cell(cell_text(v), v))
         rows.append(row_cells)
     for r1, c1, r2, c2 in merges:
         marker = object()

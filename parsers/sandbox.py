@@ -156,14 +156,20 @@ def _one_child(files: list[tuple[str, bytes]], schema: FormSchema, memory_bytes:
                fresh: bool = False) -> tuple[list[FormData | SandboxError], bool]:
     """Answers for a prefix of ``files`` (at least one) from one process, and whether that process had
     answered earlier requests."""
-    header = {"fmts": [f for f, _ in files], "sizes": [len(d) for _, d in files], "schema": schema.raw,
+    key = _schema_key(schema)
+    worker = _take_worker(fresh=fresh) if WARM else None
+    header = {"fmts": [f for f, _ in files], "sizes": [len(d) for _, d in files], "schema_key": key,
               "source": schema.source, "memory": memory_bytes, "cpu": int(left) + 1, "max_rows": max_rows,
               "max_cols": max_cols, "lean": LEAN}
+    if worker is None or key not in worker.schemas:
+        header["schema"] = schema.raw  # a worker keeps the schemas it was sent (as many as _schema keeps)
+        if worker is not None and len(worker.schemas) >= _SCHEMAS_KEPT:
+            worker.schemas.clear()
     payload = json.dumps(header).encode("utf-8") + b"\n" + b"".join(d for _, d in files)
     death: SandboxError | None = None
-    worker = _take_worker(fresh=fresh) if WARM else None
     used = worker is not None and worker.served > 0
     if worker is not None:
+        worker.schemas.add(key)
         try:
             stdout, stderr, status, timed_out = worker.run(payload, left)
         finally:
@@ -203,6 +209,24 @@ def _one_child(files: list[tuple[str, bytes]], schema: FormSchema, memory_bytes:
     return answers[: len(files)], used
 
 
+_schema_keys: dict[int, tuple[FormSchema, str]] = {}
+
+
+def _schema_key(schema: FormSchema) -> str:
+    """A name for the schema's content, so that a worker is sent each schema once (kept per schema object)."""
+    hit = _schema_keys.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    import hashlib
+
+    text = json.dumps([schema.raw, schema.source], sort_keys=True, default=str)
+    key = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if len(_schema_keys) >= 64:
+        _schema_keys.clear()
+    _schema_keys[id(schema)] = (schema, key)
+    return key
+
+
 def _child_env() -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
             "PYTHONDONTWRITEBYTECODE": "1"}
@@ -226,6 +250,7 @@ class _Worker:
             theirs.close()
         self.sock = mine
         self.served = 0  # requests answered
+        self.schemas: set[str] = set()  # keys of the schemas it was sent
         self.recycle = False
         mine.settimeout(60)
         try:
@@ -407,6 +432,21 @@ def _peak_rss_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+_SCHEMAS: dict[str, FormSchema] = {}  # a worker's schemas by key
+_SCHEMAS_KEPT = 16
+
+
+def _schema(header: dict[str, Any]) -> FormSchema:
+    key = header.get("schema_key", "")
+    schema = _SCHEMAS.get(key)
+    if schema is None:
+        schema = form_schema_from_dict(header["schema"], header["source"])
+        if len(_SCHEMAS) >= _SCHEMAS_KEPT:
+            _SCHEMAS.clear()  # (the parent forgets them at the same point: see _one_child)
+        _SCHEMAS[key] = schema
+    return schema
+
+
 def _split(payload: bytes) -> tuple[dict[str, Any], list[bytes]]:
     head, _, blob = payload.partition(b"\n")
     header = json.loads(head)
@@ -425,7 +465,7 @@ def _answers(header: dict[str, Any], blobs: list[bytes]):  # noqa: ANN202 - a ge
     schema = None
     for fmt, data in zip(header["fmts"], blobs, strict=True):
         try:
-            schema = schema or form_schema_from_dict(header["schema"], header["source"])
+            schema = schema or _schema(header)
             result = parse_in_process(fmt, data, schema, header["max_rows"], header["max_cols"],
                                       lean=header.get("lean", True))
             out = {"ok": True, "form": _encode({"kinds_checked": result.kinds_checked, "fields": result.fields,
