@@ -156,6 +156,7 @@ def _one_child(files: list[tuple[str, bytes]], schema: FormSchema, memory_bytes:
                fresh: bool = False) -> tuple[list[FormData | SandboxError], bool]:
     """Answers for a prefix of ``files`` (at least one) from one process, and whether that process had
     answered earlier requests."""
+    deadline = time.monotonic() + left  # (starting a worker counts)
     key = _schema_key(schema)
     worker = _take_worker(fresh=fresh) if WARM else None
     header = {"fmts": [f for f, _ in files], "sizes": [len(d) for _, d in files], "schema_key": key,
@@ -171,7 +172,7 @@ def _one_child(files: list[tuple[str, bytes]], schema: FormSchema, memory_bytes:
     if worker is not None:
         worker.schemas.add(key)
         try:
-            stdout, stderr, status, timed_out = worker.run(payload, left)
+            stdout, stderr, status, timed_out = worker.run(payload, deadline - time.monotonic())
         finally:
             _give_back(worker)
         if timed_out:
@@ -179,7 +180,8 @@ def _one_child(files: list[tuple[str, bytes]], schema: FormSchema, memory_bytes:
     else:
         try:
             proc = subprocess.run([sys.executable, "-s", "-c", _BOOT, _ROOT], input=payload, capture_output=True,
-                                  timeout=left, env=_child_env(), cwd=_ROOT, check=False)
+                                  timeout=max(deadline - time.monotonic(), 0.001), env=_child_env(), cwd=_ROOT,
+                                  check=False)
             stdout, stderr, status = proc.stdout, proc.stderr, proc.returncode
         except subprocess.TimeoutExpired as exc:
             stdout, stderr, status = exc.stdout or b"", exc.stderr or b"", None
