@@ -215,11 +215,12 @@ class _Labels:
     headings: dict[str, str]  # label key -> section id ("users" for the users title)
     options: list[tuple[re.Pattern[str], str]]  # option synonym pattern -> kind value
     all_keys: set[str]
-    any_option: re.Pattern[str] | None = None  # matches where any of ``options`` does (a quick test first)
+    option_heads: tuple[str, ...] = ()  # text each option's match must contain (a quick test first)
 
 
 _LABELS: dict[int, tuple[FormSchema, _Labels]] = {}  # per schema (kept, so that its id is not reused)
 _KEYS: dict[str, str] = {}  # label keys of the cells of the form being read; emptied after each form
+_SQUASHED: dict[str, str] = {}  # and their squashed text
 
 
 def _labels_of(schema: FormSchema) -> _Labels:
@@ -233,13 +234,21 @@ def _labels_of(schema: FormSchema) -> _Labels:
     return labels
 
 
+def _squash(text: str) -> str:
+    """:func:`squash`, remembered while one form is read (with :func:`_key`)."""
+    s = _SQUASHED.get(text)
+    if s is None:
+        s = _SQUASHED[text] = squash(text)
+    return s
+
+
 def _key(text: str) -> str:
     """:func:`label_key` of a cell's text, remembered while one form is read (a form repeats its texts: the
     users table is looked for first, then every label; the short way gives the same key when there is no
     "(hint)" and no "/" to normalise)."""
     key = _KEYS.get(text)
     if key is None:
-        s = squash(text)
+        s = _squash(text)
         key = s.rstrip(" :*").strip() if "(" not in s and "/" not in s else label_key(text)
         _KEYS[text] = key
     return key
@@ -272,8 +281,8 @@ def _labels(schema: FormSchema) -> _Labels:
                for lab, v in pairs]
     keys = set(scalars) | set(headings) | set(columns) | {label_key(lab) for o in schema.kind.options
                                                            for lab in o.labels}
-    any_option = re.compile("|".join(f"(?:{p.pattern})" for p, _ in options)) if options else None
-    return _Labels(scalars, columns, headings, options, keys, any_option)
+    heads = tuple(sorted({lab.split("/", 1)[0] for lab, _ in pairs}))  # "/" matches with spaces around it
+    return _Labels(scalars, columns, headings, options, keys, heads)
 
 
 def _right(grid: Grid, r: int, c: int) -> tuple[int, Cell] | None:
@@ -392,6 +401,7 @@ def read_form(grids: list[Grid], schema: FormSchema, max_rows: int = 2000) -> Fo
         return _read_form(grids, schema, max_rows)
     finally:
         _KEYS.clear()  # cell text is personal data: nothing of a form outlives its reading
+        _SQUASHED.clear()
 
 
 def _read_form(grids: list[Grid], schema: FormSchema, max_rows: int) -> FormData:
@@ -470,10 +480,10 @@ def _read_form(grids: list[Grid], schema: FormSchema, max_rows: int) -> FormData
 
 def _options_in(text: str, labels: _Labels) -> list[tuple[str, bool | None]]:
     """Kind options named in one cell's text, each with the tick written beside it (None: none)."""
-    s = squash(text)
+    s = _squash(text)
     if len(s) > 160:
         return []  # instructions and prose are not checkboxes
-    if labels.any_option is None or labels.any_option.search(s) is None:
+    if not any(head in s for head in labels.option_heads):
         return []
     spans: list[tuple[int, int, str]] = []
     for pattern, value in labels.options:

@@ -94,23 +94,61 @@ class _Package:
             raise UnsafeForm("member too large")
         return blob
 
+    def parsed(self, name: str, parse):  # noqa: ANN001, ANN201 - parse: bytes -> a value never changed
+        """``parse(member)``, remembered for small structural parts (content types, relationships, styles):
+        every mail with our blank form carries the same bytes, and these parts hold no one's data."""
+        blob = self.read(name)
+        if len(blob) > _PARSED_MAX:
+            return parse(blob)
+        key = (parse, blob)
+        value = _PARSED.get(key)
+        if value is None:
+            value = parse(blob)
+            if len(_PARSED) >= 64:
+                _PARSED.clear()
+            _PARSED[key] = value
+        return value
+
     def rels(self, part: str) -> dict[str, tuple[str, str]]:
         """Relationship id -> (type, target part name) of ``part`` (as openpyxl and python-docx resolve them)."""
         folder, name = posixpath.split(part)
-        path = posixpath.join(folder, "_rels", f"{name}.rels")
-        out: dict[str, tuple[str, str]] = {}
-        for el in _xml(self.read(path)).iter(_REL):
-            attrs = el.attrib
-            if attrs.get("TargetMode") != "External":
-                target = attrs.get("Target", "")
-                target = target[1:] if target.startswith("/") else posixpath.normpath(posixpath.join(folder, target))
-                out[attrs.get("Id", "")] = (attrs.get("Type", ""), target)
-        return out
+        return self.parsed(posixpath.join(folder, "_rels", f"{name}.rels"), _RELS_PARSERS[folder])
 
     def content_types(self) -> dict[str, str]:
         """Part name (without the leading /) -> content type, from the overrides."""
-        return {el.get("PartName", "").lstrip("/"): el.get("ContentType", "")
-                for el in _xml(self.read("[Content_Types].xml")).iter(_OVERRIDE)}
+        return self.parsed("[Content_Types].xml", _content_types)
+
+
+_PARSED: dict[tuple[object, bytes], object] = {}
+_PARSED_MAX = 64 * 1024
+
+
+def _content_types(blob: bytes) -> dict[str, str]:
+    return {el.get("PartName", "").lstrip("/"): el.get("ContentType", "") for el in _xml(blob).iter(_OVERRIDE)}
+
+
+class _RelsParsers(dict):
+    """folder -> a parser of relationships relative to it (one function per folder, so that it keys the cache)."""
+
+    def __missing__(self, folder: str):  # noqa: ANN204
+        def parse(blob: bytes) -> dict[str, tuple[str, str]]:
+            out: dict[str, tuple[str, str]] = {}
+            for el in _xml(blob).iter(_REL):
+                attrs = el.attrib
+                if attrs.get("TargetMode") != "External":
+                    target = attrs.get("Target", "")
+                    target = (target[1:] if target.startswith("/")
+                              else posixpath.normpath(posixpath.join(folder, target)))
+                    out[attrs.get("Id", "")] = (attrs.get("Type", ""), target)
+            return out
+
+        if len(self) >= 64:
+            self.clear()
+        self[folder] = parse
+        return parse
+
+
+_RELS_PARSERS = _RelsParsers()
 
 
 def _refuse(*_args: object) -> None:
@@ -232,11 +270,15 @@ _T, _R, _SI, _IS, _V = _M + "t", _M + "r", _M + "si", _M + "is", _M + "v"
 _ROW, _C, _MERGE, _HYPERLINKS = _M + "row", _M + "c", _M + "mergeCell", _M + "hyperlinks"
 
 
-def _styles(pkg: _Package) -> tuple[int, set[int], set[int]]:
+def _styles(pkg: _Package) -> tuple[int, frozenset[int], frozenset[int]]:
     """(number of cell styles, style ids that are dates, style ids that are durations) from xl/styles.xml."""
     if "xl/styles.xml" not in pkg.names:
-        return 1, set(), set()
-    root = _xml(pkg.read("xl/styles.xml"))
+        return 1, frozenset(), frozenset()
+    return pkg.parsed("xl/styles.xml", _parse_styles)
+
+
+def _parse_styles(blob: bytes) -> tuple[int, frozenset[int], frozenset[int]]:
+    root = _xml(blob)
     try:
         custom = {int(el.get("numFmtId", "")): el.get("formatCode", "")
                   for fmts in root.findall(_M + "numFmts") for el in fmts.findall(_M + "numFmt")}
@@ -245,7 +287,7 @@ def _styles(pkg: _Package) -> tuple[int, set[int], set[int]]:
     except ValueError as exc:
         raise NotLean("styles") from exc
     if not xfs:
-        return 1, set(), set()  # openpyxl's default: one style, no dates
+        return 1, frozenset(), frozenset()  # openpyxl's default: one style, no dates
     dates, durations = set(), set()
     for idx, fmt_id in enumerate(xfs):
         fmt = custom.get(fmt_id)
@@ -259,7 +301,7 @@ def _styles(pkg: _Package) -> tuple[int, set[int], set[int]]:
             dates.add(idx)
         if is_timedelta_format(fmt):
             durations.add(idx)
-    return len(xfs), dates, durations
+    return len(xfs), frozenset(dates), frozenset(durations)
 
 
 _ALLOWED_SHEET_RELS = ("/printerSettings",)
@@ -316,7 +358,7 @@ def _cast_number(text: str) -> int | float:
     return int(text)
 
 
-def _value(c: ET.Element, kind: str, style: int, shared: list[str], dates: set[int], durations: set[int],
+def _value(c: ET.Element, kind: str, style: int, shared: list[str], dates: frozenset[int], durations: frozenset[int],
            epoch: datetime) -> object:
     """A cell's value as openpyxl's ``WorkSheetParser.parse_cell`` gives it with ``data_only=True``."""
     if kind == "inlineStr":
@@ -375,7 +417,7 @@ def _rows(xml: bytes, merge_refs: list[str]):  # noqa: ANN202 - a generator of r
             merge_refs.append(el.get("ref", ""))
 
 
-def _sheet(xml: bytes, shared: list[str], nstyles: int, dates: set[int], durations: set[int],
+def _sheet(xml: bytes, shared: list[str], nstyles: int, dates: frozenset[int], durations: frozenset[int],
            epoch: datetime, max_rows: int, max_cols: int) -> Grid:
     """One worksheet, streamed: each row is read and dropped, so memory follows the grid read, not the sheet."""
     _xml_check(xml)
