@@ -36,14 +36,16 @@ def _one(name: str, queue) -> None:
         filename, make, _ = HOSTILE[name]
         att, limits = Attachment(filename, "", make()), None
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    from parsers import sandbox
+
+    sandbox.last_child_peak_kb = 0
     start = time.perf_counter()
     outcome = find_form([att], schema, limits)
     elapsed = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    from parsers import sandbox
-
-    # The worker reports its own peak (VmHWM) with each answer; a cold child is counted as our child.
-    child = sandbox.last_child_peak_kb or resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # The worker reports its own peak (VmHWM) with each answer; one that died of its limit cannot (0: shown as
+    # "-"; RUSAGE_CHILDREN would count this process's size before the worker's exec).
+    child = sandbox.last_child_peak_kb
     codes = ",".join(r.code for r in outcome.reasons) or "accepted"
     queue.put((name, len(att.data), base, peak, child, elapsed, codes))
 
@@ -63,7 +65,8 @@ def main() -> None:
             print(f"{name:32} did not finish in 120 s")
             continue
         name, size, base, peak, child, elapsed, codes = queue.get()
-        print(f"{name:32} {size:>10} {base / 1024:>10.0f} {peak / 1024:>9.0f} {child / 1024:>10.0f} {elapsed:>8.2f}"
+        sandbox_mb = f"{child / 1024:.0f}" if child else "-"
+        print(f"{name:32} {size:>10} {base / 1024:>10.0f} {peak / 1024:>9.0f} {sandbox_mb:>10} {elapsed:>8.2f}"
               f"  {codes}")
 
 

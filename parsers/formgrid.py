@@ -215,7 +215,7 @@ class _Labels:
     headings: dict[str, str]  # label key -> section id ("users" for the users title)
     options: list[tuple[re.Pattern[str], str]]  # option synonym pattern -> kind value
     all_keys: set[str]
-    option_heads: tuple[str, ...] = ()  # text each option's match must contain (a quick test first)
+    option_heads: re.Pattern[str] | None = None  # finds text that each option's match must contain (a quick test)
 
 
 _LABELS: dict[int, tuple[FormSchema, _Labels]] = {}  # per schema (kept, so that its id is not reused)
@@ -281,8 +281,9 @@ def _labels(schema: FormSchema) -> _Labels:
                for lab, v in pairs]
     keys = set(scalars) | set(headings) | set(columns) | {label_key(lab) for o in schema.kind.options
                                                            for lab in o.labels}
-    heads = tuple(sorted({lab.split("/", 1)[0] for lab, _ in pairs}))  # "/" matches with spaces around it
-    return _Labels(scalars, columns, headings, options, keys, heads)
+    heads = sorted({lab.split("/", 1)[0] for lab, _ in pairs})  # ("/" matches with spaces around it)
+    option_heads = re.compile("|".join(map(re.escape, heads))) if heads else None
+    return _Labels(scalars, columns, headings, options, keys, option_heads)
 
 
 def _right(grid: Grid, r: int, c: int) -> tuple[int, Cell] | None:
@@ -483,7 +484,7 @@ def _options_in(text: str, labels: _Labels) -> list[tuple[str, bool | None]]:
     s = _squash(text)
     if len(s) > 160:
         return []  # instructions and prose are not checkboxes
-    if not any(head in s for head in labels.option_heads):
+    if labels.option_heads is None or labels.option_heads.search(s) is None:
         return []
     spans: list[tuple[int, int, str]] = []
     for pattern, value in labels.options:

@@ -287,7 +287,7 @@ class _Worker:
                         return bytes(out[: len(out) - len(last) - 1]), b"", 0, False
                 if len(out) > MAX_ANSWER_BYTES:
                     self.kill()
-                    return bytes(out), b"", -int(signal.SIGKILL), False  # a crash: no answer is that long
+                    return b"", b"", -int(signal.SIGKILL), False  # a crash: no answer is that long
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise TimeoutError

@@ -310,3 +310,38 @@ def test_more_office_files_than_allowed_are_not_parsed(count: int, codes: list[s
     if count == 6:
         assert found.reasons[0].message.startswith("Meddelandet har 6 Word- eller Excel-filer som bilagor.")
         assert "b0" not in found.reasons[0].message
+
+
+def test_a_death_in_a_used_worker_is_tried_again_in_a_fresh_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer must not depend on what the worker read before: a file that runs out of memory in a worker that
+    had served other mails is read once more by a new worker (and only then answered ``memory``)."""
+    from parsers import sandbox
+    from tests.parsers.test_attachments import large_legit_xlsx
+
+    starts = []
+    start = sandbox._Worker.__init__
+
+    def counting(self) -> None:  # noqa: ANN001
+        starts.append(1)
+        start(self)
+
+    monkeypatch.setattr(sandbox._Worker, "__init__", counting)
+    hog, good = large_legit_xlsx(), (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
+    sandbox.stop_workers()
+    (fresh_death,) = sandbox.parse_bounded_many([("xlsx", hog)], SCHEMA, memory_bytes=100 * 1024 * 1024)
+    assert fresh_death.kind == "memory" and len(starts) == 1  # a fresh worker's answer stands
+    assert sandbox.parse_bounded("xlsx", good, SCHEMA) == parse_in_process("xlsx", good, SCHEMA)
+    assert len(starts) == 2
+    (used_death,) = sandbox.parse_bounded_many([("xlsx", hog)], SCHEMA, memory_bytes=100 * 1024 * 1024)
+    assert used_death.kind == "memory" and len(starts) == 3  # died in the used worker, then in a fresh one
+
+
+def test_an_answer_longer_than_any_form_gives_is_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    from parsers import sandbox
+
+    good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
+    sandbox.stop_workers()
+    monkeypatch.setattr(sandbox, "MAX_ANSWER_BYTES", 16)
+    (result,) = sandbox.parse_bounded_many([("xlsx", good)], SCHEMA)
+    assert isinstance(result, sandbox.SandboxError) and result.kind == "crash"
+    assert sandbox._idle == []  # that worker is not used again
