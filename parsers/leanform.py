@@ -3,15 +3,17 @@
 Why this exists: measured on the 9 KB order form, ``openpyxl.load_workbook`` costs ~10 ms (it builds
 the whole workbook model: styles, fonts, borders, column widths, a ``Cell`` object with its style for
 every cell) and ``docx.Document`` ~10 ms (it loads every part of the package), against ~1 ms here,
-where the raw IMAP cost of a whole mail is ~3-5 ms. So the form is read here with the standard
-library (``zipfile`` and ``pyexpat``, streaming) for .xlsx; for .docx the one part that matters
-(``word/document.xml``) is parsed by lxml exactly as python-docx parses it, and the existing body
-walker (:mod:`parsers.docx_form`) reads it. openpyxl and python-docx stay the writers of blank forms
-and fixtures, and the reader of any file this module does not model: such a file raises
-:class:`NotLean` and :func:`parsers.xlsx_form.parse_xlsx_form` / :func:`parsers.docx_form.parse_docx_form`
-fall back to the library (a file that cannot be read leanly gets the library's answer, never a
-different one). tests/parsers/test_leanform.py pins that both give the same grids and facts for every
-form fixture.
+where the raw IMAP cost of a whole mail is ~3-5 ms. So an .xlsx is read here with the standard library:
+``zipfile``, a first pass of each XML part by ``pyexpat`` (C speed, no handlers but the ones refusing a
+DTD), then ``xml.etree`` (the parser openpyxl itself uses, so text comes out the same), row by row for
+a large sheet. For a .docx the one part that matters (the main document) is parsed by lxml exactly as
+python-docx parses it, and the existing body walker (:mod:`parsers.docx_form`) reads it. openpyxl and
+python-docx stay the writers of blank forms and fixtures, and the reader of any file this module does
+not model: such a file raises :class:`NotLean` and :func:`parsers.xlsx_form.parse_xlsx_form` /
+:func:`parsers.docx_form.parse_docx_form` fall back to the library (a file that cannot be read leanly
+gets the library's answer, never a different one). tests/parsers/test_leanform.py pins that both give
+the same grids and facts for every form fixture. (The other way round is possible: a damaged part that
+neither grid needs, such as a malformed style list openpyxl rejects, does not stop this reader.)
 
 What is modelled for .xlsx is what openpyxl (3.1, ``data_only=True``) gives ``xlsx_grids``: worksheets
 in workbook order (chartsheets skipped), shared strings (rich text runs joined, phonetic runs left
@@ -19,13 +21,15 @@ out), inline strings, numbers (int or float as written), booleans, error values,
 results, dates and times by the cell's number format (1900 or 1904 epoch), merged ranges (every cell
 but the top-left emptied, as openpyxl does), and the sheet's extent including empty and merged cells.
 Anything else that could change a value or the extent (hyperlinks, comments, tables, drawings,
-``t="d"`` cells, cells without a reference in an unexpected place, overlapping merges, strict OOXML)
-raises :class:`NotLean`.
+``t="d"`` cells, a row holding anything but cells, overlapping merges, strict OOXML) raises
+:class:`NotLean`.
 
 Safety, kept here as well as in :mod:`parsers.attachments` (which runs first): no member is read
 beyond ``MAX_MEMBER_BYTES`` decompressed nor all of them beyond ``MAX_TOTAL_BYTES``; a DOCTYPE or an
 entity declaration anywhere is refused (:class:`UnsafeForm`), so no entity is ever expanded and no
-external resource is ever loaded; encrypted or OLE files are not zip files and are refused.
+external resource is ever loaded; encrypted or OLE files are not zip files and are refused. Parsed
+structural parts (content types, relationships, styles) are remembered by their bytes; nothing from a
+sheet, a shared string or a document body outlives the call.
 """
 
 from __future__ import annotations
@@ -314,6 +318,8 @@ def xlsx_grids(data: bytes, max_rows: int = 2000, max_cols: int = 60) -> list[Gr
     """
     pkg = _Package(data)
     types = pkg.content_types()
+    if any("macroEnabled" in ct for ct in types.values()):
+        raise NotLean("macro-enabled workbook")  # openpyxl would pick that part first (attachments refuse it)
     wb_part = next((name for t in _XLSX_TYPES for name, ct in types.items() if ct == t), None)
     if wb_part is None:
         raise NotLean("no workbook part")
