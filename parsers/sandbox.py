@@ -357,6 +357,20 @@ def _give_back(worker: _Worker) -> None:
         _idle.append(worker)
 
 
+def start_worker() -> threading.Thread:
+    """Start a worker in the background now, so that the first form does not wait for it (a poller may call
+    this before its first fetch); returns the thread starting it. Nothing happens with ``WARM`` off."""
+
+    def start() -> None:
+        worker = _take_worker() if WARM else None
+        if worker is not None:
+            _give_back(worker)
+
+    thread = threading.Thread(target=start, name="form-worker-start", daemon=True)
+    thread.start()
+    return thread
+
+
 def stop_workers() -> None:
     """Stop the idle workers (new ones start on the next parse); also run at exit."""
     with _pool_lock:

@@ -345,3 +345,15 @@ def test_an_answer_longer_than_any_form_gives_is_a_crash(monkeypatch: pytest.Mon
     (result,) = sandbox.parse_bounded_many([("xlsx", good)], SCHEMA)
     assert isinstance(result, sandbox.SandboxError) and result.kind == "crash"
     assert sandbox._idle == []  # that worker is not used again
+
+
+def test_a_worker_can_be_started_ahead_of_the_first_form() -> None:
+    from parsers import sandbox
+
+    sandbox.stop_workers()
+    sandbox.start_worker().join(60)
+    (worker,) = sandbox._idle
+    assert worker.alive() and worker.served == 0
+    good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
+    assert sandbox.parse_bounded("xlsx", good, SCHEMA) == parse_in_process("xlsx", good, SCHEMA)
+    assert sandbox._idle == [worker] and worker.served == 1  # the form went to the worker started ahead
