@@ -278,13 +278,14 @@ class _Worker:
                 end = out.rfind(b"\n")
                 if end >= 0:
                     last = out[out.rfind(b"\n", 0, end) + 1: end]
-                    if last.startswith(b'{"done"'):
+                    answers = len(out) - len(last) - 1
+                    if last.startswith(b'{"done"') and answers <= MAX_ANSWER_BYTES:
                         done = json.loads(last)
                         last_child_peak_kb = int(done.get("peak_kb", 0))
                         last_worker_pid = self.proc.pid
                         self.served += 1
                         self.recycle = bool(done.get("recycle"))
-                        return bytes(out[: len(out) - len(last) - 1]), b"", 0, False
+                        return bytes(out[:answers]), b"", 0, False
                 if len(out) > MAX_ANSWER_BYTES:
                     self.kill()
                     return b"", b"", -int(signal.SIGKILL), False  # a crash: no answer is that long
