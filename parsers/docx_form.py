@@ -1,6 +1,7 @@
 """A filled-in .docx form into facts: tables and paragraphs as grids of cells, read by label.
 
-python-docx opens the package; the body is then walked directly so that text inside content
+The main document part is parsed as python-docx parses it (by :mod:`parsers.leanform`, or by python-docx
+itself for a package the lean reader does not model); the body is then walked directly so that text inside content
 controls (w:sdt), Word checkbox controls (w14:checkbox), legacy form checkboxes and Wingdings
 checkbox symbols is seen, which ``Paragraph.text`` leaves out. Ticks become "☒", empty boxes "☐".
 Call only on checked bytes, inside the sandbox.
@@ -10,8 +11,6 @@ from __future__ import annotations
 
 import io
 
-from lxml import etree
-
 from parsers.formgrid import Cell, FormData, Grid, read_form
 from parsers.schema import FormSchema
 
@@ -19,9 +18,45 @@ W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 W14 = "http://schemas.microsoft.com/office/word/2010/wordml"
 MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
 _w = f"{{{W}}}".__add__
-_ROWS = etree.XPath("./w:tr | ./w:sdt/w:sdtContent/w:tr | ./w:customXml/w:tr", namespaces={"w": W})
-_CELLS = etree.XPath("./w:tc | ./w:sdt/w:sdtContent/w:tc | ./w:customXml/w:tc", namespaces={"w": W})
-_PARAS = etree.XPath("./w:p | ./w:sdt/w:sdtContent/w:p", namespaces={"w": W})
+_SDT, _SDT_CONTENT, _CUSTOM_XML = _w("sdt"), _w("sdtContent"), _w("customXml")
+
+
+def _wrapped(el, tag: str, custom_xml: bool = True) -> list:
+    """``el``'s children ``tag``, also those inside content controls (``w:sdt/w:sdtContent``) and, when
+    ``custom_xml``, custom XML (``w:customXml``), in document order (the XPath union
+    ``./t | ./w:sdt/w:sdtContent/t | ./w:customXml/t``, without an XPath call per element)."""
+    out = []
+    for child in el:
+        ctag = child.tag
+        if ctag == tag:
+            out.append(child)
+        elif ctag == _SDT:
+            for content in child.iterchildren(_SDT_CONTENT):
+                out.extend(content.iterchildren(tag))
+        elif custom_xml and ctag == _CUSTOM_XML:
+            out.extend(child.iterchildren(tag))
+    return out
+
+
+_TRPR, _GRID_BEFORE, _TCPR, _GRID_SPAN, _VMERGE, _TBL, _VAL = (
+    _w("trPr"), _w("gridBefore"), _w("tcPr"), _w("gridSpan"), _w("vMerge"), _w("tbl"), _w("val"))
+
+
+def _child(el, tag: str):  # noqa: ANN202 - an lxml element or None
+    """The first child ``tag`` of ``el`` (``el.find(tag)`` without a path lookup)."""
+    return next(el.iterchildren(tag), None)
+
+
+def _ROWS(tbl) -> list:  # noqa: N802 - it stands for the XPath it replaced
+    return _wrapped(tbl, _w("tr"))
+
+
+def _CELLS(tr) -> list:  # noqa: N802
+    return _wrapped(tr, _w("tc"))
+
+
+def _PARAS(tc) -> list:  # noqa: N802
+    return _wrapped(tc, _w("p"), custom_xml=False)
 TICKED, EMPTY = "☒", "☐"
 # Wingdings code points Word uses for boxes: ticked (x, check) and empty.
 _SYM_TICKED = {"F0FE", "F078", "F0FD", "F0FB", "F0FC", "F0D6"}
@@ -126,21 +161,22 @@ class _Walker:
             if len(rows) >= self.max_rows:
                 break
             row: list[Cell] = []
-            before = tr.find(f"{_w('trPr')}/{_w('gridBefore')}")
-            for _ in range(int(before.get(_w("val"), "0")) if before is not None else 0):
+            trpr = _child(tr, _TRPR)
+            before = _child(trpr, _GRID_BEFORE) if trpr is not None else None
+            for _ in range(int(before.get(_VAL, "0")) if before is not None else 0):
                 row.append(Cell(text=""))
             for tc in _CELLS(tr):
-                tcpr = tc.find(_w("tcPr"))
-                span_el = tcpr.find(_w("gridSpan")) if tcpr is not None else None
-                span = max(1, min(int(span_el.get(_w("val"), "1")), 60)) if span_el is not None else 1
-                vmerge = tcpr.find(_w("vMerge")) if tcpr is not None else None
+                tcpr = _child(tc, _TCPR)
+                span_el = _child(tcpr, _GRID_SPAN) if tcpr is not None else None
+                span = max(1, min(int(span_el.get(_VAL, "1")), 60)) if span_el is not None else 1
+                vmerge = _child(tcpr, _VMERGE) if tcpr is not None else None
                 col = len(row)
                 paras = []
                 for p in _PARAS(tc):
                     paras.append(_ptext(p).strip())
-                nested.extend(tc.findall(_w("tbl")))
+                nested.extend(tc.iterchildren(_TBL))
                 text = "\n".join(t for t in paras if t)
-                if vmerge is not None and (vmerge.get(_w("val")) or "continue") == "continue" and col in active:
+                if vmerge is not None and (vmerge.get(_VAL) or "continue") == "continue" and col in active:
                     top = active[col]
                     top.height += 1
                     cells = [Cell(text="", merge=top.merge) for _ in range(span)]
@@ -159,17 +195,31 @@ class _Walker:
             self.table(inner)
 
 
-def docx_grids(data: bytes, max_rows: int = 2000) -> list[Grid]:
-    """The document body as grids: each table, and each run of paragraphs as a one-column grid."""
-    import docx
+def docx_grids(data: bytes, max_rows: int = 2000, *, lean: bool = True) -> list[Grid]:
+    """The document body as grids: each table, and each run of paragraphs as a one-column grid.
 
-    document = docx.Document(io.BytesIO(data))
+    With ``lean``, only the main document part is parsed (:func:`parsers.leanform.docx_body`, the same tree
+    python-docx would build); python-docx opens the package when ``lean`` is false or the lean reader does
+    not model the file.
+    """
+    body = None
+    if lean:
+        from parsers.leanform import NotLean, docx_body
+
+        try:
+            body = docx_body(data)
+        except NotLean:
+            body = None  # python-docx reads it (and gives its own answer for whatever is odd in it)
+    if body is None:
+        import docx
+
+        body = docx.Document(io.BytesIO(data)).element.body
     walker = _Walker(max_rows)
-    walker.block(document.element.body)
+    walker.block(body)
     walker.flush()
     return walker.grids
 
 
-def parse_docx_form(data: bytes, schema: FormSchema, max_rows: int = 2000) -> FormData:
+def parse_docx_form(data: bytes, schema: FormSchema, max_rows: int = 2000, *, lean: bool = True) -> FormData:
     """The form read from a .docx file's bytes."""
-    return read_form(docx_grids(data, max_rows), schema, max_rows)
+    return read_form(docx_grids(data, max_rows, lean=lean), schema, max_rows)

@@ -215,6 +215,43 @@ class _Labels:
     headings: dict[str, str]  # label key -> section id ("users" for the users title)
     options: list[tuple[re.Pattern[str], str]]  # option synonym pattern -> kind value
     all_keys: set[str]
+    option_heads: re.Pattern[str] | None = None  # finds text that each option's match must contain (a quick test)
+
+
+_LABELS: dict[int, tuple[FormSchema, _Labels]] = {}  # per schema (kept, so that its id is not reused)
+_KEYS: dict[str, str] = {}  # label keys of the cells of the form being read; emptied after each form
+_SQUASHED: dict[str, str] = {}  # and their squashed text
+
+
+def _labels_of(schema: FormSchema) -> _Labels:
+    hit = _LABELS.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    if len(_LABELS) >= 64:
+        _LABELS.clear()
+    labels = _labels(schema)
+    _LABELS[id(schema)] = (schema, labels)
+    return labels
+
+
+def _squash(text: str) -> str:
+    """:func:`squash`, remembered while one form is read (with :func:`_key`)."""
+    s = _SQUASHED.get(text)
+    if s is None:
+        s = _SQUASHED[text] = squash(text)
+    return s
+
+
+def _key(text: str) -> str:
+    """:func:`label_key` of a cell's text, remembered while one form is read (a form repeats its texts: the
+    users table is looked for first, then every label; the short way gives the same key when there is no
+    "(hint)" and no "/" to normalise)."""
+    key = _KEYS.get(text)
+    if key is None:
+        s = _squash(text)
+        key = s.rstrip(" :*").strip() if "(" not in s and "/" not in s else label_key(text)
+        _KEYS[text] = key
+    return key
 
 
 def _labels(schema: FormSchema) -> _Labels:
@@ -244,7 +281,9 @@ def _labels(schema: FormSchema) -> _Labels:
                for lab, v in pairs]
     keys = set(scalars) | set(headings) | set(columns) | {label_key(lab) for o in schema.kind.options
                                                            for lab in o.labels}
-    return _Labels(scalars, columns, headings, options, keys)
+    heads = sorted({lab.split("/", 1)[0] for lab, _ in pairs})  # ("/" matches with spaces around it)
+    option_heads = re.compile("|".join(map(re.escape, heads))) if heads else None
+    return _Labels(scalars, columns, headings, options, keys, option_heads)
 
 
 def _right(grid: Grid, r: int, c: int) -> tuple[int, Cell] | None:
@@ -278,7 +317,7 @@ def _find_users(grids: list[Grid], labels: _Labels, schema: FormSchema, max_rows
         for r, row in enumerate(grid.rows[:max_rows]):
             mapping: dict[int, tuple[FieldSpec, str | None]] = {}
             for c, cell in enumerate(row):
-                col = labels.columns.get(label_key(cell.text)) if cell.text else None
+                col = labels.columns.get(_key(cell.text)) if cell.text else None
                 if col is not None and col not in mapping.values():
                     mapping[c] = col
             need = min(3, len(schema.users.columns))
@@ -292,7 +331,7 @@ def _find_users(grids: list[Grid], labels: _Labels, schema: FormSchema, max_rows
     stop_keys = {k for k, sec in labels.headings.items() if sec != "users"}
     stop_keys |= set(labels.scalars) - set(labels.columns)
     for rr in range(r + 1, min(len(grid.rows), r + 1 + max_rows)):
-        if any(cell.text and label_key(cell.text) in stop_keys for cell in grid.rows[rr]):
+        if any(cell.text and _key(cell.text) in stop_keys for cell in grid.rows[rr]):
             end = rr
             break
     else:
@@ -346,12 +385,12 @@ def _find_value(grid: Grid, r: int, c: int, labels: _Labels) -> Cell | str | Non
         if inline:
             return inline
     right = _right(grid, r, c)
-    if right is not None and label_key(right[1].text) not in labels.all_keys:
+    if right is not None and _key(right[1].text) not in labels.all_keys:
         return right[1]
     # Nothing but another label to the right: the value may sit below (labels over values).
     below = grid.at(r + max(cell.height, 1), c)
     if below is not None and (below.text.strip() or below.value is not None):
-        if label_key(below.text) in labels.all_keys or _mark(below) is not None and below.value is None:
+        if _key(below.text) in labels.all_keys or _mark(below) is not None and below.value is None:
             return None
         return below
     return None
@@ -359,7 +398,15 @@ def _find_value(grid: Grid, r: int, c: int, labels: _Labels) -> Cell | str | Non
 
 def read_form(grids: list[Grid], schema: FormSchema, max_rows: int = 2000) -> FormData:
     """The form's request kinds ticked, its single fields and its user rows, found by label."""
-    labels = _labels(schema)
+    try:
+        return _read_form(grids, schema, max_rows)
+    finally:
+        _KEYS.clear()  # cell text is personal data: nothing of a form outlives its reading
+        _SQUASHED.clear()
+
+
+def _read_form(grids: list[Grid], schema: FormSchema, max_rows: int) -> FormData:
+    labels = _labels_of(schema)
     found_labels: set[str] = set()
 
     users_at = _find_users(grids, labels, schema, max_rows)
@@ -383,11 +430,11 @@ def read_form(grids: list[Grid], schema: FormSchema, max_rows: int = 2000) -> Fo
             for c, cell in enumerate(row):
                 if not cell.text:
                     continue
-                key = label_key(cell.text)
+                key = _key(cell.text)
                 head = key.split(":", 1)[0].strip() if ":" in cell.text else key
                 if key in labels.headings:
                     heading_pos.setdefault(labels.headings[key], (g, r, c))
-                for fkey in {key, label_key(head)}:
+                for fkey in {key, _key(head)}:
                     for spec in labels.scalars.get(fkey, []):
                         occurrences.setdefault(spec.id, []).append(((g, r, c), None))
                 opts = _options_in(cell.text, labels)
@@ -434,9 +481,11 @@ def read_form(grids: list[Grid], schema: FormSchema, max_rows: int = 2000) -> Fo
 
 def _options_in(text: str, labels: _Labels) -> list[tuple[str, bool | None]]:
     """Kind options named in one cell's text, each with the tick written beside it (None: none)."""
-    s = squash(text)
+    s = _squash(text)
     if len(s) > 160:
         return []  # instructions and prose are not checkboxes
+    if labels.option_heads is None or labels.option_heads.search(s) is None:
+        return []
     spans: list[tuple[int, int, str]] = []
     for pattern, value in labels.options:
         for m in pattern.finditer(s):

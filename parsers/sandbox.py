@@ -1,13 +1,24 @@
-"""Parsing in a child process with a memory cap (RLIMIT_AS), a CPU cap and a wall-clock timeout.
+"""Parsing in a separate process with a memory cap (RLIMIT_AS), a CPU cap and a wall-clock timeout.
 
 FIELD-NOTES: bombs that pass the zip checks still cost openpyxl/python-docx gigabytes and minutes;
-in a bounded child they end as a clean error instead. The child gets the bytes and the schema on
-stdin and answers with JSON on stdout (never pickle: the child handles hostile input).
+in a bounded process they end as a clean error instead. The process gets the bytes and the schema
+and answers with JSON lines (never pickle: it handles hostile input).
 
-All of a mail's files are parsed by one child under one total time limit (one interpreter start per
-mail, and a mail with many files cannot buy itself many timeouts). The child answers one line per
-file as it goes; if it dies (memory, crash), the file it was reading gets that answer and a fresh
-child reads the rest with the time that is left, so one hostile file never changes another's answer.
+All of a mail's files are parsed by one process under one total time limit (a mail with many files
+cannot buy itself many timeouts). It answers one line per file as it goes; if it dies (memory,
+crash), the file it was reading gets that answer and a fresh process reads the rest with the time
+that is left, so one hostile file never changes another's answer.
+
+The process is a persistent worker (started once, the lean readers imported, then request after
+request over a Unix socket): forking a bounded child per mail cost ~25 ms a form in pipes, forks and
+page-table copies, ten times the lean parse itself. Its limits are set per request (address space;
+CPU time from now on); the caller holds the wall clock and kills the worker when it runs over (the
+answer is ``timeout``, and the next mail gets a new worker). A worker that ran out of memory answers
+that file and exits; a file that dies in a worker that had served earlier mails is tried once more
+in a fresh worker, so an answer never depends on what the worker read before. Workers are replaced
+after ``RECYCLE_AFTER`` requests or once their peak RSS passed ``RECYCLE_RSS_KB``; concurrent callers
+each get their own worker from a small pool. If no worker can be started, each mail gets a fresh
+interpreter (the cold path, also ``WARM = False``).
 """
 
 from __future__ import annotations
@@ -15,7 +26,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import selectors
 import signal
 import socket
 import struct
@@ -32,10 +42,17 @@ from parsers.schema import FormSchema, form_schema_from_dict
 
 _ROOT = str(Path(__file__).resolve().parents[1])
 _BOOT = "import sys; sys.path.insert(0, sys.argv[1]); from parsers.sandbox import child_main; child_main()"
-_ZYGOTE_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from parsers.sandbox import zygote_main; "
-                "zygote_main(int(sys.argv[2]))")
-WARM = True  # fork children from a warm zygote; False: a fresh interpreter per mail (the cold path)
-last_child_peak_kb = 0  # peak RSS (KiB) of the last warm child, for benchmarks (it is not our child)
+_WORKER_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from parsers.sandbox import worker_main; "
+                "worker_main(int(sys.argv[2]))")
+WARM = True  # a persistent worker; False: a fresh interpreter per mail (the cold path)
+LEAN = True  # the lean readers (parsers.leanform); False: openpyxl/python-docx for every file (benchmarks)
+RECYCLE_AFTER = 1000  # requests a worker answers before it is replaced
+RECYCLE_RSS_KB = 256 * 1024  # ... or once its peak RSS passed this
+MAX_ANSWER_BYTES = 64 * 1024 * 1024  # a worker that writes more has gone wrong (a crash)
+_MEMORY_EXIT = 3  # the worker's exit status when it ran out of memory where it could not answer
+_MEMORY_LINE = b'{"ok": false, "error": "MemoryError"}\n'
+last_child_peak_kb = 0  # peak RSS (KiB) of the last worker that answered, for benchmarks
+last_worker_pid = 0  # and its process id (tests)
 
 
 class SandboxError(Exception):
@@ -47,16 +64,22 @@ class SandboxError(Exception):
         self.detail = detail
 
 
-def parse_in_process(fmt: str, data: bytes, schema: FormSchema, max_rows: int = 2000, max_cols: int = 60) -> FormData:
-    """Parse without a sandbox (for tests of pure parsing; callers with mail use :func:`parse_bounded`)."""
+def parse_in_process(fmt: str, data: bytes, schema: FormSchema, max_rows: int = 2000, max_cols: int = 60, *,
+                     lean: bool | None = None) -> FormData:
+    """Parse without a sandbox (for tests of pure parsing; callers with mail use :func:`parse_bounded`).
+
+    ``lean`` (default :data:`LEAN`): the lean reader first (:mod:`parsers.leanform`), the library for what it
+    does not model; false: openpyxl/python-docx only.
+    """
+    lean = LEAN if lean is None else lean
     if fmt == "xlsx":
         from parsers.xlsx_form import parse_xlsx_form
 
-        return parse_xlsx_form(data, schema, max_rows, max_cols)
+        return parse_xlsx_form(data, schema, max_rows, max_cols, lean=lean)
     if fmt == "docx":
         from parsers.docx_form import parse_docx_form
 
-        return parse_docx_form(data, schema, max_rows)
+        return parse_docx_form(data, schema, max_rows, lean=lean)
     raise ValueError(f"no form parser for {fmt!r}")
 
 
@@ -107,48 +130,70 @@ def parse_bounded_many(
     max_rows: int = 2000,
     max_cols: int = 60,
 ) -> list[FormData | SandboxError]:
-    """Parse each (format, bytes) in bounded children sharing ``timeout_s``; one answer per file, in order."""
+    """Parse each (format, bytes) in bounded processes sharing ``timeout_s``; one answer per file, in order."""
     results: list[FormData | SandboxError] = []
     deadline = time.monotonic() + timeout_s
+    retried = -1  # the file last tried again in a fresh worker
     while len(results) < len(files):
         left = deadline - time.monotonic()
         if left <= 0:
             results.append(SandboxError("timeout", f"after {timeout_s:g} s"))
             continue
-        results.extend(_one_child(files[len(results):], schema, memory_bytes, left, timeout_s, max_rows, max_cols))
+        answers, used = _one_child(files[len(results):], schema, memory_bytes, left, timeout_s, max_rows, max_cols,
+                                   fresh=retried == len(results))
+        last = answers[-1]
+        if (used and isinstance(last, SandboxError) and last.kind in ("memory", "crash")
+                and retried != len(results) + len(answers) - 1):
+            # It died in a worker that had read other mails before: the answer must not depend on that.
+            retried = len(results) + len(answers) - 1
+            answers = answers[:-1]
+        results.extend(answers)
     return results
 
 
 def _one_child(files: list[tuple[str, bytes]], schema: FormSchema, memory_bytes: int, left: float,
-               timeout_s: float, max_rows: int, max_cols: int) -> list[FormData | SandboxError]:
-    """Answers for a prefix of ``files`` (at least one) from one child process."""
-    header = {"fmts": [f for f, _ in files], "sizes": [len(d) for _, d in files], "schema": schema.raw,
+               timeout_s: float, max_rows: int, max_cols: int, *,
+               fresh: bool = False) -> tuple[list[FormData | SandboxError], bool]:
+    """Answers for a prefix of ``files`` (at least one) from one process, and whether that process had
+    answered earlier requests."""
+    deadline = time.monotonic() + left  # (starting a worker counts)
+    key = _schema_key(schema)
+    worker = _take_worker(fresh=fresh) if WARM else None
+    header = {"fmts": [f for f, _ in files], "sizes": [len(d) for _, d in files], "schema_key": key,
               "source": schema.source, "memory": memory_bytes, "cpu": int(left) + 1, "max_rows": max_rows,
-              "max_cols": max_cols}
+              "max_cols": max_cols, "lean": LEAN}
+    if worker is None or key not in worker.schemas:
+        header["schema"] = schema.raw  # a worker keeps the schemas it was sent (as many as _schema keeps)
+        if worker is not None and len(worker.schemas) >= _SCHEMAS_KEPT:
+            worker.schemas.clear()
     payload = json.dumps(header).encode("utf-8") + b"\n" + b"".join(d for _, d in files)
     death: SandboxError | None = None
-    warm = _zygote() if WARM else None
-    ran = _run_warm(warm, payload, left) if warm is not None else None
-    if ran is not None:
-        stdout, stderr, status, timed_out = ran
+    used = worker is not None and worker.served > 0
+    if worker is not None:
+        worker.schemas.add(key)
+        try:
+            stdout, stderr, status, timed_out = worker.run(payload, deadline - time.monotonic())
+        finally:
+            _give_back(worker)
         if timed_out:
             death = SandboxError("timeout", f"after {timeout_s:g} s")
     else:
         try:
             proc = subprocess.run([sys.executable, "-s", "-c", _BOOT, _ROOT], input=payload, capture_output=True,
-                                  timeout=left, env=_child_env(), cwd=_ROOT, check=False)
+                                  timeout=max(deadline - time.monotonic(), 0.001), env=_child_env(), cwd=_ROOT,
+                                  check=False)
             stdout, stderr, status = proc.stdout, proc.stderr, proc.returncode
         except subprocess.TimeoutExpired as exc:
             stdout, stderr, status = exc.stdout or b"", exc.stderr or b"", None
             death = SandboxError("timeout", f"after {timeout_s:g} s")
         except OSError as exc:
-            return [SandboxError("crash", f"could not start: {exc.strerror}")]
+            return [SandboxError("crash", f"could not start: {exc.strerror}")], False
     answers: list[FormData | SandboxError] = []
     for line in stdout.split(b"\n"):
         try:
             answer = json.loads(line.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
-            break  # a line cut short by the child's death
+            break  # a line cut short by the process's death
         if not answer.get("ok"):
             error = str(answer.get("error", "error"))
             answers.append(SandboxError("memory" if error == "MemoryError" else "error", error))
@@ -157,13 +202,31 @@ def _one_child(files: list[tuple[str, bytes]], schema: FormSchema, memory_bytes:
         answers.append(FormData(kinds_checked=form["kinds_checked"], fields=form["fields"], users=form["users"],
                                 labels_found=form["labels_found"]))
     if len(answers) < len(files) and not (death is None and status == 0 and answers):
-        # (A child that ran out of memory answers that file and stops on purpose: a fresh one goes on.)
+        # (A process that ran out of memory answers that file and stops on purpose: a fresh one goes on.)
         if death is None:
-            # Out of memory can strike where the child cannot answer any more (even while reporting it).
+            # Out of memory can strike where the process cannot answer any more (even while reporting it).
             death = (SandboxError("memory", "MemoryError") if b"MemoryError" in stderr[-4096:]
                      else SandboxError("crash", f"exit status {status}"))
         answers.append(death)
-    return answers[: len(files)]
+    return answers[: len(files)], used
+
+
+_schema_keys: dict[int, tuple[FormSchema, str]] = {}
+
+
+def _schema_key(schema: FormSchema) -> str:
+    """A name for the schema's content, so that a worker is sent each schema once (kept per schema object)."""
+    hit = _schema_keys.get(id(schema))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    import hashlib
+
+    text = json.dumps([schema.raw, schema.source], sort_keys=True, default=str)
+    key = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if len(_schema_keys) >= 64:
+        _schema_keys.clear()
+    _schema_keys[id(schema)] = (schema, key)
+    return key
 
 
 def _child_env() -> dict[str, str]:
@@ -171,286 +234,284 @@ def _child_env() -> dict[str, str]:
             "PYTHONDONTWRITEBYTECODE": "1"}
 
 
-# --- the warm zygote -------------------------------------------------------------------------------------
+# --- the warm worker ---------------------------------------------------------------------------------------
 
 
-class _Zygote:
-    """The parent's handle on a running zygote: a process and the socket that asks it for children."""
+class _Worker:
+    """The parent's handle on a persistent worker: a process that parses request after request, and the
+    socket they talk over. Only one request at a time (the pool hands a worker to one caller)."""
 
     def __init__(self) -> None:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-s", "-c", _ZYGOTE_BOOT, _ROOT, str(theirs.fileno())],
+                [sys.executable, "-s", "-c", _WORKER_BOOT, _ROOT, str(theirs.fileno())],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 env=_child_env(), cwd=_ROOT, pass_fds=[theirs.fileno()])
         finally:
             theirs.close()
         self.sock = mine
-        self.lock = threading.Lock()
+        self.served = 0  # requests answered
+        self.schemas: set[str] = set()  # keys of the schemas it was sent
+        self.recycle = False
         mine.settimeout(60)
         try:
             ready = mine.recv(1)
         except OSError:
             ready = b""
         if ready != b"R":
-            self.close()
-            raise OSError("the form-parsing zygote did not start")
-        mine.settimeout(10)
+            self.kill()
+            raise OSError("the form-parsing worker did not start")
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return not self.recycle and self.proc.poll() is None
 
-    def request(self, fds: list[int]) -> None:
-        with self.lock:
-            socket.send_fds(self.sock, [b"F"], fds)
+    def run(self, payload: bytes, left: float) -> tuple[bytes, bytes, int | None, bool]:
+        """(answer lines, stderr stand-in, exit status or 0 when it answered in full, timed out)."""
+        global last_child_peak_kb, last_worker_pid
+        deadline = time.monotonic() + left
+        out = bytearray()
+        try:
+            self.sock.settimeout(max(left, 0.001))
+            self.sock.sendall(struct.pack("!Q", len(payload)) + payload)
+            while True:
+                end = out.rfind(b"\n")
+                if end >= 0:
+                    last = out[out.rfind(b"\n", 0, end) + 1: end]
+                    answers = len(out) - len(last) - 1
+                    if last.startswith(b'{"done"') and answers <= MAX_ANSWER_BYTES:
+                        done = json.loads(last)
+                        last_child_peak_kb = int(done.get("peak_kb", 0))
+                        last_worker_pid = self.proc.pid
+                        self.served += 1
+                        self.recycle = bool(done.get("recycle"))
+                        return bytes(out[:answers]), b"", 0, False
+                if len(out) > MAX_ANSWER_BYTES:
+                    self.kill()
+                    return b"", b"", -int(signal.SIGKILL), False  # a crash: no answer is that long
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.sock.settimeout(left)
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    break  # the worker has gone (out of memory, a crash, or it stopped on purpose)
+                out += chunk
+        except TimeoutError:
+            self.kill()
+            return bytes(out), b"", None, True
+        except OSError:
+            pass  # the worker died while we wrote to it
+        try:
+            status = self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            status = self.proc.returncode
+        self.sock.close()
+        return bytes(out), (b"MemoryError" if status == _MEMORY_EXIT else b""), status, False
+
+    def kill(self) -> None:
+        self.recycle = True
+        self.sock.close()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
 
     def close(self) -> None:
-        self.sock.close()
+        self.recycle = True
+        self.sock.close()  # the worker sees the end of its input and exits
         try:
             self.proc.wait(5)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+            self.kill()
 
 
-_zygote_lock = threading.Lock()
-_the_zygote: _Zygote | None = None
-_zygote_failed = False
+_pool_lock = threading.Lock()
+_idle: list[_Worker] = []  # workers waiting for a request (one per caller thread at most)
+_worker_failed = False
 
 
-def _zygote() -> _Zygote | None:
-    """The running zygote, started on first use (and again if it died); None if it cannot be started."""
-    global _the_zygote, _zygote_failed
-    with _zygote_lock:
-        if _the_zygote is not None and not _the_zygote.alive():
-            _the_zygote.close()
-            _the_zygote = None
-        if _the_zygote is None and not _zygote_failed:
-            try:
-                _the_zygote = _Zygote()
-            except OSError:
-                _zygote_failed = True  # the cold path from now on
-        return _the_zygote
-
-
-def stop_zygote() -> None:
-    """Stop the zygote (it is started again on the next parse); also run at exit."""
-    global _the_zygote
-    with _zygote_lock:
-        if _the_zygote is not None:
-            _the_zygote.close()
-            _the_zygote = None
-
-
-atexit.register(stop_zygote)
-
-
-def _run_warm(zygote: _Zygote, payload: bytes, left: float) -> tuple[bytes, bytes, int | None, bool] | None:
-    """Run one child forked by ``zygote`` on ``payload``: (stdout, stderr, exit status, timed out), or None
-    when the zygote could not be asked (the caller falls back to the cold path)."""
-    global last_child_peak_kb
-    deadline = time.monotonic() + left
-    in_r, in_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    st_r, st_w = os.pipe()
+def _take_worker(*, fresh: bool = False) -> _Worker | None:
+    """An idle worker (unless ``fresh``), or a new one; None if none can be started (the cold path from then
+    on)."""
+    global _worker_failed
+    with _pool_lock:
+        while _idle and not fresh:
+            worker = _idle.pop()
+            if worker.alive():
+                return worker
+            worker.close()
+        if _worker_failed:
+            return None
     try:
-        zygote.request([in_r, out_w, err_w, st_w])
+        return _Worker()
     except OSError:
-        for fd in (in_r, in_w, out_r, out_w, err_r, err_w, st_r, st_w):
-            os.close(fd)
+        _worker_failed = True
         return None
-    for fd in (in_r, out_w, err_w, st_w):
-        os.close(fd)
-    os.set_blocking(in_w, False)
-    bufs = {out_r: bytearray(), err_r: bytearray(), st_r: bytearray()}
-    sel = selectors.DefaultSelector()
-    for fd in bufs:
-        sel.register(fd, selectors.EVENT_READ)
-    view, sent = memoryview(payload), 0
-    in_open = bool(payload)
-    if in_open:
-        sel.register(in_w, selectors.EVENT_WRITE)
-    else:
-        os.close(in_w)
-    pid: int | None = None
-    timed_out = False
-    grace: float | None = None  # after a kill: a short wait for what the child had written
-    try:
-        while len(sel.get_map()):
-            now = time.monotonic()
-            if grace is None and now >= deadline:
-                timed_out = True
-                _kill(pid, bufs[st_r])
-                grace = now + 5
-            if grace is not None and now >= grace:
-                break
-            for key, _ in sel.select(max(0.0, (grace or deadline) - now)):
-                fd = key.fd
-                if fd == in_w:
-                    try:
-                        sent += os.write(in_w, view[sent: sent + 65536])
-                    except BlockingIOError:
-                        continue
-                    except BrokenPipeError:
-                        sent = len(payload)  # the child stopped reading (it died): nothing more to send
-                    if sent >= len(payload):
-                        sel.unregister(in_w)
-                        os.close(in_w)
-                        in_open = False
-                    continue
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    sel.unregister(fd)
-                    continue
-                bufs[fd] += chunk
-                if fd == st_r and pid is None and len(bufs[st_r]) >= 4:
-                    pid = struct.unpack("!i", bufs[st_r][:4])[0]
-                    if timed_out:
-                        _kill(pid, bufs[st_r])
-    finally:
-        sel.close()  # (each descriptor is closed exactly once: another thread may reuse the number)
-        if in_open:
-            os.close(in_w)
-        for fd in (out_r, err_r, st_r):
-            os.close(fd)
-    status: int | None = None
-    if len(bufs[st_r]) >= 16:
-        status, peak = struct.unpack("!iq", bufs[st_r][4:16])
-        last_child_peak_kb = peak
-    return bytes(bufs[out_r]), bytes(bufs[err_r]), (None if timed_out else status), timed_out
 
 
-def _kill(pid: int | None, status: bytearray) -> None:
-    """Kill the child ``pid`` unless its exit status has come (then it is reaped, and the pid not its own)."""
-    if pid is not None and len(status) < 16:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+def _give_back(worker: _Worker) -> None:
+    if not worker.alive() or worker.served >= RECYCLE_AFTER:
+        worker.close()
+        return
+    with _pool_lock:
+        _idle.append(worker)
 
 
-def zygote_main(fd: int) -> None:
-    """The zygote: import the parsers once, then fork a monitored child per request on socket ``fd``."""
-    import gc
+def start_worker() -> threading.Thread:
+    """Start a worker in the background now, so that the first form does not wait for it (a poller may call
+    this before its first fetch); returns the thread starting it. Nothing happens with ``WARM`` off."""
 
-    import docx  # noqa: F401 - imported here once, so that every child has it
-    import openpyxl  # noqa: F401
+    def start() -> None:
+        worker = _take_worker() if WARM else None
+        if worker is not None:
+            _give_back(worker)
 
-    import parsers.docx_form  # noqa: F401
-    import parsers.xlsx_form  # noqa: F401
-
-    sock = socket.socket(fileno=fd)
-    gc.collect()
-    gc.freeze()  # the warm heap stays shared with the children (no copy on their collections)
-    sock.sendall(b"R")
-    while True:
-        try:
-            msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 4)
-        except OSError:
-            break
-        if not msg:
-            break  # the parent has gone
-        _reap(block=False)
-        if len(fds) != 4:
-            for f in fds:
-                os.close(f)
-            continue
-        if os.fork() == 0:
-            sock.close()
-            _monitor(*fds)
-        for f in fds:
-            os.close(f)
-    _reap(block=True)
+    thread = threading.Thread(target=start, name="form-worker-start", daemon=True)
+    thread.start()
+    return thread
 
 
-def _reap(*, block: bool) -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, 0 if block else os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+def stop_workers() -> None:
+    """Stop the idle workers (new ones start on the next parse); also run at exit."""
+    with _pool_lock:
+        workers = list(_idle)
+        _idle.clear()
+    for worker in workers:
+        worker.close()
 
 
-def _monitor(stdin_fd: int, stdout_fd: int, stderr_fd: int, status_fd: int) -> None:
-    """Between zygote and child: fork the child on the given pipes, report its pid, then its exit status."""
-    try:
-        worker = os.fork()
-        if worker == 0:
-            os.close(status_fd)
-            for target, fd in ((0, stdin_fd), (1, stdout_fd), (2, stderr_fd)):
-                os.dup2(fd, target)
-                os.close(fd)
-            code = 1
-            try:
-                child_main()
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 1
-            except MemoryError:
-                os.write(2, b"MemoryError\n")
-            except BaseException:  # noqa: BLE001 - reported on stderr like an interpreter would
-                import traceback
-
-                traceback.print_exc()
-            finally:
-                try:
-                    sys.stdout.flush()
-                    sys.stderr.flush()
-                finally:
-                    os._exit(code)
-        for fd in (stdin_fd, stdout_fd, stderr_fd):
-            os.close(fd)
-        try:
-            os.write(status_fd, struct.pack("!i", worker))
-        except OSError:
-            os.kill(worker, signal.SIGKILL)  # the caller has gone: nobody would read the answer or stop it
-        _, status, usage = os.wait4(worker, 0)
-        try:
-            os.write(status_fd, struct.pack("!iq", os.waitstatus_to_exitcode(status), usage.ru_maxrss))
-        except OSError:
-            pass
-    finally:
-        os._exit(0)
+atexit.register(stop_workers)
 
 
-def child_main() -> None:
-    """The child: limit itself, read the header line and the files from stdin, print a JSON line per file."""
-    import gc
+def worker_main(fd: int) -> None:
+    """The worker: import the lean readers once, then answer request after request on socket ``fd``.
+
+    A request is a length and then what the cold child reads on stdin; the answer is a JSON line per file
+    and a last line ``{"done": ...}`` with this process's peak RSS and whether it should be replaced.
+    Limits are set per request (address space, CPU time from now); the caller keeps the wall clock and kills
+    the worker when it is over. After a MemoryError the worker answers that file and exits.
+    """
     import resource
 
-    # Freed on MemoryError, so that the child can still write its answer.
-    reserve = bytearray(8 * 1024 * 1024)
-    raw = sys.stdin.buffer.read()
-    head, _, blob = raw.partition(b"\n")
-    header = json.loads(head)
-    resource.setrlimit(resource.RLIMIT_AS, (header["memory"], header["memory"]))
-    resource.setrlimit(resource.RLIMIT_CPU, (header["cpu"], header["cpu"]))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # the parse writes no files
-    from parsers.xlsx_form import skip_merged_border_styles
+    import parsers.docx_form  # noqa: F401 - imported once: every request uses them
+    import parsers.leanform  # noqa: F401
+    import parsers.xlsx_form
 
-    skip_merged_border_styles()  # this process only reads forms
-    offset = 0
-    schema = None
-    for fmt, size in zip(header["fmts"], header["sizes"], strict=True):
-        data = blob[offset: offset + size]
+    parsers.xlsx_form.READ_ONLY_PROCESS = True
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # the parse writes no files
+    sock = socket.socket(fileno=fd)
+    reader = sock.makefile("rb")
+    sock.sendall(b"R")
+    try:
+        while True:
+            head = reader.read(8)
+            if len(head) < 8:
+                return  # the parent has gone or let us go
+            payload = reader.read(struct.unpack("!Q", head)[0])
+            header, blobs = _split(payload)
+            _limit(resource.RLIMIT_AS, header["memory"])
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            _limit(resource.RLIMIT_CPU, int(usage.ru_utime + usage.ru_stime) + header["cpu"])  # from now on
+            for line in _answers(header, blobs):
+                sock.sendall(line)
+                if line == _MEMORY_LINE:
+                    os._exit(0)  # a fresh worker takes the rest
+            peak = _peak_rss_kb()
+            recycle = peak > RECYCLE_RSS_KB
+            sock.sendall(json.dumps({"done": True, "peak_kb": peak, "recycle": recycle}).encode() + b"\n")
+            if recycle:
+                return
+    except MemoryError:
+        os._exit(_MEMORY_EXIT)  # out of memory where no answer could be written
+
+
+def _limit(which: int, soft: int) -> None:
+    """Set the soft limit ``which`` (never above the hard limit, which stays, so that the next request may
+    raise the soft one again)."""
+    import resource
+
+    hard = resource.getrlimit(which)[1]
+    resource.setrlimit(which, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+
+
+def _peak_rss_kb() -> int:
+    """This process's peak RSS in KiB since it started (VmHWM; ru_maxrss counts the parent's before exec)."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+_SCHEMAS: dict[str, FormSchema] = {}  # a worker's schemas by key
+_SCHEMAS_KEPT = 16
+
+
+def _schema(header: dict[str, Any]) -> FormSchema:
+    key = header.get("schema_key", "")
+    schema = _SCHEMAS.get(key)
+    if schema is None:
+        schema = form_schema_from_dict(header["schema"], header["source"])
+        if len(_SCHEMAS) >= _SCHEMAS_KEPT:
+            _SCHEMAS.clear()  # (the parent forgets them at the same point: see _one_child)
+        _SCHEMAS[key] = schema
+    return schema
+
+
+def _split(payload: bytes) -> tuple[dict[str, Any], list[bytes]]:
+    head, _, blob = payload.partition(b"\n")
+    header = json.loads(head)
+    blobs, offset = [], 0
+    for size in header["sizes"]:
+        blobs.append(blob[offset: offset + size])
         offset += size
+    return header, blobs
+
+
+def _answers(header: dict[str, Any], blobs: list[bytes]):  # noqa: ANN202 - a generator of lines
+    """One JSON line per file; after a MemoryError that answer and nothing more."""
+    import gc
+
+    reserve = bytearray(8 * 1024 * 1024)  # freed on MemoryError, so that the answer can still be written
+    schema = None
+    for fmt, data in zip(header["fmts"], blobs, strict=True):
         try:
-            schema = schema or form_schema_from_dict(header["schema"], header["source"])
-            result = parse_in_process(fmt, data, schema, header["max_rows"], header["max_cols"])
+            schema = schema or _schema(header)
+            result = parse_in_process(fmt, data, schema, header["max_rows"], header["max_cols"],
+                                      lean=header.get("lean", True))
             out = {"ok": True, "form": _encode({"kinds_checked": result.kinds_checked, "fields": result.fields,
                                                 "users": result.users, "labels_found": result.labels_found})}
         except MemoryError:
             del reserve
-            sys.stdout.write(json.dumps({"ok": False, "error": "MemoryError"}) + "\n")
-            sys.stdout.flush()
-            return  # a child that ran out of memory reads no more; a fresh one takes the rest
+            result = None
+            gc.collect()
+            yield _MEMORY_LINE
+            return
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a clean answer
             out = {"ok": False, "error": type(exc).__name__}
-        sys.stdout.write(json.dumps(out) + "\n")
-        sys.stdout.flush()
         result = None
-        gc.collect()
+        yield (json.dumps(out) + "\n").encode("utf-8")
+    del reserve
+
+
+def child_main() -> None:
+    """The cold child: limit itself, read the header line and the files from stdin, print a JSON line per file."""
+    import resource
+
+    raw = sys.stdin.buffer.read()
+    header, blobs = _split(raw)
+    resource.setrlimit(resource.RLIMIT_AS, (header["memory"], header["memory"]))
+    resource.setrlimit(resource.RLIMIT_CPU, (header["cpu"], header["cpu"]))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # the parse writes no files
+    import parsers.xlsx_form
+
+    parsers.xlsx_form.READ_ONLY_PROCESS = True
+    for line in _answers(header, blobs):
+        sys.stdout.buffer.write(line)
+        sys.stdout.buffer.flush()

@@ -1,7 +1,9 @@
 """A filled-in .xlsx form into facts: every sheet as a grid of cells, read by label (openpyxl).
 
-Only call this on bytes that passed :func:`parsers.attachments.check_attachment`, and in the
-sandbox (:mod:`parsers.sandbox`): openpyxl has no size limits of its own.
+The lean reader (:mod:`parsers.leanform`) reads our forms without openpyxl's workbook model and gives the
+same grids; openpyxl reads whatever it does not model. Only call this on bytes that passed
+:func:`parsers.attachments.check_attachment`, and in the sandbox (:mod:`parsers.sandbox`): openpyxl has no
+size limits of its own.
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ import warnings
 from parsers.formgrid import Cell, FormData, Grid, cell_text, read_form
 from parsers.schema import FormSchema
 
+READ_ONLY_PROCESS = False  # set by the sandbox's processes, which only read forms (see skip_merged_border_styles)
+
 
 def xlsx_grids(data: bytes, max_rows: int = 2000, max_cols: int = 60) -> list[Grid]:
     """Each worksheet as a :class:`Grid`, merged regions marked, at most ``max_rows`` x ``max_cols``."""
     import openpyxl
 
+    if READ_ONLY_PROCESS:
+        skip_merged_border_styles()
     with warnings.catch_warnings():
         # Data validation and conditional formatting extensions are not ours to worry about.
         warnings.simplefilter("ignore")
@@ -72,6 +78,19 @@ def skip_merged_border_styles() -> None:
     Worksheet._intake_lean = True
 
 
-def parse_xlsx_form(data: bytes, schema: FormSchema, max_rows: int = 2000, max_cols: int = 60) -> FormData:
-    """The form read from an .xlsx file's bytes."""
-    return read_form(xlsx_grids(data, max_rows, max_cols), schema, max_rows)
+def parse_xlsx_form(data: bytes, schema: FormSchema, max_rows: int = 2000, max_cols: int = 60, *,
+                    lean: bool = True) -> FormData:
+    """The form read from an .xlsx file's bytes: by the lean reader (:mod:`parsers.leanform`), or by openpyxl
+    when ``lean`` is false or the file uses something the lean reader does not model."""
+    grids = None
+    if lean:
+        from parsers.leanform import NotLean
+        from parsers.leanform import xlsx_grids as lean_grids
+
+        try:
+            grids = lean_grids(data, max_rows, max_cols)
+        except NotLean:
+            grids = None  # the library reads it (and gives its own answer for whatever is odd in it)
+    if grids is None:
+        grids = xlsx_grids(data, max_rows, max_cols)
+    return read_form(grids, schema, max_rows)

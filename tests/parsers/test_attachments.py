@@ -116,12 +116,15 @@ def member_traversal() -> bytes:
     return rezip(GOOD_XLSX, add={"../../evil.xml": b"<x/>"})
 
 
-def large_legit_xlsx(rows: int = 35000) -> bytes:
-    """A real workbook inside every zip cap that still costs openpyxl a few hundred MB."""
+def large_legit_xlsx(rows: int = 35000, *, linked: bool = True) -> bytes:
+    """A real workbook inside every zip cap that still costs openpyxl a few hundred MB. ``linked``: with a
+    hyperlink, which the lean reader leaves to openpyxl (without it, the lean reader reads it in a few MB)."""
     wb = openpyxl.Workbook()
     ws = wb.active
     for i in range(rows):
         ws.append([f"text {i}", i, i * 2.5, "Kommun", "x" * 20])
+    if linked:
+        ws["A1"].hyperlink = "https://example.test/"
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -185,6 +188,14 @@ def test_a_parse_that_blows_up_in_the_sandbox_is_a_clean_unreadable(limits: Atta
     outcome = find_form([att], SCHEMA, limits)  # ... but the bounded parse fails cleanly
     assert [r.code for r in outcome.reasons] == ["form.unreadable"]
     assert why in outcome.reasons[0].detail
+
+
+def test_a_large_workbook_the_lean_reader_models_is_read_within_a_small_sandbox() -> None:
+    """The same large sheet without a hyperlink is read by the lean reader (a few MB, not openpyxl's few hundred):
+    it is read, and found not to be the form, where openpyxl ran out of 100 MB."""
+    att = Attachment("stor.xlsx", "", large_legit_xlsx(linked=False))
+    outcome = find_form([att], SCHEMA, AttachmentLimits(sandbox_memory_bytes=100 * 1024 * 1024))
+    assert [r.code for r in outcome.reasons] == ["attachment.missing"]
 
 
 @pytest.mark.parametrize(

@@ -206,16 +206,22 @@ def test_all_files_of_a_mail_share_one_sandbox_and_a_death_costs_only_its_own_fi
 
 
 def test_the_time_limit_is_for_the_whole_mail() -> None:
+    """Three slow files share one limit: the first runs out of it, the others get none (not three limits)."""
+    import time
+
     from parsers.sandbox import parse_bounded_many
+    from tests.parsers.test_attachments import large_legit_xlsx
 
-    good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
-    results = parse_bounded_many([("xlsx", good)] * 3, SCHEMA, timeout_s=0.01)
+    slow = large_legit_xlsx()  # openpyxl takes seconds over it
+    start = time.monotonic()
+    results = parse_bounded_many([("xlsx", slow)] * 3, SCHEMA, timeout_s=1.0)
     assert [getattr(r, "kind", None) for r in results] == ["timeout"] * 3
+    assert time.monotonic() - start < 2.5  # three limits would be 3 s
 
 
-def test_children_come_from_the_warm_worker_which_is_restarted_if_it_dies() -> None:
-    """Forms are parsed by children forked from the warm worker (not by the cold fallback), with the same
-    answers; a worker that died is started again for the next mail."""
+def test_one_warm_worker_parses_mail_after_mail_and_is_restarted_if_it_dies() -> None:
+    """Forms are parsed by the persistent worker (not by the cold fallback), one process for mail after mail,
+    with the same answers; a worker that died is replaced for the next mail."""
     import os
     import signal
 
@@ -223,15 +229,62 @@ def test_children_come_from_the_warm_worker_which_is_restarted_if_it_dies() -> N
 
     good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
     expected = parse_in_process("xlsx", good, SCHEMA)
+    sandbox.stop_workers()
     sandbox.last_child_peak_kb = 0
     assert sandbox.parse_bounded("xlsx", good, SCHEMA) == expected
-    worker = sandbox._the_zygote
-    assert worker is not None and worker.alive() and sandbox.last_child_peak_kb > 0  # a warm child ran
+    assert sandbox.last_child_peak_kb > 0  # the worker answered (the cold child reports no peak)
+    (worker,) = sandbox._idle
+    assert sandbox.parse_bounded("xlsx", good, SCHEMA) == expected
+    assert sandbox._idle == [worker] and worker.served == 2 and worker.alive()
 
     os.kill(worker.proc.pid, signal.SIGKILL)
     worker.proc.wait()
     assert sandbox.parse_bounded("xlsx", good, SCHEMA) == expected
-    assert sandbox._the_zygote is not worker and sandbox._the_zygote.alive()
+    (fresh,) = sandbox._idle
+    assert fresh is not worker and fresh.alive() and fresh.served == 1
+
+
+def test_a_timeout_kills_the_worker_and_the_next_mail_gets_a_fresh_one() -> None:
+    from parsers import sandbox
+    from tests.parsers.test_attachments import large_legit_xlsx
+
+    good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
+    sandbox.stop_workers()
+    assert sandbox.parse_bounded("xlsx", good, SCHEMA) == parse_in_process("xlsx", good, SCHEMA)
+    (worker,) = sandbox._idle
+    results = sandbox.parse_bounded_many([("xlsx", large_legit_xlsx())], SCHEMA, timeout_s=0.2)
+    assert [getattr(r, "kind", None) for r in results] == ["timeout"]
+    assert worker.proc.poll() is not None and sandbox._idle == []  # killed, not handed out again
+    assert sandbox.parse_bounded("xlsx", good, SCHEMA) == parse_in_process("xlsx", good, SCHEMA)
+
+
+def test_a_worker_is_replaced_after_its_quota_of_mails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from parsers import sandbox
+
+    good = (FORMS / "filled" / "blank_new_1user.docx").read_bytes()
+    monkeypatch.setattr(sandbox, "RECYCLE_AFTER", 2)
+    sandbox.stop_workers()
+    pids = []
+    for _ in range(4):
+        assert sandbox.parse_bounded("docx", good, SCHEMA) == parse_in_process("docx", good, SCHEMA)
+        pids.append(sandbox.last_worker_pid)
+    assert pids[0] == pids[1] != pids[2] == pids[3]
+
+
+def test_without_a_worker_each_mail_gets_a_fresh_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the worker cannot start, the cold path answers the same (with the same limits)."""
+    from parsers import sandbox
+    from tests.parsers.test_attachments import large_legit_xlsx
+
+    good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
+    sandbox.stop_workers()
+    monkeypatch.setattr(sandbox, "_WORKER_BOOT", "raise SystemExit(1)")
+    monkeypatch.setattr(sandbox, "_worker_failed", False)
+    results = sandbox.parse_bounded_many([("xlsx", good), ("xlsx", large_legit_xlsx())], SCHEMA,
+                                         memory_bytes=100 * 1024 * 1024)
+    assert sandbox._worker_failed and sandbox._idle == []
+    assert results[0] == parse_in_process("xlsx", good, SCHEMA)
+    assert getattr(results[1], "kind", None) == "memory"
 
 
 def test_a_hostile_file_beside_the_form_is_unreadable_and_the_reason_names_only_it() -> None:
@@ -257,3 +310,50 @@ def test_more_office_files_than_allowed_are_not_parsed(count: int, codes: list[s
     if count == 6:
         assert found.reasons[0].message.startswith("Meddelandet har 6 Word- eller Excel-filer som bilagor.")
         assert "b0" not in found.reasons[0].message
+
+
+def test_a_death_in_a_used_worker_is_tried_again_in_a_fresh_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer must not depend on what the worker read before: a file that runs out of memory in a worker that
+    had served other mails is read once more by a new worker (and only then answered ``memory``)."""
+    from parsers import sandbox
+    from tests.parsers.test_attachments import large_legit_xlsx
+
+    starts = []
+    start = sandbox._Worker.__init__
+
+    def counting(self) -> None:  # noqa: ANN001
+        starts.append(1)
+        start(self)
+
+    monkeypatch.setattr(sandbox._Worker, "__init__", counting)
+    hog, good = large_legit_xlsx(), (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
+    sandbox.stop_workers()
+    (fresh_death,) = sandbox.parse_bounded_many([("xlsx", hog)], SCHEMA, memory_bytes=100 * 1024 * 1024)
+    assert fresh_death.kind == "memory" and len(starts) == 1  # a fresh worker's answer stands
+    assert sandbox.parse_bounded("xlsx", good, SCHEMA) == parse_in_process("xlsx", good, SCHEMA)
+    assert len(starts) == 2
+    (used_death,) = sandbox.parse_bounded_many([("xlsx", hog)], SCHEMA, memory_bytes=100 * 1024 * 1024)
+    assert used_death.kind == "memory" and len(starts) == 3  # died in the used worker, then in a fresh one
+
+
+def test_an_answer_longer_than_any_form_gives_is_a_crash(monkeypatch: pytest.MonkeyPatch) -> None:
+    from parsers import sandbox
+
+    good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
+    sandbox.stop_workers()
+    monkeypatch.setattr(sandbox, "MAX_ANSWER_BYTES", 16)
+    (result,) = sandbox.parse_bounded_many([("xlsx", good)], SCHEMA)
+    assert isinstance(result, sandbox.SandboxError) and result.kind == "crash"
+    assert sandbox._idle == []  # that worker is not used again
+
+
+def test_a_worker_can_be_started_ahead_of_the_first_form() -> None:
+    from parsers import sandbox
+
+    sandbox.stop_workers()
+    sandbox.start_worker().join(60)
+    (worker,) = sandbox._idle
+    assert worker.alive() and worker.served == 0
+    good = (FORMS / "filled" / "blank_new_1user.xlsx").read_bytes()
+    assert sandbox.parse_bounded("xlsx", good, SCHEMA) == parse_in_process("xlsx", good, SCHEMA)
+    assert sandbox._idle == [worker] and worker.served == 1  # the form went to the worker started ahead
