@@ -384,6 +384,23 @@ def stop_workers() -> None:
 atexit.register(stop_workers)
 
 
+def _forget_workers() -> None:
+    """In a child forked from a process using workers (the poller's deciding workers): the parent's workers
+    and sockets are the parent's. Drop our copies of the sockets, without a word to the workers, and start
+    workers of our own when a form comes."""
+    global _pool_lock
+    _pool_lock = threading.Lock()  # may have been held by another thread at the fork
+    for worker in _idle:
+        try:
+            worker.sock.close()  # our copy of the descriptor only; the parent's stays open
+        except OSError:
+            pass
+    _idle.clear()
+
+
+os.register_at_fork(after_in_child=_forget_workers)
+
+
 def worker_main(fd: int) -> None:
     """The worker: import the lean readers once, then answer request after request on socket ``fd``.
 

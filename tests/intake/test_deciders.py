@@ -32,6 +32,9 @@ def test_workers_decide_every_fixture_mail_as_the_poller_itself_does(tmp_path):
         there = pool.decide(mails, NOW)
         assert pool._executor is not None  # really decided in the workers
     assert [_summary(d) for d in there] == [_summary(d) for d in here]
+    # The form-parsing worker the poller started before the fork is still its own, and still answers.
+    again = [poller.decide(m, now=NOW) for m in mails]
+    assert [_summary(d) for d in again] == [_summary(d) for d in here]
     # The routines come back as the poller's own objects (the mailer renders with them).
     assert all(d.reply.routine in poller.routines for d in there if d.reply is not None)
 
