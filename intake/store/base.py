@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -52,9 +53,15 @@ class StoreBase:
             raise ValueError(f"not a table or column name: {table}")
         cols = ", ".join(f'"{c}"' for c in row)
         marks = ", ".join("?" * len(row))
-        cursor = self.db.conn.execute(f'insert into "{table}" ({cols}) values ({marks})',
-                                      [_value(v) for v in row.values()])
-        return cursor.lastrowid
+        return self._write(f'insert into "{table}" ({cols}) values ({marks})',
+                           [_value(v) for v in row.values()]).lastrowid
+
+    def _write(self, sql: str, params: list[Any]) -> sqlite3.Cursor:
+        """Run one write; on its own (no transaction open) it is committed at once, as sqlite-utils' were."""
+        if self.db.conn.in_transaction:
+            return self.db.conn.execute(sql, params)
+        with self.transaction():
+            return self.db.conn.execute(sql, params)
 
     def rows(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         """The rows of one read, as dicts: for reads run for every mail (sqlite-utils' ``query`` wraps each
@@ -71,8 +78,8 @@ class StoreBase:
         if not changes:
             return
         sets = ", ".join(f'"{c}" = ?' for c in changes)
-        cursor = self.db.conn.execute(f'update "{table}" set {sets} where id = ?',
-                                      [*(_value(v) for v in changes.values()), pk])
+        cursor = self._write(f'update "{table}" set {sets} where id = ?',
+                             [*(_value(v) for v in changes.values()), pk])
         if cursor.rowcount == 0:
             raise sqlite_utils.db.NotFoundError(f"no row {pk} in {table}")
 

@@ -35,3 +35,27 @@ def test_a_failed_transaction_leaves_nothing(fresh_store):
     assert fresh_store.db["messages"].count == 0
     with fresh_store.transaction():
         assert fresh_store.next_ref("MV", 2026) == "MV-2026-0001"
+
+
+def test_a_write_on_its_own_is_committed_at_once_and_holds_no_lock(tmp_path):
+    """An event, an outbox change or a mark written outside a transaction is another writer's to see at
+    once; an uncommitted one would lock every other writer out (and be lost at exit)."""
+    import sqlite3
+
+    store = open_store(tmp_path / "intake.db")
+    event = store.add_event("viewed", data={"what": "ticket"})
+    store.update_row("events", event, {"actor": "anna"})
+    assert not store.db.conn.in_transaction
+    other = sqlite3.connect(tmp_path / "intake.db", timeout=0.1, isolation_level=None)
+    other.execute("begin immediate")  # would fail "database is locked" if the writes above were still open
+    assert other.execute("select actor from events where id = ?", [event]).fetchone() == ("anna",)
+    other.execute("rollback")
+
+
+def test_plain_writes_refuse_names_that_are_not_plain(fresh_store):
+    import pytest
+
+    with pytest.raises(ValueError):
+        fresh_store.insert_row("events; drop table tickets", {"kind": "x"})
+    with pytest.raises(ValueError):
+        fresh_store.update_row("events", 1, {'kind" = 1; --': "x"})
