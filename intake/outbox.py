@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from intake import faults
-from intake.replies import build_message
+from intake.replies import build_message, message_bytes
 from intake.store import Store
 
 log = logging.getLogger("intake.outbox")
@@ -58,7 +58,7 @@ def file_transport(folder: Path) -> Transport:
         folder.mkdir(parents=True, exist_ok=True)
         name = msg["Message-ID"].strip("<>").replace("/", "_") + ".eml"
         tmp = folder / f".{name}.tmp"
-        tmp.write_bytes(msg.as_bytes())
+        tmp.write_bytes(message_bytes(msg))
         os.replace(tmp, folder / name)  # atomic: a crash leaves either nothing or the whole file
 
     return deliver

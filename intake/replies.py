@@ -9,6 +9,11 @@ from __future__ import annotations
 import email.charset
 import email.policy
 import email.utils
+import functools
+import io
+import uuid
+from email.generator import NLCRE as _NLCRE
+from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
@@ -52,14 +57,12 @@ def build_message(
                                     references=references, automatic=automatic, attachments=attachments)
     text = MIMEText(body, "plain", _UTF8_QP, policy=_POLICY)
     if attachments:
-        msg: Message = MIMEMultipart(policy=_POLICY)
+        # A boundary of our own, random: else the generator searches the whole serialised mail for a free one
+        # (1.2 ms a reply with the blank forms). Base64 and quoted-printable text never hold "=_".
+        msg: Message = MIMEMultipart(policy=_POLICY, boundary=f"=_intake_{uuid.uuid4().hex}")
         msg.attach(text)
         for filename, data, content_type in attachments:
-            maintype, subtype = content_type.split("/", 1)
-            part = MIMEApplication(data, subtype, policy=_POLICY) if maintype == "application" else \
-                _other_part(data, maintype, subtype)
-            part.add_header("Content-Disposition", "attachment", filename=clean_header(filename))
-            msg.attach(part)
+            msg.attach(_attachment(clean_header(filename), data, content_type))
     else:
         msg = text
     msg["From"] = email.utils.formataddr((from_name, from_address), charset="utf-8") if from_name else from_address
@@ -102,6 +105,34 @@ def _build_international(*, to: str, subject: str, body: str, from_address: str,
         maintype, subtype = content_type.split("/", 1)
         msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=filename)
     return msg
+
+
+@functools.lru_cache(maxsize=16)
+def _attachment(filename: str, data: bytes, content_type: str) -> Message:
+    """One attached file as a MIME part, base64-encoded once and shared by every reply attaching the same
+    file (the blank forms of a rejection); the generator only reads a part."""
+    maintype, subtype = content_type.split("/", 1)
+    part = MIMEApplication(data, subtype, policy=_POLICY) if maintype == "application" else \
+        _other_part(data, maintype, subtype)
+    part.add_header("Content-Disposition", "attachment", filename=filename)
+    return part
+
+
+class _BlockGenerator(BytesGenerator):
+    """The standard library's ``BytesGenerator``, writing a body in one piece: its ``_write_lines`` writes
+    a part's text line by line (two calls a line, 1,700 a reply with the blank forms), this one writes the
+    same bytes at once, line ends normalised by the same expression."""
+
+    def _write_lines(self, lines: str) -> None:
+        if lines:
+            self.write(_NLCRE.sub(self._NL, lines))
+
+
+def message_bytes(msg: Message) -> bytes:
+    """``msg`` serialised exactly as ``msg.as_bytes()`` serialises it, in a fraction of the time."""
+    out = io.BytesIO()
+    _BlockGenerator(out, mangle_from_=False, policy=msg.policy).flatten(msg)
+    return out.getvalue()
 
 
 def _other_part(data: bytes, maintype: str, subtype: str) -> Message:
