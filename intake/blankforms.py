@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -101,14 +102,31 @@ _CACHE_MAX = 32
 builds = 0  # how many times the forms were generated in this process (observable by tests and benchmarks)
 
 
+_VERSIONS: list[str] = []  # filled on first use (see _generator_versions)
+
+
 def clear_blank_form_cache() -> None:
     """Forget every generated form (the next request builds again)."""
     with _CACHE_LOCK:
         _CACHE.clear()
 
 
+def _generator_versions() -> list[str]:
+    """What else the bytes depend on: this program and the two writers (an upgrade builds the forms anew)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = []
+    for name in ("intake-bot", "openpyxl", "python-docx"):
+        try:
+            found.append(f"{name}={version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name}=?")
+    return found + [hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]]
+
+
 def _cache_key(schema: FormSchema, routine_name: str) -> str:
-    text = json.dumps([schema.raw, schema.source, routine_name], sort_keys=True, ensure_ascii=False, default=str)
+    text = json.dumps([schema.raw, schema.source, routine_name, _VERSIONS], sort_keys=True, ensure_ascii=False,
+                      default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -120,6 +138,8 @@ def blank_form_bytes(schema: FormSchema, routine_name: str, *,
     --once`` from cron) reads them instead of importing openpyxl and python-docx to build them again.
     """
     global builds
+    if not _VERSIONS:
+        _VERSIONS.extend(_generator_versions())
     key = _cache_key(schema, routine_name)
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
@@ -149,19 +169,19 @@ def _read_cached(folder: Path) -> list[tuple[str, bytes]] | None:
 
 def _write_cached(cache_dir: Path, key: str, files: list[tuple[str, bytes]]) -> None:
     """Keep ``files`` under ``cache_dir/key``: written to a temporary folder, then renamed in one step."""
+    tmp = None
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=".tmp-"))
         for i, (name, data) in enumerate(files):
             (tmp / f"{i}-{name}").write_bytes(data)
-        try:
-            tmp.rename(cache_dir / key)
-        except OSError:  # another process kept the same bytes first
-            for p in tmp.iterdir():
-                p.unlink()
-            tmp.rmdir()
+        tmp.rename(cache_dir / key)
+        tmp = None
     except OSError:
-        pass  # a cache only: the next process builds the forms again
+        pass  # a cache only (or another process kept the same bytes first): the next process builds again
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # --- Excel -------------------------------------------------------------------------------------------

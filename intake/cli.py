@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from intake import config as config_mod
-from intake.config import Config
+from intake.config import Config, ConfigError
 from intake.errors import IntakeError
 from intake.timefmt import local_time
 
@@ -83,8 +83,11 @@ def poll(ctx: click.Context, once: bool, no_send: bool) -> None:
     with InstanceLock(config.lock_path, str(config.db_path)):
         store, routines = open_app(config)
         poller = make_poller(config, store, routines)
-        outbox = None if no_send else make_outbox(config, store, routines)
         early = SendResult()
+        try:
+            outbox = None if no_send else make_outbox(config, store, routines)
+        except ConfigError:
+            outbox = None  # mail is still recorded and moved; the error is raised when the replies are due
         if outbox is not None:
             # Replies queued by the batches recorded so far go out while the workers decide the next batch.
             def send_meanwhile() -> None:
@@ -99,7 +102,8 @@ def poll(ctx: click.Context, once: bool, no_send: bool) -> None:
             raise click.ClickException(f"poll failed, nothing lost: {exc}") from None
         click.echo(f"poll: {result.summary()}")
         sent = None
-        if outbox is not None:
+        if not no_send:
+            outbox = outbox or make_outbox(config, store, routines)
             sent = early.add(outbox.send_due())
             click.echo(f"outbox: {sent.summary()}")
             _explain_waiting(outbox, sent)

@@ -80,8 +80,8 @@ class DecidePool:
         """Start deciding ``mails`` in the workers and return at once; ``None`` when the pool cannot be used
         now (the caller decides in-process). The poller records the previous batch meanwhile."""
         shipped = [m for m in mails if (len(m.raw) if m.raw is not None else len(m.header)) <= MAX_SHIPPED_BYTES]
-        if not self.usable(len(shipped)):
-            return None
+        if not self.usable(len(shipped)) or self.poller.store.db.conn.in_transaction:
+            return None  # (never fork with a transaction open: the workers would inherit its state)
         ids = [id(m) for m in shipped]
         shipped = [_shippable(m) for m in shipped]
         try:
@@ -124,6 +124,9 @@ class Pending:
         except BrokenProcessPool:
             self.pool._break()
             return [_in_process(poller, m, self.now) for m in self.mails]
+        except Exception as exc:  # noqa: BLE001 - e.g. an answer that could not cross: decide here instead
+            log.error("the deciding workers failed (%s); this batch is decided by the poller", type(exc).__name__)
+            return [_in_process(poller, m, self.now) for m in self.mails]
         out: list[Decision | BaseException] = []
         for mail in self.mails:
             if id(mail) not in results:
@@ -165,6 +168,7 @@ def _start_worker(db_path: str) -> None:
     from intake.store import open_store
 
     _poller.store = open_store(db_path)
+    _poller.store.db.execute("pragma query_only = 1")  # deciding reads; a write here would be a bug
     parent = os.getppid()
 
     def watch() -> None:

@@ -278,7 +278,8 @@ class Poller:
         recorded but not moved (a kill after the commit) is only moved by the next poll.
         """
         plans = staged.plans + self._decided(source, staged, result)
-        self._record(source, [p for p in plans if p.decision is not None], result)
+        unrecorded = self._record(source, [p for p in plans if p.decision is not None], result)
+        plans = [p for p in plans if p not in unrecorded]
         groups: dict[str | None, list[_Plan]] = {}
         for plan in plans:
             groups.setdefault(plan.folder, []).append(plan)
@@ -344,13 +345,15 @@ class Poller:
             decided.append(plan)
         return decided
 
-    def _record(self, source: MailSource, plans: list[_Plan], result: PollResult) -> None:
-        """Record the batch's decided mail in one transaction (each mail in a savepoint of its own)."""
+    def _record(self, source: MailSource, plans: list[_Plan], result: PollResult) -> list[_Plan]:
+        """Record the batch's decided mail in one transaction (each mail in a savepoint of its own); returns
+        the mail that could not be recorded at all (counted as failed, left where it is)."""
         if not plans:
-            return
+            return []
         now = self.clock()
         uidvalidity = source.uidvalidity()
         recorded: list[tuple[_Plan, Recorded]] = []
+        unrecorded: list[tuple[_Plan, Exception]] = []
         with self.store.transaction():
             for plan in plans:
                 faults.point("before-commit")
@@ -368,15 +371,30 @@ class Poller:
                               fetched.uid, type(exc).__name__, where(exc))
                     plan.decision = decision = _fallback(plan.key, exc)
                     plan.folder = self.folders.for_message(decision.verdict, decision.personal_data)
-                    done = self.recorder.record(decision, fetched, source.name, uidvalidity, now,
-                                                digest=plan.ident.digest)
+                    try:
+                        done = self.recorder.record(decision, fetched, source.name, uidvalidity, now,
+                                                    digest=plan.ident.digest)
+                    except Exception as again:  # noqa: BLE001 - not even that: counted, left in the inbox
+                        if is_store_failure(again):
+                            raise
+                        unrecorded.append((plan, again))
+                        continue
                 plan.message_pk = done.message_pk
+                if not done.new:  # the same mail twice in this poll: the first one's record and folder stand
+                    first = self.store.find_message(plan.key)
+                    if first is not None:
+                        plan.folder = self.folders.for_message(first["verdict"], _personal(first))
+                    self.store.add_event("duplicate_seen", message_id=done.message_pk,
+                                         data={"uid": str(fetched.uid)})
                 recorded.append((plan, done))
+        for plan, exc in unrecorded:
+            self._failed(source, plan.fetched, plan.ident.key, None, "mail.handling_failed",
+                         f"{type(exc).__name__} at {where(exc)}", result)
         for plan, done in recorded:
             faults.point("after-commit")
             decision = plan.decision
             assert decision is not None
-            if not done.new:  # the same mail twice in one batch: the first one's record stands
+            if not done.new:
                 result.already_recorded += 1
                 continue
             result.recorded += 1
@@ -386,6 +404,7 @@ class Poller:
                 plan.fetched.uid, decision.message_id or "-", decision.verdict,
                 ",".join(decision.codes) or "-", done.ticket_ref or "-",
             )
+        return [plan for plan, _ in unrecorded]
 
     def _move_group(self, source: MailSource, folder: str | None, group: list[_Plan], result: PollResult) -> None:
         """Move (or delete) the recorded mail of one batch bound for ``folder``, then mark it moved in one
@@ -400,18 +419,20 @@ class Poller:
                 moved = group
             except SourceUnavailable:
                 raise  # the connection is gone, not these mails' fault: the next poll moves them
-            except SourceError as exc:
+            except Exception as exc:  # noqa: BLE001 - one mail's trouble must not hold up the others
                 log.warning("moving %d mails to %s at once failed (%s); moving them one by one",
-                            len(group), folder or "(deleted)", exc)
+                            len(group), folder or "(deleted)", exc if isinstance(exc, SourceError) else
+                            f"{type(exc).__name__} at {where(exc)}")
         if not moved:
             for plan in group:
                 try:
                     source.move(plan.fetched.uid, folder) if folder is not None else source.delete(plan.fetched.uid)
                 except SourceUnavailable:
                     raise
-                except SourceError as exc:
+                except Exception as exc:  # noqa: BLE001 - counted against this mail only
                     # Recorded but not moved: the next poll sees it again and only moves it, up to max_attempts.
-                    self._failed(source, plan.fetched, plan.key, plan.message_pk, "mail.move_failed", str(exc),
+                    detail = str(exc) if isinstance(exc, SourceError) else f"{type(exc).__name__} at {where(exc)}"
+                    self._failed(source, plan.fetched, plan.key, plan.message_pk, "mail.move_failed", detail,
                                  result)
                     continue
                 moved.append(plan)

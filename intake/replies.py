@@ -18,13 +18,26 @@ from email.message import EmailMessage, Message
 from email.mime.application import MIMEApplication
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
+from typing import Any
+
 
 # The stdlib's compat32 message classes: the same standard output as ``EmailMessage`` with ``policy.SMTP``
 # (CRLF, RFC 2047 words for non-ASCII headers, quoted-printable UTF-8 text) at about a fifth of the cost,
 # since no header is parsed back into header objects (measured: 2.5 ms against 0.8 ms for a reply with two
 # forms attached). Lines up to 200 characters before folding: a folded Message-ID is valid but some
 # clients mishandle it.
-_POLICY = email.policy.compat32.clone(linesep="\r\n", max_line_length=200)
+class _ReplyPolicy(email.policy.Compat32):
+    """compat32, but the text headers that may hold encoded-words (Subject, From) are folded at 76 characters,
+    so no encoded-word is longer than the 75 RFC 2047 allows; the rest (Message-ID, References) at 200."""
+
+    def _fold(self, name: str, value: Any, sanitize: bool) -> str:
+        if name.lower() in ("subject", "from"):
+            return email.policy.Compat32._fold(_WORDS, name, value, sanitize)
+        return super()._fold(name, value, sanitize)
+
+
+_POLICY = _ReplyPolicy(linesep="\r\n", max_line_length=200)
+_WORDS = email.policy.Compat32(linesep="\r\n", max_line_length=76)
 _SMTP_POLICY = email.policy.SMTP.clone(max_line_length=200)
 _UTF8_QP = email.charset.Charset("utf-8")
 _UTF8_QP.body_encoding = email.charset.QP

@@ -320,3 +320,72 @@ def test_no_transaction_is_open_while_a_mail_is_decided(tmp_path, monkeypatch):
     monkeypatch.setattr(Poller, "decide", decide_and_try_to_write)
     assert desk.poll().recorded == 2
     assert seen == [False, False]
+
+
+# -- after the review of the batched poll --------------------------------------------------------------
+
+
+def test_no_transaction_is_left_open_by_a_poll_that_saw_a_copy_of_a_moved_mail(tmp_path):
+    """A copy of a mail recorded and moved before writes a ``duplicate_seen`` event on its own; that write
+    must be committed at once, or every later record of the poll would sit in an uncommitted transaction."""
+    desk = Desk(tmp_path)
+    first = make_mail(subject="MittVaccin – användarstöd", message_id="<first@halmstad.example.test>")
+    desk.drop(first)
+    desk.poll()
+    desk.drop(first)  # the same mail again (a re-delivery) ...
+    desk.drop(make_mail(subject="MittVaccin – felsökning", message_id="<second@halmstad.example.test>"))
+    result = desk.poll()  # ... beside a new one
+    assert (result.recorded, result.already_recorded) == (1, 1)
+    assert not desk.store.db.conn.in_transaction
+    other = sqlite3.connect(tmp_path / "intake.db", timeout=0.2, isolation_level=None)
+    other.execute("begin immediate")  # "database is locked" if the poller still held a write transaction
+    keys = {r[0] for r in other.execute("select message_key from messages")}
+    assert keys == {"mid:<first@halmstad.example.test>", "mid:<second@halmstad.example.test>"}
+    assert other.execute("select count(*) from events where kind = 'duplicate_seen'").fetchone()[0] == 1
+    other.execute("rollback")
+
+
+def test_a_move_that_breaks_unexpectedly_counts_against_that_mail_only(tmp_path, monkeypatch):
+    from intake.sources.local import LocalSource
+
+    desk = Desk(tmp_path, poll={"max_attempts": 2})
+    for i in range(3):
+        desk.drop(make_mail(subject="MittVaccin – användarstöd", message_id=f"<mv-{i}@halmstad.example.test>",
+                            sender=f"Person {i} <p{i}@halmstad.example.test>"))
+    real = LocalSource.move
+
+    def broken_for_one(self, uid, folder):
+        if str(uid) == "0002.eml":
+            raise RuntimeError("a bug in moving")  # not a SourceError: nothing the source foresaw
+        return real(self, uid, folder)
+
+    monkeypatch.setattr(LocalSource, "move", broken_for_one)
+    first = desk.poll()
+    assert (first.recorded, first.moved, len(first.errors)) == (3, 2, 1)
+    assert desk.inbox_left() == ["0002.eml"]
+    second = desk.poll()  # recorded already: only moved again, and parked at the second failure
+    assert (second.already_recorded, second.parked) == (1, 1)
+    assert desk.store.parked()[0]["reason"] == "mail.move_failed"
+
+
+def test_poll_once_records_and_moves_mail_even_when_sending_is_not_configured(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from intake.cli import main
+
+    monkeypatch.delenv("INTAKE_SMTP_PASSWORD", raising=False)
+    conf = tmp_path / "intake.toml"
+    conf.write_text('[store]\npath = "intake.db"\n[mailbox]\nkind = "local"\npath = "mailbox"\n'
+                    '[outbox]\nkind = "smtp"\n[smtp]\nhost = "127.0.0.1"\nport = 2525\ntls = "none"\n'
+                    'username = "bot"\nallow_plaintext = true\n'
+                    '[replies]\nfrom_address = "mittvaccin@region.example.test"\n')
+    (tmp_path / "mailbox").mkdir()
+    for i in range(5):  # a batch big enough for the deciding workers
+        (tmp_path / "mailbox" / f"{i}.eml").write_bytes(make_mail(
+            subject="MittVaccin – användarstöd", message_id=f"<nosmtp-{i}@halmstad.example.test>"))
+    done = CliRunner().invoke(main, ["-c", str(conf), "poll", "--once"])
+    assert done.exit_code != 0 and "smtp.password" in done.output  # the operator is told what to fix ...
+    assert list((tmp_path / "mailbox").glob("*.eml")) == []  # ... and the mail was still recorded and moved
+    from intake.store import open_store
+
+    assert open_store(tmp_path / "intake.db").db["messages"].count == 5
