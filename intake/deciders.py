@@ -168,7 +168,7 @@ def _start_worker(db_path: str) -> None:
     from intake.store import open_store
 
     _poller.store = open_store(db_path)
-    _poller.store.db.execute("pragma query_only = 1")  # deciding reads; a write here would be a bug
+    _poller.store.read_only()  # deciding reads; a write here would be a bug
     parent = os.getppid()
 
     def watch() -> None:

@@ -56,6 +56,10 @@ class StoreBase:
         return self._write(f'insert into "{table}" ({cols}) values ({marks})',
                            [_value(v) for v in row.values()]).lastrowid
 
+    def read_only(self) -> None:
+        """Refuse every write on this connection from now on (a deciding worker's: it only reads)."""
+        self.db.execute("pragma query_only = 1")
+
     def _write(self, sql: str, params: list[Any]) -> sqlite3.Cursor:
         """Run one write; on its own (no transaction open) it is committed at once, as sqlite-utils' were."""
         if self.db.conn.in_transaction:
