@@ -57,3 +57,24 @@ def test_an_internationalised_address_is_written_in_utf8_headers():
     msg = _reply(SUBJECTS[0], to="frånvaro.svarare@falkenberg.example.test")
     raw = msg.as_bytes(policy=email.policy.SMTPUTF8)  # as smtplib sends it to a server offering SMTPUTF8
     assert "To: frånvaro.svarare@falkenberg.example.test".encode() in raw  # not an RFC 2047 word: an address
+
+
+def test_plain_headers_are_written_as_the_header_class_would_write_them():
+    """The reply policy writes short printable ASCII header values itself; the standard header class must
+    agree on every such value, whatever its words (semicolons, commas, encoded-word look-alikes)."""
+    import random
+
+    from intake.replies import _POLICY
+
+    rng = random.Random(20261130)
+    alphabet = [chr(c) for c in range(33, 127)]
+    values = ["<a@b>", "auto-replied", "All", 'attachment; filename="blankett.xlsx"',
+              'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet', "=?utf-8?q?x?=", "1.0"]
+    for _ in range(3000):
+        words = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 30))) for _ in range(rng.randint(1, 9))]
+        values.append(" ".join(words))
+    for name in ("Content-Type", "Content-Disposition", "References", "Message-ID", "X-Auto-Response-Suppress"):
+        for value in values:
+            mine = _POLICY._fold(name, value, True)
+            standard = email.policy.Compat32._fold(_POLICY, name, value, True)
+            assert mine == standard, (name, value)
