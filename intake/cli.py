@@ -71,10 +71,12 @@ def poll(ctx: click.Context, once: bool, no_send: bool) -> None:
 
     Example: intake poll --once
     """
-    from intake.app import make_outbox, make_poller, open_app
+    import threading
+
+    from intake.app import make_outbox, make_poller, open_app, open_config_store
     from intake.lock import InstanceLock
     from intake.logs import setup_logging
-    from intake.outbox import SendResult
+    from intake.outbox import SenderProcess, SendResult
 
     config = _load(ctx)
     setup_logging(config["logging"]["level"])
@@ -88,8 +90,13 @@ def poll(ctx: click.Context, once: bool, no_send: bool) -> None:
             outbox = None if no_send else make_outbox(config, store, routines)
         except ConfigError:
             outbox = None  # mail is still recorded and moved; the error is raised when the replies are due
-        if outbox is not None:
-            # Replies queued by the batches recorded so far go out while the workers decide the next batch.
+        sender = None
+        first = getattr(poller, "pollers", [poller])[0]
+        if outbox is not None and first.workers > 1 and threading.active_count() == 1:
+            # Replies queued by the batches recorded so far go out from a process of their own meanwhile.
+            sender = SenderProcess(lambda: make_outbox(config, open_config_store(config), routines))
+        elif outbox is not None:
+            # Or from here, while the workers decide the next batch.
             def send_meanwhile() -> None:
                 if not (early.setup_error or early.server_down):  # a broken setup waits for the last round
                     early.add(outbox.send_due())
@@ -100,6 +107,9 @@ def poll(ctx: click.Context, once: bool, no_send: bool) -> None:
             result = poller.poll_once()
         except StoreFailure as exc:  # the mail stays where it is; the next poll tries again
             raise click.ClickException(f"poll failed, nothing lost: {exc}") from None
+        finally:
+            if sender is not None:
+                early.add(sender.stop())  # before the last round below: never two senders at once
         click.echo(f"poll: {result.summary()}")
         sent = None
         if not no_send:

@@ -256,3 +256,66 @@ class Outbox:
             self.store.add_event("reply_failed", ticket_id=row["ticket_id"], message_id=row["message_id"],
                                  at=now_iso, data={"kind": row["kind"], "outbox": row["id"], "error": error[:200]})
         log.error("outbox id=%s failed for good: %s", row["id"], error)
+
+
+class SenderProcess:
+    """Sends due replies from a forked process while the poll that queues them runs (``intake poll --once``).
+
+    The poller and its deciding workers keep the two cores busy with recording, moving and deciding; writing
+    the replies out (serialising them, one file or SMTP transaction each, marking them sent) is as much work
+    again, and here it runs beside them instead of after them. The process opens a store connection of its
+    own (``make`` builds its :class:`Outbox`), sends whatever is due, again and again, until :meth:`stop`,
+    and reports what it sent. Only one sender runs at a time: :meth:`stop` waits for it before the caller
+    sends the rest, so no reply can be sent by both. It ends by itself when its parent is gone.
+    """
+
+    #: How long the sender waits when nothing was due before it looks again.
+    IDLE_SECONDS = 0.05
+
+    def __init__(self, make: Callable[[], Outbox]):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        self._stop = ctx.Event()
+        self._results, theirs = ctx.Pipe(duplex=False)
+        self.proc = ctx.Process(target=self._run, args=(make, theirs), name="intake-sender", daemon=True)
+        self.proc.start()
+        theirs.close()
+
+    def _run(self, make: Callable[[], Outbox], results: Any) -> None:  # in the forked process
+        import threading
+        import time
+
+        parent = os.getppid()
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.2)
+            os._exit(0)
+
+        threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+        total = SendResult()
+        try:
+            outbox = make()
+            while not self._stop.is_set():
+                round_ = outbox.send_due()
+                total.add(round_)
+                if round_.setup_error or round_.server_down:
+                    break  # a broken setup or a silent server: the caller's last round says so
+                if not (round_.sent or round_.retried or round_.failed):
+                    self._stop.wait(self.IDLE_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - the caller's own round sends what is left
+            log.error("the sending process stopped: %s", type(exc).__name__)
+        results.send((total.sent, total.retried, total.failed, total.setup_error, total.server_down))
+
+    def stop(self) -> SendResult:
+        """Stop after the round under way; what the process sent (zeros if it died)."""
+        self._stop.set()
+        got = SendResult()
+        try:
+            sent, retried, failed, setup_error, server_down = self._results.recv()
+            got = SendResult(sent, retried, failed, setup_error, server_down)
+        except (EOFError, OSError):
+            log.error("the sending process ended without a report")
+        self.proc.join()
+        return got
