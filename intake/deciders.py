@@ -162,13 +162,19 @@ def _in_process(poller: Any, mail: FetchedMail, now: datetime) -> Decision | Bas
 
 
 def _start_worker(db_path: str) -> None:
-    """In a new worker: a store connection of its own (the inherited one is never touched), and a watch
-    that ends the worker when the poller is gone (killed: nobody would ever ask it again, and it would keep
-    the poller's output open for whoever waits on it)."""
+    """In a new worker: a store connection of its own (the inherited one is never touched); it ends with the
+    poller."""
     from intake.store import open_store
 
     _poller.store = open_store(db_path)
     _poller.store.read_only()  # deciding reads; a write here would be a bug
+    end_with_parent()
+
+
+def end_with_parent() -> None:
+    """In a forked helper process (a deciding worker, the sender): end it when the process that forked it is
+    gone (killed: nobody would ask it again, and it would keep that process's output open for whoever waits on
+    it)."""
     parent = os.getppid()
 
     def watch() -> None:

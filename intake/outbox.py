@@ -283,17 +283,9 @@ class SenderProcess:
         theirs.close()
 
     def _run(self, make: Callable[[], Outbox], results: Any) -> None:  # in the forked process
-        import threading
-        import time
+        from intake.deciders import end_with_parent
 
-        parent = os.getppid()
-
-        def watch() -> None:
-            while os.getppid() == parent:
-                time.sleep(0.2)
-            os._exit(0)
-
-        threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+        end_with_parent()
         total = SendResult()
         try:
             outbox = make()

@@ -85,7 +85,15 @@ def build_message(
             msg.attach(_attachment(clean_header(filename), data, content_type))
     else:
         msg = text
-    msg["From"] = email.utils.formataddr((from_name, from_address), charset="utf-8") if from_name else from_address
+    sender = email.utils.formataddr((from_name, from_address), charset="utf-8") if from_name else from_address
+    _head(msg, sender, to, subject, message_id, in_reply_to, references, automatic)
+    return msg
+
+
+def _head(msg: Message, sender: str, to: str, subject: str, message_id: str, in_reply_to: str,
+          references: list[str] | None, automatic: bool) -> None:
+    """The reply's headers: addresses, threading, and the RFC 3834 marks of an automatic reply."""
+    msg["From"] = sender
     msg["To"] = clean_header(to)
     msg["Subject"] = clean_header(subject)
     msg["Date"] = email.utils.formatdate(localtime=False)
@@ -99,27 +107,14 @@ def build_message(
         msg["Auto-Submitted"] = "auto-replied"
         msg["X-Auto-Response-Suppress"] = "All"
         msg["Precedence"] = "auto_reply"
-    return msg
 
 
 def _build_international(*, to: str, subject: str, body: str, from_address: str, from_name: str,
                          message_id: str, in_reply_to: str, references: list[str] | None, automatic: bool,
                          attachments: list[tuple[str, bytes, str]] | None) -> Message:
     msg = EmailMessage(policy=_SMTP_POLICY)
-    msg["From"] = email.utils.formataddr((from_name, from_address)) if from_name else from_address
-    msg["To"] = clean_header(to)
-    msg["Subject"] = clean_header(subject)
-    msg["Date"] = email.utils.formatdate(localtime=False)
-    msg["Message-ID"] = message_id
-    if in_reply_to:
-        msg["In-Reply-To"] = clean_header(in_reply_to)
-    refs = [clean_header(r) for r in (references or []) if r]
-    if refs:
-        msg["References"] = " ".join(refs)
-    if automatic:
-        msg["Auto-Submitted"] = "auto-replied"
-        msg["X-Auto-Response-Suppress"] = "All"
-        msg["Precedence"] = "auto_reply"
+    sender = email.utils.formataddr((from_name, from_address)) if from_name else from_address
+    _head(msg, sender, to, subject, message_id, in_reply_to, references, automatic)
     msg.set_content(body, charset="utf-8")
     for filename, data, content_type in attachments or []:
         maintype, subtype = content_type.split("/", 1)
