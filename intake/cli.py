@@ -94,15 +94,9 @@ def poll(ctx: click.Context, once: bool, no_send: bool) -> None:
         first = getattr(poller, "pollers", [poller])[0]
         if outbox is not None and first.workers > 1 and threading.active_count() == 1:
             # Replies queued by the batches recorded so far go out from a process of their own meanwhile.
+            # (Without workers, or in a process with threads, nothing is decided in parallel either: the replies
+            # go in the round after the poll.)
             sender = SenderProcess(lambda: make_outbox(config, open_config_store(config), routines))
-        elif outbox is not None:
-            # Or from here, while the workers decide the next batch.
-            def send_meanwhile() -> None:
-                if not (early.setup_error or early.server_down):  # a broken setup waits for the last round
-                    early.add(outbox.send_due())
-
-            for one in getattr(poller, "pollers", [poller]):
-                one.while_deciding = send_meanwhile
         try:
             result = poller.poll_once()
         except StoreFailure as exc:  # the mail stays where it is; the next poll tries again

@@ -147,8 +147,6 @@ class Poller:
         self.workers = workers
         self.db_path = db_path
         self._pool: DecidePool | None = None
-        #: Called (with no transaction open) while the workers decide a batch: the CLI sends due replies then.
-        self.while_deciding: Callable[[], None] | None = None
         self.recorder = Recorder(store, routines, settings, rate_limit_per_hour=rate_limit_per_hour)
 
     def poll_once(self, *, respect_backoff: bool = False) -> PollResult:
@@ -315,11 +313,6 @@ class Poller:
         if not staged.new:
             return []
         if staged.pending is not None:
-            if self.while_deciding is not None:
-                try:
-                    self.while_deciding()  # e.g. send the replies queued so far, while the workers decide
-                except Exception as exc:  # noqa: BLE001 - never a reason to stop recording mail
-                    log.warning("while deciding: %s at %s", type(exc).__name__, where(exc))
             outcomes = staged.pending.result()
         else:
             outcomes = []
