@@ -42,7 +42,9 @@ def message_id_of(raw: bytes) -> str:
         return ""
     head = head.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + b"\n\n"
     try:
-        parsed = email.parser.BytesParser(policy=email.policy.default).parsebytes(head, headersonly=True)
+        # compat32: the values as sent (raw_items is the same under every policy), without the default
+        # policy's parse of the Content-Type header the parser reads at the end of the block (0.3 ms a mail).
+        parsed = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(head, headersonly=True)
         for name, value in parsed.raw_items():
             if name.strip().lower() == "message-id":
                 text = decode_header_value(value)
