@@ -324,7 +324,9 @@ from parsers.mail import (  # noqa: E402
 )
 
 _NAMES = ["", "Eva", "Eva Berg", "Eva  Berg", "O'Brien", "Eva-Lena\tÅberg", "X1 2", "-", "J. Doe", '"Berg, Eva"',
-          "=?utf-8?q?Nystr=C3=B6m?=", "Eva (kontoret)"]
+          "=?utf-8?q?Nystr=C3=B6m?=", "Eva (kontoret)", "Karin =?utf-8?q?B=C3=A4ckstr=C3=B6m?=",
+          "=?iso-8859-1?b?xXNh?=  =?UTF-8?Q?Nystr=c3=b6m?=", "=?utf-8?q?Anna_Karin?= Berg", "=?utf-8?q?Berg=2C_Eva?=",
+          "=?utf-8?b?PGE+?= Berg", "=?utf-8?q?_Eva?=", "=?utf-8?q?Eva?=Berg", "=?utf-8?q?=C3?=", "=?utf-8?b?RXZh?"]
 _ADDRS = ["eva.berg@halmstad.example.test", "A.B+c_d-e@X-Y.Example.TEST", "a@b", "a..b@c.test", "a@b.test."]
 _FORMS = ["{n} <{a}>", "{a}", "<{a}>", "  {n}<{a}>  ", "{n} <{a}>, {a}", "{n} <{a}>,", "{n} <{a}>\r\n , <{a}>"]
 
@@ -335,6 +337,30 @@ def test_plain_address_headers_read_without_the_header_parser_read_as_it_reads_t
     simple = _simple_addresses(value)
     if simple is not None:  # only headers that cannot be read two ways take the short way
         assert simple == _policy_addresses("To", value)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("Karin =?utf-8?q?B=C3=A4ckstr=C3=B6m?= <karin.backstrom@example.test>", "Karin Bäckström"),
+    ("=?ISO-8859-1?Q?=C5sa?= =?utf-8?B?TnlzdHLDtm0=?= <asa@example.test>", "Åsa Nyström"),
+    ("=?utf-8?q?Eva-Lena_O=27Neil?= <eva@example.test>", "Eva-Lena O'Neil"),
+])
+def test_a_name_of_plain_encoded_words_takes_the_short_way_and_reads_as_the_header_parser_reads_it(value, expected):
+    # Most Swedish senders' names come as encoded-words; reading them without the header parser saves 0.1 ms a mail.
+    simple = _simple_addresses(value)
+    assert simple is not None and simple[0][1] == expected
+    assert simple == _policy_addresses("From", value)
+
+
+@pytest.mark.parametrize("name", [
+    "=?utf-8?q?Berg=2C_Eva?=",  # a comma: could end a mailbox
+    "=?utf-8?b?PGFkbWluQGJhbmsudGVzdD4=?=",  # "<admin@bank.test>"
+    "=?utf-8?q?Eva=22?=", "=?utf-8?q?Eva=28x=29?=", "=?utf-8?q?Eva=0A?=",  # a quote, a comment, a line break
+    "=?utf-8?q?=C3?=",  # not UTF-8
+    "=?utf-16?b?RQB2AGEA?=", "=?utf-8*sv?q?Eva?=", "=?utf-8?x?Eva?=",  # other charsets, a language, no encoding
+    "=?utf-8?b?RXZ?=", "=?utf-8?q?Eva=?=", "=?utf-8?q?Eva?=Berg",  # broken base64, a bare "=", glued text
+])
+def test_an_encoded_word_that_is_not_a_plain_name_leaves_the_header_to_the_header_parser(name):
+    assert _simple_addresses(f"{name} <eva@example.test>") is None
 
 
 def test_the_cve_2023_27043_sender_takes_the_header_parser():
@@ -402,3 +428,28 @@ def test_an_elided_marker_in_the_mail_text_is_only_text():
     mail = parse_mail(raw)
     assert "intakeelided0123456789abcdefn0" in mail.body_text
     assert mail.attachments[0].data == data
+
+
+@pytest.mark.parametrize("line, expected", [
+    (b"--outer", (b"outer", False)),
+    (b"--outer--", (b"outer", True)),
+    (b"--outer-- \t\r", (b"outer", True)),
+    (b"--outer \r", (b"outer", False)),
+    (b"--outer--x", None),  # more than the boundary: body text
+    (b"--outer --", None),
+    (b"-- outer", None),  # a signature separator, not a delimiter
+    (b"--out", (b"out", False)),  # "out" is open too: the whole rest names it
+    (b"--out--", (b"out", True)),
+    (b"--out---", (b"out-", True)),  # the longer boundary "out-", closed
+])
+def test_a_delimiter_line_names_the_longest_open_boundary_it_can(line, expected):
+    from parsers.mail import _find_delimiter
+
+    data = b"body\n" + line + b"\nmore\n"
+    found = _find_delimiter(data, 0, {b"outer", b"out", b"out-"})
+    if expected is None:
+        assert found is None
+    else:
+        start, end, boundary, closing = found
+        assert (boundary, closing) == expected
+        assert data[start:end] == line and data[end:end + 1] == b"\n"
