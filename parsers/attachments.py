@@ -218,6 +218,10 @@ def _member_has_entities(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> str:
             encoding = "utf-8"
         if encoding == "?":
             return "XML in an unknown encoding"
+        if encoding == "utf-8" and len(first) < 256 * 1024 and b"!" not in first:
+            # The whole part, and no "!" byte: every form of "<!" (decoded from UTF-8, or raw in UTF-16) has
+            # one, so there is nothing to decode and search (most parts of a form; 0.2 ms a form).
+            return ""
         decoder = codecs.getincrementaldecoder(encoding)("replace")
         tail, raw_tail, chunk = "", b"", first
         while chunk:

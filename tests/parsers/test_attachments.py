@@ -334,6 +334,18 @@ def entity_in_ebcdic_part() -> bytes:
     return rezip(GOOD_XLSX, add={"customXml/item1.xml": xml})
 
 
+def entity_after_the_first_read() -> bytes:
+    """A UTF-8 part whose first 256 KB hold no "!": the declaration comes after them."""
+    xml = b'<?xml version="1.0" encoding="UTF-8"?><x>' + b"<y/>" * 70_000 + b'<!DOCTYPE x [<!ENTITY a "b">]></x>'
+    return rezip(GOOD_XLSX, add={"xl/extra.xml": xml})
+
+
+def entity_in_utf16_bytes_of_a_utf8_part() -> bytes:
+    """A part that says UTF-8 but carries the declaration in UTF-16 bytes (no "<!" once decoded as UTF-8)."""
+    xml = b'<?xml version="1.0" encoding="UTF-8"?><x>' + "<!DOCTYPE x><x/>".encode("utf-16-le") + b"</x>"
+    return rezip(GOOD_XLSX, add={"xl/extra.xml": xml})
+
+
 def entity_in_unknown_encoding() -> bytes:
     return rezip(GOOD_XLSX, add={"xl/extra.xml": b'<?xml version="1.0" encoding="x-made-up"?><x/>'})
 
@@ -346,6 +358,8 @@ BROKEN = {
     "entity_utf32_part": ("blankett.xlsx", entity_in_utf32_part, "attachment.unsafe", "XML"),
     "entity_ebcdic_part": ("blankett.xlsx", entity_in_ebcdic_part, "attachment.unsafe", "XML"),
     "entity_unknown_encoding": ("blankett.xlsx", entity_in_unknown_encoding, "attachment.unsafe", "XML"),
+    "entity_after_first_read": ("blankett.xlsx", entity_after_the_first_read, "attachment.unsafe", "XML"),
+    "entity_utf16_in_utf8_part": ("blankett.xlsx", entity_in_utf16_bytes_of_a_utf8_part, "attachment.unsafe", "XML"),
     "zip_behind_png": ("bild.png", lambda: PNG + GOOD_XLSX, "attachment.unsafe", "förklätt"),
     "zip_behind_jpeg": ("blankett.xlsx", lambda: b"\xff\xd8\xff\xe0" + GOOD_XLSX, "attachment.unsafe", "förklätt"),
     "zip_behind_pdf": ("blankett.pdf", lambda: b"%PDF-1.4\n" + GOOD_XLSX, "attachment.unsafe", "förklätt"),
