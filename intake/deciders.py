@@ -30,6 +30,7 @@ from typing import Any
 from intake.decision import Decision
 from intake.logs import where
 from intake.sources.base import FetchedMail
+from parsers import sandbox
 
 log = logging.getLogger("intake.poll")
 
@@ -71,6 +72,22 @@ class DecidePool:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
 
+    def warm(self, count: int) -> None:
+        """Start the workers now when ``count`` mails wait (before the first batch is fetched: their start
+        overlaps the fetch); otherwise they start at the first batch worth shipping, if any."""
+        if self._executor is None and self.usable(count) and not self.poller.store.db.conn.in_transaction:
+            self._start()
+            try:
+                self._executor.submit(_warm)
+            except BrokenProcessPool:
+                self._break()
+
+    def _start(self) -> None:
+        global _poller
+        _poller = self.poller  # inherited by the forked workers, never pickled
+        self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
+                                             initializer=_start_worker, initargs=(str(self.db_path),))
+
     def usable(self, count: int) -> bool:
         """Whether ``count`` mails are worth deciding in the workers now."""
         return (self.workers > 1 and count >= MIN_BATCH and not self._broken and self.db_path is not None
@@ -86,10 +103,7 @@ class DecidePool:
         shipped = [_shippable(m) for m in shipped]
         try:
             if self._executor is None:
-                global _poller
-                _poller = self.poller  # inherited by the forked workers, never pickled
-                self._executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
-                                                     initializer=_start_worker, initargs=(str(self.db_path),))
+                self._start()
             chunk = max(1, len(shipped) // (self.workers * 2))
             answers = self._executor.map(_decide, shipped, [now] * len(shipped), chunksize=chunk)
         except BrokenProcessPool:
@@ -161,6 +175,10 @@ def _in_process(poller: Any, mail: FetchedMail, now: datetime) -> Decision | Bas
         return exc
 
 
+def _warm() -> None:
+    """A first task: it makes the executor start every worker process."""
+
+
 def _start_worker(db_path: str) -> None:
     """In a new worker: a store connection of its own (the inherited one is never touched); it ends with the
     poller."""
@@ -169,6 +187,7 @@ def _start_worker(db_path: str) -> None:
     _poller.store = open_store(db_path)
     _poller.store.read_only()  # deciding reads; a write here would be a bug
     end_with_parent()
+    sandbox.start_worker()  # its form-parsing worker starts beside the first mails, not at the first form
 
 
 def end_with_parent() -> None:

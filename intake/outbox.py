@@ -289,19 +289,23 @@ class SenderProcess:
         total = SendResult()
         try:
             outbox = make()
-            while not self._stop.is_set():
+            while True:
+                stopping = self._stop.is_set()  # (asked to stop: send what is due now, then end)
                 round_ = outbox.send_due()
                 total.add(round_)
                 if round_.setup_error or round_.server_down:
                     break  # a broken setup or a silent server: the caller's last round says so
                 if not (round_.sent or round_.retried or round_.failed):
+                    if stopping:
+                        break
                     self._stop.wait(self.IDLE_SECONDS)
         except Exception as exc:  # noqa: BLE001 - the caller's own round sends what is left
             log.error("the sending process stopped: %s", type(exc).__name__)
         results.send((total.sent, total.retried, total.failed, total.setup_error, total.server_down))
 
     def stop(self) -> SendResult:
-        """Stop after the round under way; what the process sent (zeros if it died)."""
+        """Stop once what is due now has gone (this process is warm: its templates, forms and connection are
+        ready, so the caller's last round finds little or nothing left); what it sent (zeros if it died)."""
         self._stop.set()
         got = SendResult()
         try:

@@ -199,6 +199,7 @@ class Poller:
             seen: dict[str, str] = {}  # message key -> content hash, of the mail planned so far in this poll
             try:
                 with DecidePool(self, self.workers, self.db_path) as self._pool:
+                    self._pool.warm(len(uids))
                     # While the workers decide one batch, the poller records and moves the one before it.
                     ahead: _Staged | None = None
                     for batch in _batches(source.fetch(uids, self.settings.max_message_bytes), size, BATCH_BYTES):

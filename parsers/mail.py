@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from html import unescape
 from html.parser import HTMLParser
 
-from mailparser.utils import as_string_safe
-
 
 @dataclass(frozen=True)
 class Attachment:
@@ -272,6 +270,8 @@ class _Walk:
         if attached:
             if multipart:
                 self._restore_below(part)
+                from mailparser.utils import as_string_safe  # (rare: importing mail-parser costs 20 ms a start)
+
                 data = "".join(as_string_safe(m) for m in part.get_payload()).encode("utf-8", "surrogateescape")
             else:
                 data = self._bytes(part, attachment=True)

@@ -333,8 +333,11 @@ _worker_failed = False
 
 def _take_worker(*, fresh: bool = False) -> _Worker | None:
     """An idle worker (unless ``fresh``), or a new one; None if none can be started (the cold path from then
-    on)."""
+    on). A worker being started by :func:`start_worker` is waited for rather than started twice."""
     global _worker_failed
+    starting = _starting
+    if starting is not None and not fresh and starting is not threading.current_thread():
+        starting.join()
     with _pool_lock:
         while _idle and not fresh:
             worker = _idle.pop()
@@ -358,9 +361,13 @@ def _give_back(worker: _Worker) -> None:
         _idle.append(worker)
 
 
+_starting: threading.Thread | None = None  # the thread of the last start_worker()
+
+
 def start_worker() -> threading.Thread:
-    """Start a worker in the background now, so that the first form does not wait for it (a poller may call
-    this before its first fetch); returns the thread starting it. Nothing happens with ``WARM`` off."""
+    """Start a worker in the background now, so that the first form does not wait for it (a deciding worker
+    calls this when it starts); returns the thread starting it. Nothing happens with ``WARM`` off."""
+    global _starting
 
     def start() -> None:
         worker = _take_worker() if WARM else None
@@ -368,6 +375,7 @@ def start_worker() -> threading.Thread:
             _give_back(worker)
 
     thread = threading.Thread(target=start, name="form-worker-start", daemon=True)
+    _starting = thread
     thread.start()
     return thread
 
@@ -388,8 +396,9 @@ def _forget_workers() -> None:
     """In a child forked from a process using workers (the poller's deciding workers): the parent's workers
     and sockets are the parent's. Drop our copies of the sockets, without a word to the workers, and start
     workers of our own when a form comes."""
-    global _pool_lock
+    global _pool_lock, _starting
     _pool_lock = threading.Lock()  # may have been held by another thread at the fork
+    _starting = None  # (the parent's thread, not running here)
     for worker in _idle:
         try:
             worker.sock.close()  # our copy of the descriptor only; the parent's stays open
