@@ -202,7 +202,8 @@ class Poller:
                     self._pool.warm(len(uids))
                     # While the workers decide one batch, the poller records and moves the one before it.
                     ahead: _Staged | None = None
-                    for batch in _batches(source.fetch(uids, self.settings.max_message_bytes), size, BATCH_BYTES):
+                    sizes = batch_sizes(len(uids), size) or [size]
+                    for batch in _batches(source.fetch(uids, self.settings.max_message_bytes), sizes, BATCH_BYTES):
                         staged = self._stage(source, batch, failures, seen, result)
                         if ahead is not None:
                             self._finish(source, ahead, failures, result)
@@ -527,16 +528,38 @@ class _Staged:
     pending: Pending | None
 
 
-def _batches(mails: Iterable[FetchedMail], size: int, max_bytes: int) -> Iterator[list[FetchedMail]]:
-    """``mails`` in lists of at most ``size``, cut early once they hold ``max_bytes`` of mail."""
+#: The first batches and the last are smaller: the workers start deciding sooner and the poller starts
+#: recording sooner, and after the last decisions little is left to record, move and send.
+RAMP = (8, 16, 32)
+
+
+def batch_sizes(total: int, size: int) -> list[int]:
+    """How many mails each batch of a poll of ``total`` mails takes: ramping up to ``size`` and down again."""
+    head = [s for s in RAMP if s < size]
+    tail = head[:2][::-1]
+    if total <= sum(head) + sum(tail) + size:
+        out, left = [], total
+        for s in head + [size] * (total // size + 1):
+            if left <= 0:
+                break
+            out.append(min(s, left))
+            left -= out[-1]
+        return out
+    middle = total - sum(head) - sum(tail)
+    return head + [size] * (middle // size) + ([middle % size] if middle % size else []) + tail
+
+
+def _batches(mails: Iterable[FetchedMail], sizes: list[int], max_bytes: int) -> Iterator[list[FetchedMail]]:
+    """``mails`` in lists of ``sizes`` (the last size again when more mails come), cut early once they hold
+    ``max_bytes`` of mail."""
     batch: list[FetchedMail] = []
-    held = 0
+    held, k = 0, 0
     for mail in mails:
         batch.append(mail)
         held += len(mail.raw) if mail.raw is not None else len(mail.header)
-        if len(batch) >= size or held >= max_bytes:
+        if len(batch) >= sizes[min(k, len(sizes) - 1)] or held >= max_bytes:
             yield batch
-            batch, held = [], 0
+            batch, held, k = [], 0, k + 1
     if batch:
         yield batch
 

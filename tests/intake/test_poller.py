@@ -356,3 +356,12 @@ def test_a_redelivery_with_other_transport_headers_is_still_the_same_mail(desk):
     result = desk.poll()
     assert (result.recorded, result.already_recorded) == (0, 1)
     assert len(desk.store.tickets()) == 1
+
+
+@pytest.mark.parametrize("total", [0, 1, 7, 8, 9, 55, 56, 57, 105, 106, 107, 500, 2000, 2049])
+def test_a_poll_takes_every_mail_in_batches_that_start_and_end_small(total):
+    sizes = poller_mod.batch_sizes(total, 50)
+    assert sum(sizes) == total and all(0 < s <= 50 for s in sizes)
+    if total >= 200:
+        # The workers start on a few mails, and after the last decisions few are left to record and move.
+        assert sizes[:3] == [8, 16, 32] and sizes[-2:] == [16, 8] and sizes.count(50) >= (total - 80) // 50 - 1
