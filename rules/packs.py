@@ -117,6 +117,7 @@ def _template_env(folder: Path) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # a pack is loaded as it was at start: no stat of the template file per mail
     )
 
 
