@@ -7,7 +7,8 @@ import unicodedata
 from bisect import bisect_right
 
 # Invisible characters that could split a number without a reader noticing.
-_INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+_INVISIBLE_CHARACTERS = "\u00ad\u200b\u200c\u200d\u2060\ufeff"
+_INVISIBLE = re.compile(f"[{_INVISIBLE_CHARACTERS}]")
 
 
 def prepare(text: str) -> str:
@@ -17,7 +18,7 @@ def prepare(text: str) -> str:
     line break, so line numbers still match the text as written (CR LF and lone CR count as one).
     """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    if _INVISIBLE.search(text):
+    if any(c in text for c in _INVISIBLE_CHARACTERS):  # "in" is far faster than the regex's scan
         text = _INVISIBLE.sub("", text)
     try:
         return unicodedata.normalize("NFKC", text)

@@ -926,3 +926,29 @@ def test_names_on_the_edges_of_the_fast_paths_are_found(body, line):
 ])
 def test_look_alikes_on_the_edges_of_the_fast_paths_are_not_flagged(body):
     assert body_kinds(body) == []
+
+
+def test_name_or_lower_case_pair_after_a_trigger_is_what_the_two_plain_regexes_find():
+    from rules.personal_data.names import _LOWER_AFTER_TRIGGER, _NAME_AFTER_TRIGGER, _NAME_OR_LOWER_AFTER_TRIGGER
+
+    def plain(text: str, pos: int) -> tuple | None:
+        if (m := _NAME_AFTER_TRIGGER.match(text, pos)) is not None:
+            group = "name" if m.group("name") is not None else "rev"
+            return group, m.span(group)
+        if (m := _LOWER_AFTER_TRIGGER.match(text, pos)) is not None:
+            return "lower", m.span("name")
+        return None
+
+    pieces = ["Karin", "Lindqvist", "karin", "lindqvist", "Lindqvist,", "ny", "Vår nya", "kontot för", "den", "MINA",
+              "av", "von", "Anna-Karin", "ÅSA", ":", "-", "–", "(", ">", "\n", "\n>", ",", " \u00a0\t"]
+    texts = _fuzz_texts(pieces, 300, seed=5)
+    found = 0
+    for text in texts:
+        for pos in range(len(text) + 1):
+            fast = _NAME_OR_LOWER_AFTER_TRIGGER.match(text, pos)
+            if fast is not None:
+                group = next(g for g in ("name", "rev", "lower") if fast.group(g) is not None)
+                fast = group, fast.span(group)
+                found += 1
+            assert fast == plain(text, pos), (text, pos)
+    assert found > 1000
