@@ -151,8 +151,14 @@ _HEADER_LINE = re.compile(
 )
 
 
+_WORD = re.compile(r"[^\W\d_]+")
+_RUN_SPACE = re.compile(r"[ \t\u00a0]+")
+_PARTICLE_RX = re.compile(_PARTICLE)
+_MAIL_SEPARATOR = re.compile(r"[._]")
+
+
 def words_of(text: str) -> set[str]:
-    return {w.casefold() for w in re.findall(r"[^\W\d_]+", text)}
+    return {w.casefold() for w in _WORD.findall(text)}
 
 
 def _is_first(token: str) -> bool:
@@ -190,7 +196,7 @@ def _name_score(name: str, anywhere: bool) -> tuple[float, int]:
     After a trigger the name must start the run; in a subject (``anywhere``) it may start at any
     word ("MittVaccin – Behörighet Anna Larsson"), and only names with a known first name count.
     """
-    tokens = [t for t in re.split(r"[ \t\u00a0]+", name) if not re.fullmatch(_PARTICLE, t)]
+    tokens = [t for t in _RUN_SPACE.split(name) if not _PARTICLE_RX.fullmatch(t)]
     if not anywhere:
         return _name_score_at(tokens, strict=False), 0
     best, best_i = 0.0, 0
@@ -223,7 +229,7 @@ def _reversed_score(name: str) -> float:
 
 def _mail_score(address: str) -> float:
     """A work address "karin.lindqvist@…" of someone else: the person it names."""
-    parts = re.split(r"[._]", address.partition("@")[0].casefold())
+    parts = _MAIL_SEPARATOR.split(address.partition("@")[0].casefold())
     first, last = parts[0], parts[-1]
     if not _is_last(last):
         return 0.6 if _is_first(first) and _SURNAME_ENDING.fullmatch(last) and len(last) > 4 else 0.0

@@ -21,11 +21,13 @@ from rules.personal_data.names import scan_names, words_of
 from rules.personal_data.numbers import scan_numbers
 from rules.personal_data.text import HSA, IBAN, OID, Hit, LineIndex, has_digit, mask, prepare
 
+_LOCAL_PART_SEPARATORS = re.compile(r"[._\-+0-9]+")
+
 
 def _own_words(sender_name: str, sender_address: str) -> set[str]:
     words = words_of(sender_name or "")
     local = (sender_address or "").partition("@")[0]
-    words |= words_of(re.sub(r"[._\-+0-9]+", " ", local))
+    words |= words_of(_LOCAL_PART_SEPARATORS.sub(" ", local))
     return words
 
 
