@@ -19,13 +19,15 @@ from rules.personal_data.config import UNSCANNED, Finding, PersonalDataConfig
 from rules.personal_data.hsa import scan_hsa
 from rules.personal_data.names import scan_names, words_of
 from rules.personal_data.numbers import scan_numbers
-from rules.personal_data.text import HSA, IBAN, OID, Hit, LineIndex, mask, prepare
+from rules.personal_data.text import HSA, IBAN, OID, Hit, LineIndex, has_digit, mask, prepare
+
+_LOCAL_PART_SEPARATORS = re.compile(r"[._\-+0-9]+")
 
 
 def _own_words(sender_name: str, sender_address: str) -> set[str]:
     words = words_of(sender_name or "")
     local = (sender_address or "").partition("@")[0]
-    words |= words_of(re.sub(r"[._\-+0-9]+", " ", local))
+    words |= words_of(_LOCAL_PART_SEPARATORS.sub(" ", local))
     return words
 
 
@@ -33,6 +35,9 @@ def _detect(
     text: str, is_subject: bool, today: date, config: PersonalDataConfig, own: set[str]
 ) -> tuple[list[Hit], LineIndex]:
     """Every detector over prepared ``text``: hits in order of offset, and the text's line index."""
+    if not has_digit(text):  # every detector but the one for names needs a digit
+        hits = scan_names(text, is_subject, own) if config.detect_names else []
+        return sorted(hits, key=lambda h: h[1]), LineIndex(text)
     hsa = list(HSA.finditer(text))
     hits = scan_hsa(hsa, config)
     spans = [m.span() for m in hsa] + [m.span() for rx in (OID, IBAN) for m in rx.finditer(text)]

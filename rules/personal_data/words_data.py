@@ -27,9 +27,30 @@ def word_set(name: str) -> frozenset[str]:
     return frozenset(e.casefold() for e in entries(name))
 
 
+def patterns(name: str) -> tuple[str, ...]:
+    """The entries of ``words/NAME.txt`` as regular expressions, in file order."""
+    return tuple(re.escape(e).replace(r"\ ", r"\s+") for e in entries(name))
+
+
 def alternation(name: str) -> str:
     """The entries of ``words/NAME.txt`` as a regular-expression alternation (no group around it)."""
-    return "|".join(re.escape(e).replace(r"\ ", r"\s+") for e in entries(name))
+    return "|".join(patterns(name))
+
+
+def alternation_by_first_character(name: str) -> str | None:
+    """``alternation(name)`` with the entries grouped by their first character ("f(?:ör|örst)|g(?:…)"),
+    each group in file order, so that a regex can be led by a plain character; ``None`` when an entry
+    does not start with a letter or digit.
+
+    At any one position only one group can match and its entries are tried in file order, so the
+    entry a regex chooses is the same as with ``alternation(name)``.
+    """
+    groups: dict[str, list[str]] = {}
+    for pattern in patterns(name):
+        if not pattern[:1].isalnum():
+            return None
+        groups.setdefault(pattern[0], []).append(pattern[1:])
+    return "|".join(f"{first}(?:{'|'.join(rests)})" for first, rests in groups.items())
 
 
 def table(name: str) -> dict:

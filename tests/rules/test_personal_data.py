@@ -833,3 +833,122 @@ def test_word_list_format():
     rx = re.compile(rf"^(?:{alternation('triggers')})$")
     assert rx.match("avsluta \t behörigheten\nför")  # a space in an entry matches any white space
     assert not rx.match("avsluta-behörigheten-för")
+
+
+# --- fast paths: they find exactly what the plain regexes find ---------------------------------
+
+
+def _fuzz_texts(pieces: list[str], n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    seps = [" ", "  ", "\t", "\u00a0", "\n", "\n\n", ".", ",", ":", "?", "(", ")", "-", "–", "_", "x", "Ä", "\r\n",
+            " \t\n", "> ", ": \t", "? ", "ang.", "@"]
+    return ["".join(rng.choice(pieces) + rng.choice(seps) for _ in range(rng.randint(0, 30))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("text", [
+    "", "för", "för Karin", "Gäller Karin Lindqvist", "xför för_ för1 för", "ang.för Karin Lindqvist",
+    "ang. för", "ang.ang.för", "gäller,för\nför(för)för", "ta  bort\nta\tbort", "avsluta behörigheten för Per",
+    "nyanställd nyanställda användaren användare", "för", "äför åt ååt", "behörighet\u00a0till",
+])
+def test_trigger_spans_are_those_of_the_plain_trigger_regex(text):
+    from rules.personal_data.names import _TRIGGER_LOWER, _trigger_spans
+
+    lower = text.lower()
+    assert _trigger_spans(lower) == [m.span() for m in _TRIGGER_LOWER.finditer(lower)]
+
+
+def test_trigger_spans_match_the_plain_regex_on_random_text():
+    from rules.personal_data.names import _TRIGGER_LOWER, _trigger_spans
+    from rules.personal_data.words_data import entries
+
+    texts = _fuzz_texts([*entries("triggers"), "karin", "Lindqvist", "en", "x", "ska"], 400, seed=3)
+    assert sum(bool(_TRIGGER_LOWER.search(t.lower())) for t in texts) > 300  # the texts hold triggers
+    for text in texts:
+        lower = text.lower()
+        assert _trigger_spans(lower) == [m.span() for m in _TRIGGER_LOWER.finditer(lower)]
+
+
+@pytest.mark.parametrize("text", [
+    "", ":", "?", "a:", "a: \t", "a:\r\nb", "a:\u00a0", "a:: ", "a?:", "a: b", "a: b?", "\n:\n\n?", "x:\n\ny?\t\n",
+    "Vem gäller det?\nKarin", "Följande: \t\n- Karin\n", "tid 14:30 idag:", "a:\n", ":::\n???",
+])
+def test_list_heads_are_those_of_the_plain_regex(text):
+    from rules.personal_data.names import _LIST_HEAD, _list_heads
+
+    assert _list_heads(text) == [m.span() for m in _LIST_HEAD.finditer(text)]
+
+
+def test_list_heads_match_the_plain_regex_on_random_text():
+    from rules.personal_data.names import _LIST_HEAD, _list_heads
+
+    texts = _fuzz_texts(["Följande", "Vem gäller det", "a", ":", "?", " ", "\t"], 400, seed=4)
+    assert sum(bool(_LIST_HEAD.search(t)) for t in texts) > 150  # the texts hold headings
+    for text in texts:
+        assert _list_heads(text) == [m.span() for m in _LIST_HEAD.finditer(text)]
+
+
+def test_has_digit_is_what_the_regex_digit_class_matches():
+    from rules.personal_data.text import has_digit
+
+    digits = [chr(c) for c in range(0x110000) if chr(c).isdecimal()]
+    assert len(digits) > 600 and all(re.fullmatch(r"\d", d) for d in digits)
+    for d in digits:  # alone, and among non-Latin-1 text that is written as escapes
+        assert has_digit(d) and has_digit(f"Född – ”{d}” åäö"), hex(ord(d))
+    for c in range(0x3000):
+        assert has_digit(f"å{chr(c)}–") == bool(re.search(r"\d", chr(c))), hex(c)
+    for text in ["", "Hej", "Hej – ”åäö” \ud800 😀", "å\\uabcd – ", "å\\U0001d7ce – x", "ABC\\u0660"]:
+        assert has_digit(text) == bool(re.search(r"\d", text)), text
+
+
+def test_birth_date_in_other_digits_is_still_found():
+    # No ASCII digit: the detectors that need digits must still run.
+    assert body_kinds("Hon är född \u0661\u0669\u0668\u0667-\u0660\u0665-\u0662\u0661.") == [("birth_date", 1)]
+
+
+@pytest.mark.parametrize(("body", "line"), [
+    ("ang.för Karin Lindqvist", 1),  # a trigger ending in "." right before another
+    ("Gäller Karin Lindqvist", 1),  # a trigger at the very start
+    ("Hej\nkarin lindqvist ska ha behörighet", 2),  # lower case before a verb
+    ("Lindqvist Karin (usk) ska ha behörighet", 1),  # a role between name and verb
+    ("Hej\nkarin lindqvist, usk, ska ha behörighet", 2),
+    ("Den som slutat – Karin Lindqvist – ska avslutas", 1),
+    ("avsluta kontot för karin.lindqvist@example.test", 1),
+    ("Vem gäller det?  \t\nKarin Lindqvist\n", 2),  # a heading ending in spaces and a tab
+    ("Följande:\r\nKarin Lindqvist", 2),
+])
+def test_names_on_the_edges_of_the_fast_paths_are_found(body, line):
+    assert body_kinds(body) == [("name", line)]
+
+
+@pytest.mark.parametrize("body", [
+    "Hej\nkarin berg. ska ha behörighet", "Hej\nkarin lindqvist\n ska ha", "ska ha behörighet", " ska",
+    "Hej\nkarin lindqvist: ska ha", "Hej\nKarin Lindqvist. Ska ha",
+])
+def test_look_alikes_on_the_edges_of_the_fast_paths_are_not_flagged(body):
+    assert body_kinds(body) == []
+
+
+def test_name_or_lower_case_pair_after_a_trigger_is_what_the_two_plain_regexes_find():
+    from rules.personal_data.names import _LOWER_AFTER_TRIGGER, _NAME_AFTER_TRIGGER, _NAME_OR_LOWER_AFTER_TRIGGER
+
+    def plain(text: str, pos: int) -> tuple | None:
+        if (m := _NAME_AFTER_TRIGGER.match(text, pos)) is not None:
+            group = "name" if m.group("name") is not None else "rev"
+            return group, m.span(group)
+        if (m := _LOWER_AFTER_TRIGGER.match(text, pos)) is not None:
+            return "lower", m.span("name")
+        return None
+
+    pieces = ["Karin", "Lindqvist", "karin", "lindqvist", "Lindqvist,", "ny", "Vår nya", "kontot för", "den", "MINA",
+              "av", "von", "Anna-Karin", "ÅSA", ":", "-", "–", "(", ">", "\n", "\n>", ",", " \u00a0\t"]
+    texts = _fuzz_texts(pieces, 300, seed=5)
+    found = 0
+    for text in texts:
+        for pos in range(len(text) + 1):
+            fast = _NAME_OR_LOWER_AFTER_TRIGGER.match(text, pos)
+            if fast is not None:
+                group = next(g for g in ("name", "rev", "lower") if fast.group(g) is not None)
+                fast = group, fast.span(group)
+                found += 1
+            assert fast == plain(text, pos), (text, pos)
+    assert found > 1000
