@@ -4,8 +4,8 @@ Why this exists: measured on the 9 KB order form, ``openpyxl.load_workbook`` cos
 the whole workbook model: styles, fonts, borders, column widths, a ``Cell`` object with its style for
 every cell) and ``docx.Document`` ~10 ms (it loads every part of the package), against ~1 ms here,
 where the raw IMAP cost of a whole mail is ~3-5 ms. So an .xlsx is read here with the standard library:
-``zipfile``, a first pass of each XML part by ``pyexpat`` (C speed, no handlers but the ones refusing a
-DTD), then ``xml.etree`` (the parser openpyxl itself uses, so text comes out the same), row by row for
+``zipfile``, a first pass of each XML part's prolog by ``pyexpat`` (no handlers but the ones refusing a
+DTD, stopped at the root element), then ``xml.etree`` (the parser openpyxl itself uses, so text comes out the same), row by row for
 a large sheet. For a .docx the one part that matters (the main document) is parsed by lxml exactly as
 python-docx parses it, and the existing body walker (:mod:`parsers.docx_form`) reads it. openpyxl and
 python-docx stay the writers of blank forms and fixtures, and the reader of any file this module does
@@ -159,18 +159,34 @@ def _refuse(*_args: object) -> None:
     raise UnsafeForm("DOCTYPE or entity declaration")
 
 
+class _RootReached(Exception):  # noqa: N818 - the end of the prolog, not an error
+    pass
+
+
+def _root_reached(*_args: object) -> None:
+    raise _RootReached
+
+
 def _xml_check(blob: bytes) -> None:
-    """A first pass by expat (at C speed: no element handlers) that refuses any DTD: no entity can be
-    declared, so none is ever expanded and no external resource is named (a reference to an undeclared
-    entity is an error). Only then does ElementTree see the part."""
+    """A first pass by expat over the part's prolog that refuses any DTD: no entity can be declared, so none
+    is ever expanded and no external resource is named (a reference to an undeclared entity is an error).
+    Only then does ElementTree see the part.
+
+    The pass stops at the root element's start tag: XML allows a document type declaration (the only place an
+    entity can be declared) nowhere else, so the rest of the part cannot declare one; a ``<!DOCTYPE`` later
+    on is a syntax error, which ElementTree reports when it parses the part (:class:`NotLean`)."""
     p = ParserCreate()
     p.StartDoctypeDeclHandler = _refuse
     p.EntityDeclHandler = _refuse
     p.ExternalEntityRefHandler = _refuse
+    p.StartElementHandler = _root_reached
     try:
         p.Parse(blob, True)
+    except _RootReached:
+        return
     except ExpatError as exc:
         raise NotLean(f"XML: {exc}") from exc  # the library gives its own answer for broken XML
+    raise NotLean("XML: no root element")  # not reached: expat reports a document without one as an error
 
 
 def _xml(blob: bytes) -> ET.Element:
@@ -396,42 +412,89 @@ def _value(c: ET.Element, kind: str, style: int, shared: list[str], dates: froze
 _STREAM_FROM = 512 * 1024  # sheets larger than this are streamed row by row (smaller ones parse faster whole)
 
 
-def _rows(xml: bytes, merge_refs: list[str]):  # noqa: ANN202 - a generator of row elements
-    """The ``<row>`` elements of a sheet in order (each may be cleared once read); the merged ranges' refs
-    are appended to ``merge_refs``. Raises NotLean for hyperlinks and for a sheet outside the main namespace."""
-    if len(xml) < _STREAM_FROM:
-        root = ET.fromstring(xml)
-        if next(root.iter(_HYPERLINKS), None) is not None:
-            raise NotLean("hyperlinks")  # openpyxl gives an empty linked cell the link as its value
-        if not root.tag.startswith(_M):
-            raise NotLean("strict OOXML or an unknown sheet")
-        merge_refs.extend(el.get("ref", "") for el in root.iter(_MERGE))
-        yield from root.iter(_ROW)
-        return
-    first = True
-    for event, el in ET.iterparse(io.BytesIO(xml), events=("start", "end")):
-        tag = el.tag
-        if event == "start":
-            if tag == _HYPERLINKS:
-                raise NotLean("hyperlinks")
-            if first and not tag.startswith(_M):
+def _rows(xml: bytes, merge_refs: list[str]):  # noqa: ANN202 - a generator of (row element, clear it after)
+    """The ``<row>`` elements of a sheet in order, each with whether to clear it once read (a streamed one);
+    the merged ranges' refs are appended to ``merge_refs``. Raises NotLean for hyperlinks, for a sheet outside
+    the main namespace and for XML that does not parse."""
+    try:
+        if len(xml) < _STREAM_FROM:
+            root = ET.fromstring(xml)
+            if next(root.iter(_HYPERLINKS), None) is not None:
+                raise NotLean("hyperlinks")  # openpyxl gives an empty linked cell the link as its value
+            if not root.tag.startswith(_M):
                 raise NotLean("strict OOXML or an unknown sheet")
-            first = False
-        elif tag == _ROW:
-            yield el
-        elif tag == _MERGE:
-            merge_refs.append(el.get("ref", ""))
+            merge_refs.extend(el.get("ref", "") for el in root.iter(_MERGE))
+            for row in root.iter(_ROW):
+                yield row, False
+            return
+        first = True
+        for event, el in ET.iterparse(io.BytesIO(xml), events=("start", "end")):
+            tag = el.tag
+            if event == "start":
+                if tag == _HYPERLINKS:
+                    raise NotLean("hyperlinks")
+                if first and not tag.startswith(_M):
+                    raise NotLean("strict OOXML or an unknown sheet")
+                first = False
+            elif tag == _ROW:
+                yield el, True
+            elif tag == _MERGE:
+                merge_refs.append(el.get("ref", ""))
+    except ET.ParseError as exc:
+        raise NotLean(f"XML: {exc}") from exc  # the library gives its own answer for broken XML
+
+
+# Cell references ("B7") -> (row, column), for the references that recur from form to form: a reference is
+# a position, never a value, so remembering it keeps nothing of anyone's form. Bounded.
+_POSITIONS: dict[str, tuple[int, int]] = {}
+_POSITIONS_MAX = 8192
+
+
+def _position(ref: str) -> tuple[int, int]:
+    """:func:`_coordinate` of a cell reference, remembered."""
+    pos = _coordinate(ref)
+    if len(_POSITIONS) >= _POSITIONS_MAX:
+        _POSITIONS.clear()
+    _POSITIONS[ref] = pos
+    return pos
+
+
+_STYLE_IDS: dict[int, dict[str, int]] = {}  # number of cell styles -> {"0": 0, "1": 1, ...} (how styles are written)
+
+
+def _style_ids(nstyles: int) -> dict[str, int]:
+    ids = _STYLE_IDS.get(nstyles)
+    if ids is None:
+        if len(_STYLE_IDS) >= 16:
+            _STYLE_IDS.clear()
+        ids = _STYLE_IDS[nstyles] = {str(i): i for i in range(min(nstyles, 4096))}
+    return ids
+
+
+def _style(s: str) -> int:
+    """A cell's style index as written in any other way (" 1", "01", ""), as ``int(c.get("s") or 0)``."""
+    try:
+        return int(s or 0)
+    except ValueError:
+        raise NotLean("style index") from None
 
 
 def _sheet(xml: bytes, shared: list[str], nstyles: int, dates: frozenset[int], durations: frozenset[int],
            epoch: datetime, max_rows: int, max_cols: int) -> Grid:
-    """One worksheet, streamed: each row is read and dropped, so memory follows the grid read, not the sheet."""
+    """One worksheet, streamed: each row is read and dropped, so memory follows the grid read, not the sheet.
+
+    Each cell of the kinds our forms are made of (an inline or shared string or a number, with a reference and
+    a style written the usual way, nothing else in it) becomes its :class:`Cell` at once; any other cell is read
+    by :func:`_value`, the general reader, and gives the same cell it always did."""
     _xml_check(xml)
-    values: dict[tuple[int, int], object] = {}
+    cells: dict[int, dict[int, Cell]] = {}  # row -> column -> cell (the last one written at a place wins)
     refs: list[str] = []
     max_r = max_c = 0  # the largest row and column of any cell (openpyxl's max_row / max_column)
     row_counter = 0
-    for row in _rows(xml, refs):
+    positions = _POSITIONS
+    style_ids = _style_ids(nstyles)
+    tag_c, tag_is, tag_t, tag_v = _C, _IS, _T, _V
+    for row, stream in _rows(xml, refs):
         r = row.get("r")
         if r is None:
             row_counter += 1
@@ -447,30 +510,73 @@ def _sheet(xml: bytes, shared: list[str], nstyles: int, dates: frozenset[int], d
                     raise NotLean("row number") from None
                 row_counter = int(number)
         col_counter = 0
+        row_cells = None
+        row_at = -1
         for c in row:
-            if c.tag != _C:
+            if c.tag != tag_c:
                 raise NotLean("row child")
-            ref = c.get("r")
+            attrs = c.attrib
+            ref = attrs.get("r")
             if ref:
-                rr, cc = _coordinate(ref)
+                pos = positions.get(ref)
+                rr, cc = pos if pos is not None else _position(ref)
                 col_counter = cc
             else:
                 col_counter += 1
                 rr, cc = row_counter, col_counter
-            try:
-                style = int(c.get("s") or 0)
-            except ValueError:
-                raise NotLean("style index") from None
-            if not 0 <= style < nstyles:
-                raise NotLean("style index")
-            value = _value(c, c.get("t", "n"), style, shared, dates, durations, epoch)
+            s = attrs.get("s")
+            if s is None:
+                style = 0  # nstyles is at least 1
+            else:
+                style = style_ids.get(s)
+                if style is None:
+                    style = _style(s)
+                    if not 0 <= style < nstyles:
+                        raise NotLean("style index")
+            kind = attrs.get("t")
+            cell = None
+            if len(c) == 1:  # the fast paths: one child, as our forms and LibreOffice write a cell
+                child = c[0]
+                if kind == "inlineStr":
+                    if child.tag == tag_is and len(child) == 1 and child[0].tag == tag_t:
+                        text = child[0].text
+                        cell = Cell(text.strip()) if text else Cell("")
+                elif child.tag == tag_v and (kind is None or kind == "s"):
+                    text = child.text
+                    if not text:
+                        cell = Cell("")
+                    elif kind == "s":
+                        try:
+                            cell = Cell(shared[int(text)].strip())
+                        except (ValueError, IndexError) as exc:
+                            raise NotLean("cell value") from exc
+                    elif style not in dates:
+                        try:
+                            number = _cast_number(text)
+                        except ValueError as exc:
+                            raise NotLean("cell value") from exc
+                        cell = Cell(cell_text(number), number)
+            if cell is None:
+                value = _value(c, kind or "n", style, shared, dates, durations, epoch)
+                if value is None:
+                    cell = Cell("")
+                elif type(value) is str:
+                    cell = Cell(value.strip())  # cell_text of a text
+                else:
+                    cell = Cell(cell_text(value), value)
             if rr > max_r:
                 max_r = rr
             if cc > max_c:
                 max_c = cc
             if rr <= max_rows and cc <= max_cols:
-                values[(rr, cc)] = value
-        row.clear()
+                if rr != row_at:
+                    row_at = rr
+                    row_cells = cells.get(rr)
+                    if row_cells is None:
+                        row_cells = cells[rr] = {}
+                row_cells[cc] = cell
+        if stream:
+            row.clear()
     merges = []
     for ref in refs:
         if ref:
@@ -481,30 +587,30 @@ def _sheet(xml: bytes, shared: list[str], nstyles: int, dates: frozenset[int], d
     covered: set[tuple[int, int]] = set()
     for r1, c1, r2, c2 in merges:
         for r in range(r1, r2 + 1):
+            row_cells = cells.get(r)
             for c in range(c1, c2 + 1):
                 if (r, c) in covered:
                     raise NotLean("overlapping merged ranges")
                 covered.add((r, c))
                 if (r, c) != (r1, c1):  # openpyxl empties every cell of a merged range but the first
-                    values.pop((r, c), None)
+                    if row_cells is not None:
+                        row_cells.pop(c, None)
                     max_r, max_c = max(max_r, r), max(max_c, c)
         if len(covered) > 4 * max_rows * max_cols:
             raise NotLean("merged ranges larger than the grid read")
     nrows = min(max_r or 1, max_rows)
     ncols = min(max_c or 1, max_cols)
     rows: list[list[Cell]] = []
-    get = values.get
+    columns = range(1, ncols + 1)
     for r in range(1, nrows + 1):
-        row_cells = []
-        for c in range(1, ncols + 1):
-            v = get((r, c))
-            if v is None:
-                row_cells.append(Cell(""))
-            elif type(v) is str:
-                row_cells.append(Cell(v.strip()))  # cell_text of a text
-            else:
-                row_cells.append(Cell(cell_text(v), v))
-        rows.append(row_cells)
+        row_cells = cells.get(r)
+        if row_cells is None:
+            rows.append([Cell("") for _ in columns])
+        elif len(row_cells) == ncols:  # every place of the row written (so in 1..ncols): in column order
+            rows.append([row_cells[c] for c in columns])
+        else:
+            get = row_cells.get
+            rows.append([get(c) or Cell("") for c in columns])
     for r1, c1, r2, c2 in merges:
         marker = object()
         for r in range(r1 - 1, min(r2, nrows)):
