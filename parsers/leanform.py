@@ -5,11 +5,11 @@ the whole workbook model: styles, fonts, borders, column widths, a ``Cell`` obje
 every cell) and ``docx.Document`` ~10 ms (it loads every part of the package), against ~1 ms here,
 where the raw IMAP cost of a whole mail is ~3-5 ms. So an .xlsx is read here with the standard library:
 ``zipfile``, a first pass of each XML part's prolog by ``pyexpat`` (no handlers but the ones refusing a
-DTD, stopped at the root element), then ``xml.etree`` (the parser openpyxl itself uses, so text comes out the same), row by row for
-a large sheet. For a .docx the one part that matters (the main document) is parsed by lxml exactly as
-python-docx parses it, and the existing body walker (:mod:`parsers.docx_form`) reads it. openpyxl and
-python-docx stay the writers of blank forms and fixtures, and the reader of any file this module does
-not model: such a file raises :class:`NotLean` and :func:`parsers.xlsx_form.parse_xlsx_form` /
+DTD, stopped at the root element), then ``xml.etree`` (the parser openpyxl itself uses, so text comes out
+the same), row by row for a large sheet. For a .docx the one part that matters (the main document) is
+parsed by lxml exactly as python-docx parses it, and the existing body walker (:mod:`parsers.docx_form`)
+reads it. openpyxl and python-docx stay the writers of blank forms and fixtures, and the reader of any
+file this module does not model: such a file raises :class:`NotLean` and :func:`parsers.xlsx_form.parse_xlsx_form` /
 :func:`parsers.docx_form.parse_docx_form` fall back to the library (a file that cannot be read leanly
 gets the library's answer, never a different one). tests/parsers/test_leanform.py pins that both give
 the same grids and facts for every form fixture. (The other way round is possible: a damaged part that
