@@ -503,7 +503,9 @@ def _names(text: str, labels: _Labels) -> _Names | None:
     heading = labels.headings.get(key)
     scalars = labels.scalars
     specs: tuple[FieldSpec, ...] = tuple(scalars.get(key, ()))
-    head_key = _key(head)
+    # A key without "(" or "/" is its own key (squashed text squashes to itself: casefolding twice is folding
+    # once, and folding makes no space or dash; tests/parsers/test_lean_fastpaths.py pins both).
+    head_key = key if head == key and "(" not in key and "/" not in key else _key(head)
     if head_key != key:
         specs += tuple(scalars.get(head_key, ()))
     opts = _options_in(text, labels)
