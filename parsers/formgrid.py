@@ -20,7 +20,7 @@ from parsers.schema import FieldSpec, FormSchema, fold, label_key, squash
 __all__ = ["Cell", "FormData", "Grid", "cell_text", "convert", "label_key", "parse_date", "read_form", "squash"]
 
 
-@dataclass
+@dataclass(slots=True)  # (many are made per form: slots make them quicker to make and to read)
 class Cell:
     text: str
     value: Any = None  # the typed value when the file had one (date, number, bool)
@@ -217,7 +217,7 @@ class _Labels:
     headings: dict[str, str]  # label key -> section id ("users" for the users title)
     options: list[tuple[re.Pattern[str], str]]  # option synonym pattern -> kind value
     all_keys: set[str]
-    option_heads: re.Pattern[str] | None = None  # finds text that each option's match must contain (a quick test)
+    option_heads: tuple[str, ...] = ()  # text one of which each option's match contains (a quick test)
 
 
 _LABELS: dict[int, tuple[FormSchema, _Labels]] = {}  # per schema (kept, so that its id is not reused)
@@ -252,7 +252,9 @@ def _key(text: str) -> str:
     "(hint)" and no "/" to normalise)."""
     key = _KEYS.get(text)
     if key is None:
-        s = _squash(text)
+        s = _SQUASHED.get(text)
+        if s is None:
+            s = _SQUASHED[text] = squash(text)
         key = s.rstrip(" :*").strip() if "(" not in s and "/" not in s else label_key(text)
         _KEYS[text] = key
     return key
@@ -286,7 +288,8 @@ def _labels(schema: FormSchema) -> _Labels:
     keys = set(scalars) | set(headings) | set(columns) | {label_key(lab) for o in schema.kind.options
                                                            for lab in o.labels}
     heads = sorted({lab.split("/", 1)[0] for lab, _ in pairs})  # ("/" matches with spaces around it)
-    option_heads = re.compile("|".join(map(re.escape, heads))) if heads else None
+    # (a head holding another head is found whenever that one is: the shorter one is the test)
+    option_heads = tuple(h for h in heads if not any(o != h and o in h for o in heads))
     return _Labels(scalars, columns, headings, options, keys, option_heads)
 
 
@@ -502,12 +505,12 @@ def _names(text: str, labels: _Labels) -> _Names | None:
     head = key.split(":", 1)[0].strip() if ":" in text else key
     heading = labels.headings.get(key)
     scalars = labels.scalars
-    specs: tuple[FieldSpec, ...] = tuple(scalars.get(key, ()))
+    specs: tuple[FieldSpec, ...] | list[FieldSpec] = scalars.get(key, ())
     # A key without "(" or "/" is its own key (squashed text squashes to itself: casefolding twice is folding
     # once, and folding makes no space or dash; tests/parsers/test_lean_fastpaths.py pins both).
     head_key = key if head == key and "(" not in key and "/" not in key else _key(head)
-    if head_key != key:
-        specs += tuple(scalars.get(head_key, ()))
+    if head_key != key and head_key in scalars:
+        specs = (*specs, *scalars[head_key])
     opts = _options_in(text, labels)
     if heading is None and not specs and not opts:
         return None
@@ -519,7 +522,10 @@ def _options_in(text: str, labels: _Labels) -> list[tuple[str, bool | None]]:
     s = _squash(text)
     if len(s) > 160:
         return []  # instructions and prose are not checkboxes
-    if labels.option_heads is None or labels.option_heads.search(s) is None:
+    for head in labels.option_heads:
+        if head in s:
+            break
+    else:
         return []
     spans: list[tuple[int, int, str]] = []
     for pattern, value in labels.options:

@@ -602,12 +602,13 @@ def _sheet(xml: bytes, shared: list[str], nstyles: int, dates: frozenset[int], d
     ncols = min(max_c or 1, max_cols)
     rows: list[list[Cell]] = []
     columns = range(1, ncols + 1)
+    in_order = list(columns)
     for r in range(1, nrows + 1):
         row_cells = cells.get(r)
         if row_cells is None:
             rows.append([Cell("") for _ in columns])
-        elif len(row_cells) == ncols:  # every place of the row written (so in 1..ncols): in column order
-            rows.append([row_cells[c] for c in columns])
+        elif len(row_cells) == ncols and list(row_cells) == in_order:  # every place, written left to right
+            rows.append(list(row_cells.values()))
         else:
             get = row_cells.get
             rows.append([get(c) or Cell("") for c in columns])
