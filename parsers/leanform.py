@@ -39,6 +39,7 @@ import posixpath
 import re
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from datetime import datetime, time, timedelta
 from pyexpat import ExpatError, ParserCreate
 
@@ -84,6 +85,7 @@ class _Package:
             raise UnsafeForm("not a zip package") from exc
         self.names = set(self.zf.namelist())
         self.total = 0
+        self.data = data
 
     def read(self, name: str) -> bytes:
         if name not in self.names:
@@ -91,11 +93,43 @@ class _Package:
         info = self.zf.getinfo(name)
         if info.flag_bits & 0x1:
             raise UnsafeForm("encrypted member")
-        with self.zf.open(info) as fh:
-            blob = fh.read(MAX_MEMBER_BYTES + 1)
+        blob = self._inflated(info)
+        if blob is None:
+            with self.zf.open(info) as fh:
+                blob = fh.read(MAX_MEMBER_BYTES + 1)
         self.total += len(blob)
         if len(blob) > MAX_MEMBER_BYTES or self.total > MAX_TOTAL_BYTES:
             raise UnsafeForm("member too large")
+        return blob
+
+    def _inflated(self, info: zipfile.ZipInfo) -> bytes | None:
+        """The member ``info`` (as zipfile locates it) inflated in one call, when it is the usual kind: deflated,
+        its local header naming it as the directory does, and inflating to exactly the size and CRC-32 the
+        directory gives, within the member cap. None for anything else: then zipfile reads it (and raises
+        what it raises), so this changes how long a member takes to read, never what is read. (zipfile's
+        reader costs ~13 us a member in Python around ~5 us of inflating; a form has 7 members to read.)"""
+        if (info.compress_type != zipfile.ZIP_DEFLATED or info.flag_bits & _ODD_FLAGS
+                or info.file_size > MAX_MEMBER_BYTES):
+            return None
+        data, at = self.data, info.header_offset
+        header = data[at:at + 30]
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            return None
+        flags = int.from_bytes(header[6:8], "little")
+        name_end = at + 30 + int.from_bytes(header[26:28], "little")
+        start = name_end + int.from_bytes(header[28:30], "little")
+        try:
+            if data[at + 30:name_end].decode("utf-8" if flags & 0x800 else "cp437") != info.orig_filename:
+                return None
+        except UnicodeDecodeError:
+            return None
+        inflater = zlib.decompressobj(-15)
+        try:
+            blob = inflater.decompress(data[start:start + info.compress_size], info.file_size + 1)
+        except zlib.error:
+            return None
+        if len(blob) != info.file_size or not inflater.eof or zlib.crc32(blob) != info.CRC:
+            return None
         return blob
 
     def parsed(self, name: str, parse):  # noqa: ANN001, ANN201 - parse: bytes -> a value never changed
@@ -123,6 +157,7 @@ class _Package:
         return self.parsed("[Content_Types].xml", _content_types)
 
 
+_ODD_FLAGS = 0x1 | 0x20 | 0x40  # encrypted, compressed patch data, strong encryption: zipfile's answer
 _PARSED: dict[tuple[object, bytes], object] = {}
 _PARSED_MAX = 64 * 1024
 

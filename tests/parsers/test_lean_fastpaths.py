@@ -4,13 +4,16 @@ against DTDs and broken parts, and the quicker text normalisation against the pl
 
 from __future__ import annotations
 
+import io
 import sys
+import zipfile
+import zlib
 
 import pytest
 
 from parsers import formgrid, leanform, schema
 from parsers.sandbox import parse_in_process
-from tests.parsers.test_leanform import _SHEET, SCHEMAS, assert_same, handmade_xlsx, lean_grids
+from tests.parsers.test_leanform import _SHEET, FORMS, SCHEMAS, assert_same, handmade_xlsx, lean_grids
 
 _HEAD = ('<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/'
          'spreadsheetml/2006/main"><sheetData>')
@@ -183,3 +186,90 @@ def test_a_key_without_a_hint_or_a_slash_is_its_own_key() -> None:
             assert formgrid._key(key) == key == schema.label_key(key), text
     formgrid._KEYS.clear()
     formgrid._SQUASHED.clear()
+
+
+# --- members inflated in one call, or by zipfile ----------------------------------------------------------------
+
+GOOD = handmade_xlsx()
+SHEET = "xl/worksheets/sheet1.xml"
+
+
+def _fixture_packages() -> list[bytes]:
+    forms = sorted(FORMS.rglob("*.xlsx")) + sorted(FORMS.rglob("*.docx"))
+    return [GOOD] + [p.read_bytes() for p in forms]
+
+
+def test_every_member_of_every_fixture_inflates_to_what_zipfile_reads() -> None:
+    inflated = 0
+    for data in _fixture_packages():
+        pkg = leanform._Package(data)
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for info in zf.infolist():
+                blob = pkg._inflated(info)
+                if blob is not None:
+                    inflated += 1
+                    assert blob == zf.read(info)
+                assert pkg.read(info.filename) == zf.read(info)
+    assert inflated > 100  # the short cut is taken for the usual members
+
+
+def _stored() -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(GOOD)) as zin, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as zout:
+        for item in zin.infolist():
+            zout.writestr(item.filename, zin.read(item))
+    return out.getvalue()
+
+
+def _patched_member(data: bytes, name: str, patch) -> bytes:  # noqa: ANN001 - bytes -> bytes on the raw member
+    info = zipfile.ZipFile(io.BytesIO(data)).getinfo(name)
+    at = info.header_offset
+    start = at + 30 + int.from_bytes(data[at + 26:at + 28], "little") + int.from_bytes(data[at + 28:at + 30], "little")
+    raw = data[start:start + info.compress_size]
+    new = patch(raw)
+    assert len(new) == len(raw)
+    return data[:start] + new + data[start + len(raw):]
+
+
+def _bad_crc() -> bytes:
+    """The sheet's deflated bytes changed in its last stored byte before the end: it inflates, to other bytes."""
+    return _patched_member(GOOD, SHEET, lambda raw: raw[:-6] + bytes([raw[-6] ^ 0x01]) + raw[-5:])
+
+
+def _broken_stream() -> bytes:
+    return _patched_member(GOOD, SHEET, lambda raw: b"\xff" * 8 + raw[8:])
+
+
+def _local_name_differs() -> bytes:
+    return GOOD.replace(SHEET.encode(), b"xl/worksheets/sheetX.xml", 1)  # the local header comes first
+
+
+def _size_understated() -> bytes:
+    """The directory gives the sheet one byte less than it inflates to."""
+    info = zipfile.ZipFile(io.BytesIO(GOOD)).getinfo(SHEET)
+    central = GOOD.index(b"PK\x01\x02")
+    while GOOD[central + 46:central + 46 + len(SHEET)] != SHEET.encode():
+        central = GOOD.index(b"PK\x01\x02", central + 4)
+    size = (info.file_size - 1).to_bytes(4, "little")
+    return GOOD[:central + 24] + size + GOOD[central + 28:]
+
+
+@pytest.mark.parametrize("make", [_stored, _bad_crc, _broken_stream, _local_name_differs, _size_understated])
+def test_an_unusual_member_is_read_by_zipfile_with_its_answer(make) -> None:  # noqa: ANN001
+    data = make()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        try:
+            expected: object = zf.read(SHEET)
+        except Exception as exc:  # noqa: BLE001 - zipfile's own answer, compared below
+            expected = type(exc)
+    pkg = leanform._Package(data)
+    assert pkg._inflated(pkg.zf.getinfo(SHEET)) is None
+    try:
+        got: object = pkg.read(SHEET)
+    except Exception as exc:  # noqa: BLE001
+        got = type(exc)
+    assert got == expected
+    if make is _stored:
+        assert_same("xlsx", data)
+    else:
+        assert expected in (zipfile.BadZipFile, zlib.error)  # the file is broken, and both readers say so
