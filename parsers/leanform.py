@@ -26,10 +26,11 @@ Anything else that could change a value or the extent (hyperlinks, comments, tab
 
 Safety, kept here as well as in :mod:`parsers.attachments` (which runs first): no member is read
 beyond ``MAX_MEMBER_BYTES`` decompressed nor all of them beyond ``MAX_TOTAL_BYTES``; a DOCTYPE or an
-entity declaration anywhere is refused (:class:`UnsafeForm`), so no entity is ever expanded and no
-external resource is ever loaded; encrypted or OLE files are not zip files and are refused. Parsed
-structural parts (content types, relationships, styles) are remembered by their bytes; nothing from a
-sheet, a shared string or a document body outlives the call.
+entity declaration is refused (:class:`UnsafeForm`) where XML allows one (before the root element) and is a
+syntax error anywhere else, so no entity is ever expanded and no external resource is ever loaded;
+encrypted or OLE files are not zip files and are refused. Parsed structural parts (content types,
+relationships, styles) are remembered by their bytes, and cell references ("B7") by the position they
+name; nothing else from a sheet, no shared string and nothing of a document body outlives the call.
 """
 
 from __future__ import annotations
@@ -480,17 +481,20 @@ def _rows(xml: bytes, merge_refs: list[str]):  # noqa: ANN202 - a generator of (
 
 
 # Cell references ("B7") -> (row, column), for the references that recur from form to form: a reference is
-# a position, never a value, so remembering it keeps nothing of anyone's form. Bounded.
+# a position, never a value, so remembering it keeps nothing of anyone's form (and only positions on an Excel
+# sheet are remembered: no long run of digits, whatever a crafted file writes as a reference). Bounded.
 _POSITIONS: dict[str, tuple[int, int]] = {}
 _POSITIONS_MAX = 8192
+_EXCEL_ROWS, _EXCEL_COLUMNS = 1_048_576, 16_384
 
 
 def _position(ref: str) -> tuple[int, int]:
-    """:func:`_coordinate` of a cell reference, remembered."""
+    """:func:`_coordinate` of a cell reference, remembered when it is a place on an Excel sheet."""
     pos = _coordinate(ref)
-    if len(_POSITIONS) >= _POSITIONS_MAX:
-        _POSITIONS.clear()
-    _POSITIONS[ref] = pos
+    if pos[0] <= _EXCEL_ROWS and pos[1] <= _EXCEL_COLUMNS:
+        if len(_POSITIONS) >= _POSITIONS_MAX:
+            _POSITIONS.clear()
+        _POSITIONS[ref] = pos
     return pos
 
 

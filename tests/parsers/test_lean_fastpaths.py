@@ -113,6 +113,15 @@ def test_a_cell_reference_is_remembered_as_a_position_only() -> None:
     assert "Tolvan" not in repr(leanform._POSITIONS)
 
 
+def test_a_reference_off_any_excel_sheet_is_not_remembered() -> None:
+    """A crafted file may write anything that reads as a reference; a long run of digits is not kept."""
+    data = sheet('<row r="1"><c r="A191212121212"><v>1</v></c><c r="XFE1"><v>2</v></c><c r="B2"><v>3</v></c></row>')
+    leanform.xlsx_grids(data)
+    assert "A191212121212" not in leanform._POSITIONS and "XFE1" not in leanform._POSITIONS
+    assert leanform._POSITIONS["B2"] == (2, 2)
+    assert_same("xlsx", sheet('<row r="1"><c r="XFE1"><v>2</v></c></row>'))
+
+
 # --- the DTD check reads the prolog only --------------------------------------------------------------------
 
 
