@@ -20,7 +20,7 @@ from parsers.schema import FieldSpec, FormSchema, fold, label_key, squash
 __all__ = ["Cell", "FormData", "Grid", "cell_text", "convert", "label_key", "parse_date", "read_form", "squash"]
 
 
-@dataclass
+@dataclass(slots=True)  # (many are made per form: slots make them quicker to make and to read)
 class Cell:
     text: str
     value: Any = None  # the typed value when the file had one (date, number, bool)
@@ -60,7 +60,9 @@ def _mark(cell: Cell | None) -> bool | None:
         return None
     if isinstance(cell.value, bool):
         return cell.value
-    s = squash(cell.text)
+    s = _SQUASHED.get(cell.text)  # only read here: _mark also runs outside read_form, whose memo this is
+    if s is None:
+        s = squash(cell.text)
     if s in CHECKED:
         return True
     if s in UNCHECKED:
@@ -215,12 +217,14 @@ class _Labels:
     headings: dict[str, str]  # label key -> section id ("users" for the users title)
     options: list[tuple[re.Pattern[str], str]]  # option synonym pattern -> kind value
     all_keys: set[str]
-    option_heads: re.Pattern[str] | None = None  # finds text that each option's match must contain (a quick test)
+    option_heads: tuple[str, ...] = ()  # text one of which each option's match contains (a quick test)
 
 
 _LABELS: dict[int, tuple[FormSchema, _Labels]] = {}  # per schema (kept, so that its id is not reused)
 _KEYS: dict[str, str] = {}  # label keys of the cells of the form being read; emptied after each form
 _SQUASHED: dict[str, str] = {}  # and their squashed text
+_Names = tuple[str | None, tuple["FieldSpec", ...], list[tuple[str, bool | None]]]
+_FOUND: dict[str, _Names | None] = {}  # and what each text names (see _names); emptied with them
 
 
 def _labels_of(schema: FormSchema) -> _Labels:
@@ -248,7 +252,9 @@ def _key(text: str) -> str:
     "(hint)" and no "/" to normalise)."""
     key = _KEYS.get(text)
     if key is None:
-        s = _squash(text)
+        s = _SQUASHED.get(text)
+        if s is None:
+            s = _SQUASHED[text] = squash(text)
         key = s.rstrip(" :*").strip() if "(" not in s and "/" not in s else label_key(text)
         _KEYS[text] = key
     return key
@@ -282,7 +288,8 @@ def _labels(schema: FormSchema) -> _Labels:
     keys = set(scalars) | set(headings) | set(columns) | {label_key(lab) for o in schema.kind.options
                                                            for lab in o.labels}
     heads = sorted({lab.split("/", 1)[0] for lab, _ in pairs})  # ("/" matches with spaces around it)
-    option_heads = re.compile("|".join(map(re.escape, heads))) if heads else None
+    # (a head holding another head is found whenever that one is: the shorter one is the test)
+    option_heads = tuple(h for h in heads if not any(o != h and o in h for o in heads))
     return _Labels(scalars, columns, headings, options, keys, option_heads)
 
 
@@ -313,14 +320,20 @@ def _neighbour(grid: Grid, r: int, c: int, step: int) -> Cell | None:
 def _find_users(grids: list[Grid], labels: _Labels, schema: FormSchema, max_rows: int):
     """(grid index, header row, end row, {col index: column spec}) of the users table, or None."""
     best = None
+    need = min(3, len(schema.users.columns))
+    column_of = labels.columns.get
+    known = _KEYS.get
     for g, grid in enumerate(grids):
         for r, row in enumerate(grid.rows[:max_rows]):
             mapping: dict[int, tuple[FieldSpec, str | None]] = {}
             for c, cell in enumerate(row):
-                col = labels.columns.get(_key(cell.text)) if cell.text else None
+                text = cell.text
+                if not text:
+                    continue
+                key = known(text)
+                col = column_of(key if key is not None else _key(text))
                 if col is not None and col not in mapping.values():
                     mapping[c] = col
-            need = min(3, len(schema.users.columns))
             if len(mapping) >= need and (best is None or len(mapping) > len(best[3])):
                 best = (g, r, None, mapping)
     if best is None:
@@ -403,6 +416,7 @@ def read_form(grids: list[Grid], schema: FormSchema, max_rows: int = 2000) -> Fo
     finally:
         _KEYS.clear()  # cell text is personal data: nothing of a form outlives its reading
         _SQUASHED.clear()
+        _FOUND.clear()
 
 
 def _read_form(grids: list[Grid], schema: FormSchema, max_rows: int) -> FormData:
@@ -416,28 +430,30 @@ def _read_form(grids: list[Grid], schema: FormSchema, max_rows: int) -> FormData
         users = _read_users(grids[g], header, end, mapping, schema)
         found_labels.update(f"column:{col.id}" + (f":{v}" if v else "") for col, v in mapping.values())
 
-    def in_users(g: int, r: int) -> bool:
-        return users_at is not None and g == users_at[0] and users_at[1] <= r < users_at[2]
-
     # Positions of section headings and label occurrences, in document order.
     heading_pos: dict[str, tuple[int, int, int]] = {}
     occurrences: dict[str, list[tuple[tuple[int, int, int], Cell | str | None]]] = {}
     option_cells: list[tuple[int, int, int, list[tuple[str, bool | None]]]] = []
+    found = _FOUND
     for g, grid in enumerate(grids):
+        skip_from, skip_to = users_at[1:3] if users_at is not None and users_at[0] == g else (0, 0)
         for r, row in enumerate(grid.rows):
-            if in_users(g, r):
-                continue
+            if skip_from <= r < skip_to:
+                continue  # the users table
             for c, cell in enumerate(row):
-                if not cell.text:
+                text = cell.text
+                if not text:
                     continue
-                key = _key(cell.text)
-                head = key.split(":", 1)[0].strip() if ":" in cell.text else key
-                if key in labels.headings:
-                    heading_pos.setdefault(labels.headings[key], (g, r, c))
-                for fkey in {key, _key(head)}:
-                    for spec in labels.scalars.get(fkey, []):
-                        occurrences.setdefault(spec.id, []).append(((g, r, c), None))
-                opts = _options_in(cell.text, labels)
+                names = found.get(text, _UNSEEN)
+                if names is _UNSEEN:
+                    names = found[text] = _names(text, labels)
+                if names is None:
+                    continue
+                heading, specs, opts = names
+                if heading is not None:
+                    heading_pos.setdefault(heading, (g, r, c))
+                for spec in specs:
+                    occurrences.setdefault(spec.id, []).append(((g, r, c), None))
                 if opts:
                     option_cells.append((g, r, c, opts))
 
@@ -479,12 +495,37 @@ def _read_form(grids: list[Grid], schema: FormSchema, max_rows: int) -> FormData
     return FormData(kinds_checked=checked, fields=fields, users=users, labels_found=len(found_labels))
 
 
+_UNSEEN = object()
+
+
+def _names(text: str, labels: _Labels) -> _Names | None:
+    """What a cell's text names: (the section it heads or None, the fields it labels, the kind options in it
+    with their ticks), or None for none of these (most cells: values). Worked out once per text of a form."""
+    key = _key(text)
+    head = key.split(":", 1)[0].strip() if ":" in text else key
+    heading = labels.headings.get(key)
+    scalars = labels.scalars
+    specs: tuple[FieldSpec, ...] | list[FieldSpec] = scalars.get(key, ())
+    # A key without "(" or "/" is its own key (squashed text squashes to itself: casefolding twice is folding
+    # once, and folding makes no space or dash; tests/parsers/test_lean_fastpaths.py pins both).
+    head_key = key if head == key and "(" not in key and "/" not in key else _key(head)
+    if head_key != key and head_key in scalars:
+        specs = (*specs, *scalars[head_key])
+    opts = _options_in(text, labels)
+    if heading is None and not specs and not opts:
+        return None
+    return heading, specs, opts
+
+
 def _options_in(text: str, labels: _Labels) -> list[tuple[str, bool | None]]:
     """Kind options named in one cell's text, each with the tick written beside it (None: none)."""
     s = _squash(text)
     if len(s) > 160:
         return []  # instructions and prose are not checkboxes
-    if labels.option_heads is None or labels.option_heads.search(s) is None:
+    for head in labels.option_heads:
+        if head in s:
+            break
+    else:
         return []
     spans: list[tuple[int, int, str]] = []
     for pattern, value in labels.options:

@@ -106,13 +106,16 @@ _ID = re.compile(r"^[a-z][a-z0-9_]*$")
 # --- text normalisation (shared by the parsers and the validator) -----------------------------------
 
 _DASHES = dict.fromkeys(map(ord, "\u2010\u2011\u2012\u2013\u2014\u2212"), "-")
+_ODD = re.compile("[\u00a0\u2010\u2011\u2012\u2013\u2014\u2212]")  # what squash replaces before splitting
 _TRAILING_HINT = re.compile(r"\s*\([^()]*\)\s*$")
 _FOLD = str.maketrans("åäàáâöòóôüéèêëíï", "aaaaaoooouee" + "eeii")
 
 
 def squash(text: str) -> str:
     """Casefolded text with one space between words and one kind of dash."""
-    return " ".join(text.replace("\u00a0", " ").translate(_DASHES).split()).casefold()
+    if not text.isascii() and _ODD.search(text) is not None:  # (translating a text costs more than looking)
+        text = text.replace("\u00a0", " ").translate(_DASHES)
+    return " ".join(text.split()).casefold()
 
 
 def label_key(text: str) -> str:
