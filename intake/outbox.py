@@ -3,8 +3,10 @@
 Replies are queued in the same transaction as the decision that caused them, so a reply is never
 lost; this job hands each one to SMTP (or writes it to the file outbox) and then marks it sent.
 Killed between the hand-over and the mark, it sends that one reply again on restart: at worst
-one repeat, never a loss. Temporary failures are retried with exponential backoff; permanent ones
-are marked failed and shown to staff.
+one repeat, never a loss. The file outbox writes each reply under its own name (its Message-ID), so
+writing it again replaces the same file: it marks the replies of a round together, once they are
+written (one lock on the store a round instead of one a reply). Temporary failures are retried with
+exponential backoff; permanent ones are marked failed and shown to staff.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from intake.replies import build_message, message_bytes
 from intake.store import Store
 
 log = logging.getLogger("intake.outbox")
+
+#: Replies a file outbox writes before it marks them sent together (what a kill could make it write again).
+MARK_EVERY = 100
 
 #: Seconds to wait after the n-th temporary failure (then the last value, up to max_attempts).
 BACKOFF = (60, 300, 900, 1800, 3600)
@@ -61,6 +66,7 @@ def file_transport(folder: Path) -> Transport:
         tmp.write_bytes(message_bytes(msg))
         os.replace(tmp, folder / name)  # atomic: a crash leaves either nothing or the whole file
 
+    deliver.idempotent = True  # type: ignore[attr-defined] - the same reply again replaces its own file
     return deliver
 
 
@@ -191,15 +197,34 @@ class Outbox:
 
     def send_due(self) -> SendResult:
         result = SendResult()
+        # Written by a transport that can repeat a reply harmlessly: marked sent together, after the round.
+        written: list[tuple[dict[str, Any], str]] | None = [] if getattr(self.transport, "idempotent", False) else None
         for row in self.due():
-            if not self._send_one(row, result):
+            if not self._send_one(row, result, written):
                 break
+            if written is not None and len(written) >= MARK_EVERY:
+                self._mark_sent(written)
+                written.clear()
+        if written:
+            self._mark_sent(written)
         if result.sent or result.retried or result.failed:
             log.info("outbox: %s", result.summary())
         return result
 
-    def _send_one(self, row: dict[str, Any], result: SendResult) -> bool:
-        """Send one row; ``False`` when the setup is broken and the rest of the run should wait."""
+    def _mark_sent(self, rows: list[tuple[dict[str, Any], str]]) -> None:
+        # Not flushed to disk: a kill cannot undo it, only a power cut in the next moments (after which the
+        # reply would go again; the server's own acceptance was never atomic with this mark anyway).
+        with self.store.transaction(synced=False):
+            for row, now_iso in rows:
+                self.store.update_outbox(row["id"], {"status": "sent", "sent_at": now_iso,
+                                                     "attempts": row["attempts"] + 1})
+                self.store.add_event("reply_sent", ticket_id=row["ticket_id"], message_id=row["message_id"],
+                                     at=now_iso, data={"kind": row["kind"], "outbox": row["id"]})
+
+    def _send_one(self, row: dict[str, Any], result: SendResult,
+                  written: list[tuple[dict[str, Any], str]] | None = None) -> bool:
+        """Send one row; ``False`` when the setup is broken and the rest of the run should wait. With
+        ``written``, a reply handed over is added there to be marked with the round's others."""
         store, now = self.store, self.clock()
         now_iso = now.isoformat(timespec="seconds")
         try:
@@ -235,12 +260,10 @@ class Outbox:
             self._fail(row, str(exc), now_iso)
             result.failed += 1
             return True
-        # Not flushed to disk: a kill cannot undo it, only a power cut in the next moments (after which the
-        # reply would go again; the server's own acceptance was never atomic with this mark anyway).
-        with store.transaction(synced=False):
-            store.update_outbox(row["id"], {"status": "sent", "sent_at": now_iso, "attempts": row["attempts"] + 1})
-            store.add_event("reply_sent", ticket_id=row["ticket_id"], message_id=row["message_id"], at=now_iso,
-                            data={"kind": row["kind"], "outbox": row["id"]})
+        if written is not None:
+            written.append((row, now_iso))
+        else:
+            self._mark_sent([(row, now_iso)])
         log.info("outbox id=%s sent (%s)", row["id"], row["kind"])
         result.sent += 1
         return True

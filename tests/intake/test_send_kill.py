@@ -8,6 +8,7 @@ lost reply; a kill after the hand-over repeats at most that one reply.
 
 from __future__ import annotations
 
+import email
 import os
 import random
 import signal
@@ -154,3 +155,24 @@ def test_killed_at_random_moments(tmp_path, smtp_server):
     counts = per_recipient(smtp_server)
     assert set(counts) == set(senders)  # nobody lost
     assert sum(counts.values()) - len(senders) <= kills  # at most one repeat per kill
+
+
+def test_a_file_outbox_killed_mid_round_writes_each_reply_again_under_its_own_name(tmp_path, smtp_server):
+    # The file outbox marks a round's replies together, after writing them (one store lock a round): a kill
+    # before the mark writes the same files again, each under its Message-ID, never a second file per reply.
+    conf = write_config(tmp_path, smtp_server)
+    conf.write_text(conf.read_text().replace('kind = "smtp"', 'kind = "file"\ndir = "outbox"'))
+    senders = queue_replies(tmp_path, conf, 6)
+    killed = intake(conf, "send", fault="after-send:4")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    written = sorted(p.name for p in (tmp_path / "outbox").glob("*.eml"))
+    assert len(written) == 4 and {r["status"] for r in outbox(tmp_path)} == {"pending"}  # written, not marked
+    finish(tmp_path, conf)
+    files = sorted((tmp_path / "outbox").glob("*.eml"))
+    assert len(files) == 6 and set(written) <= {p.name for p in files}
+    assert not list((tmp_path / "outbox").glob(".*.tmp"))
+    to = Counter(email.message_from_bytes(p.read_bytes())["To"] for p in files)
+    assert to == Counter(senders)
+    store = open_store(tmp_path / "intake.db")
+    events = Counter(r["kind"] for r in store.db.query("select kind from events where kind = 'reply_sent'"))
+    assert events["reply_sent"] == 6  # each marked once

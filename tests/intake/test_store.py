@@ -1,3 +1,5 @@
+import pytest
+
 from intake.store import MIGRATIONS, open_store
 
 
@@ -59,3 +61,33 @@ def test_plain_writes_refuse_names_that_are_not_plain(fresh_store):
         fresh_store.insert_row("events; drop table tickets", {"kind": "x"})
     with pytest.raises(ValueError):
         fresh_store.update_row("events", 1, {'kind" = 1; --': "x"})
+
+
+def test_a_writer_waits_for_another_writers_lock_and_gives_up_after_its_busy_timeout(tmp_path):
+    import sqlite3
+    import threading
+
+    holder = open_store(tmp_path / "q.db")
+    waiter = open_store(tmp_path / "q.db", busy_timeout=0.3)
+    with holder.transaction():
+        holder.add_event("held")
+        with pytest.raises(sqlite3.OperationalError, match="locked"), waiter.transaction():
+            pass  # the lock stays taken past the 0.3 s: the writer fails, as SQLite's own wait would
+    holding, released = threading.Event(), threading.Event()
+
+    def hold_briefly() -> None:
+        with holder.transaction():
+            holder.add_event("held again")
+            holding.set()
+            released.wait(5)
+
+    thread = threading.Thread(target=hold_briefly)
+    thread.start()
+    assert holding.wait(5)
+    threading.Timer(0.05, released.set).start()
+    with waiter.transaction():  # waits until the holder commits, then writes
+        waiter.add_event("after")
+    thread.join()
+    kinds = [r["kind"] for r in waiter.db.query("select kind from events order by id")]
+    assert kinds[-3:] == ["held", "held again", "after"]
+    assert waiter.db.execute("pragma busy_timeout").fetchone()[0] == 300  # its own timeout is back
