@@ -93,7 +93,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], Any]]] = {
         "allow_plaintext": (bool, False),
         "ca_file": (str, ""),  # PEM CA file trusted instead of the system store; relative to the config file
         "folder": (str, "INBOX"),
-        "batch_size": (int, 50),
+        "batch_size": (int, 100),
         "timeout": ((int, float), 30),
         "max_message_bytes": (int, 25 * 1024 * 1024),
         # The routine that answers mail whose subject fits no routine; required when more than one

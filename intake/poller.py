@@ -43,7 +43,7 @@ log = logging.getLogger("intake.poll")
 
 #: A fetch batch is decided, recorded in one transaction and moved with one command per folder; at most this
 #: many mails, or (past the first mail) this many bytes of mail, make one batch.
-BATCH_MAILS = 50
+BATCH_MAILS = 100
 BATCH_BYTES = 32 * 1024 * 1024
 
 
@@ -283,8 +283,15 @@ class Poller:
         groups: dict[str | None, list[_Plan]] = {}
         for plan in plans:
             groups.setdefault(plan.folder, []).append(plan)
-        for folder, group in groups.items():
-            self._move_group(source, folder, group, result)
+        moved = {folder: self._move_group(source, folder, group, result) for folder, group in groups.items()}
+        if any(moved.values()):
+            with self.store.transaction():  # every move of the batch marked in one commit
+                for folder, group in moved.items():
+                    self.store.mark_moved_many([p.message_pk for p in group], folder or "(deleted)")
+            for group in moved.values():
+                for plan in group:
+                    plan.moved = True
+                result.moved += len(group)
         for plan in plans:
             for k in plan.keys:
                 if plan.moved and k in failures:
@@ -401,9 +408,10 @@ class Poller:
             )
         return [plan for plan, _ in unrecorded]
 
-    def _move_group(self, source: MailSource, folder: str | None, group: list[_Plan], result: PollResult) -> None:
-        """Move (or delete) the recorded mail of one batch bound for ``folder``, then mark it moved in one
-        transaction. A source that can move several mails at once gets one command; if that fails, or the
+    def _move_group(self, source: MailSource, folder: str | None, group: list[_Plan],
+                    result: PollResult) -> list[_Plan]:
+        """Move (or delete) the recorded mail of one batch bound for ``folder``; returns what moved (the caller
+        marks it). A source that can move several mails at once gets one command; if that fails, or the
         source cannot, each mail is moved on its own, so only a mail that cannot be moved counts a failure."""
         uids = [p.fetched.uid for p in group]
         many = getattr(source, "delete_many" if folder is None else "move_many", None)
@@ -433,13 +441,7 @@ class Poller:
                 moved.append(plan)
         for _ in moved:
             faults.point("after-move")
-        if not moved:
-            return
-        with self.store.transaction():
-            for plan in moved:
-                self.store.mark_moved(plan.message_pk, folder or "(deleted)")
-                plan.moved = True
-        result.moved += len(moved)
+        return moved
 
     def _failed(self, source: MailSource, fetched: FetchedMail, key: str, message_pk: int | None, why: str,
                 detail: str, result: PollResult) -> None:
@@ -530,7 +532,7 @@ class _Staged:
 
 #: The first batches and the last are smaller: the workers start deciding sooner and the poller starts
 #: recording sooner, and after the last decisions little is left to record, move and send.
-RAMP = (8, 16, 32)
+RAMP = (8, 16, 32, 64)
 
 
 def batch_sizes(total: int, size: int) -> list[int]:

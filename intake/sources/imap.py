@@ -34,7 +34,7 @@ class ImapConfig:
     allow_plaintext: bool = False
     folder: str = "INBOX"
     timeout: float = 30
-    batch_size: int = 50
+    batch_size: int = 100
     ca_file: str = ""  # PEM CA certificate(s) to trust instead of the system store; "" = system store
 
     def __post_init__(self) -> None:
@@ -59,7 +59,7 @@ class ImapConfig:
             allow_plaintext=typed(s, data, "allow_plaintext", bool, False),
             folder=typed(s, data, "folder", str, "INBOX"),
             timeout=typed(s, data, "timeout", float, 30.0),
-            batch_size=typed(s, data, "batch_size", int, 50),
+            batch_size=typed(s, data, "batch_size", int, 100),
             ca_file=str(typed(s, data, "ca_file", str, "")),
         )
 

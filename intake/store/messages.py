@@ -19,6 +19,16 @@ class MessageQueries(StoreBase):
             if event:
                 self.add_event(event, message_id=message_pk, data=data)
 
+    def mark_moved_many(self, message_pks: list[int], folder: str) -> None:
+        """:meth:`mark_moved` for many mails moved to one folder, a statement per 500."""
+        at = utcnow()
+        with self.transaction():
+            for start in range(0, len(message_pks), 500):
+                chunk = message_pks[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                self._write(f"update messages set moved_at = ?, moved_to = ? where id in ({marks})",
+                            [at, folder, *chunk])
+
     def messages(self, *, verdicts: tuple[str, ...] | None = None, limit: int = 200,
                  sources: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
         """The newest mails (with ``verdicts``); with ``sources``, only mail that came in through them."""

@@ -254,7 +254,7 @@ def test_hung_server_times_out_and_the_next_session_reconnects(dovecot_factory):
 def test_from_mapping_reads_the_password_from_the_environment():
     data = {"host": "imap.example.test", "port": 993, "username": "bot", "password_env": "BOT_PW"}
     config = ImapConfig.from_mapping(data, env={"BOT_PW": "hemligt"})
-    assert (config.password, config.tls, config.folder, config.batch_size) == ("hemligt", "ssl", "INBOX", 50)
+    assert (config.password, config.tls, config.folder, config.batch_size) == ("hemligt", "ssl", "INBOX", 100)
     assert "hemligt" not in repr(config)
     default_env = ImapConfig.from_mapping({"host": "h", "username": "u"}, {"INTAKE_IMAP_PASSWORD": "pw"})
     assert default_env.password == "pw"

@@ -365,3 +365,7 @@ def test_a_poll_takes_every_mail_in_batches_that_start_and_end_small(total):
     if total >= 200:
         # The workers start on a few mails, and after the last decisions few are left to record and move.
         assert sizes[:3] == [8, 16, 32] and sizes[-2:] == [16, 8] and sizes.count(50) >= (total - 80) // 50 - 1
+    big = poller_mod.batch_sizes(total, 100)
+    assert sum(big) == total and all(0 < s <= 100 for s in big)
+    if total >= 300:
+        assert big[:4] == [8, 16, 32, 64] and big[-2:] == [16, 8]
