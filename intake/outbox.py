@@ -199,14 +199,16 @@ class Outbox:
         result = SendResult()
         # Written by a transport that can repeat a reply harmlessly: marked sent together, after the round.
         written: list[tuple[dict[str, Any], str]] | None = [] if getattr(self.transport, "idempotent", False) else None
-        for row in self.due():
-            if not self._send_one(row, result, written):
-                break
-            if written is not None and len(written) >= MARK_EVERY:
+        try:
+            for row in self.due():
+                if not self._send_one(row, result, written):
+                    break
+                if written is not None and len(written) >= MARK_EVERY:
+                    self._mark_sent(written)
+                    written.clear()
+        finally:
+            if written:  # whatever ends the round (a reply that raises): what was written is marked
                 self._mark_sent(written)
-                written.clear()
-        if written:
-            self._mark_sent(written)
         if result.sent or result.retried or result.failed:
             log.info("outbox: %s", result.summary())
         return result

@@ -283,15 +283,19 @@ class Poller:
         groups: dict[str | None, list[_Plan]] = {}
         for plan in plans:
             groups.setdefault(plan.folder, []).append(plan)
-        moved = {folder: self._move_group(source, folder, group, result) for folder, group in groups.items()}
-        if any(moved.values()):
-            with self.store.transaction():  # every move of the batch marked in one commit
-                for folder, group in moved.items():
-                    self.store.mark_moved_many([p.message_pk for p in group], folder or "(deleted)")
-            for group in moved.values():
-                for plan in group:
-                    plan.moved = True
-                result.moved += len(group)
+        moved: dict[str | None, list[_Plan]] = {}
+        try:
+            for folder, group in groups.items():
+                moved[folder] = self._move_group(source, folder, group, result)
+        finally:  # (also when the mailbox goes away halfway: what moved is marked, not left to repair)
+            if any(moved.values()):
+                with self.store.transaction():  # every move of the batch marked in one commit
+                    for folder, group in moved.items():
+                        self.store.mark_moved_many([p.message_pk for p in group], folder or "(deleted)")
+                for group in moved.values():
+                    for plan in group:
+                        plan.moved = True
+                    result.moved += len(group)
         for plan in plans:
             for k in plan.keys:
                 if plan.moved and k in failures:

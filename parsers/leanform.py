@@ -35,6 +35,7 @@ name; nothing else from a sheet, no shared string and nothing of a document body
 
 from __future__ import annotations
 
+import hashlib
 import io
 import posixpath
 import re
@@ -133,13 +134,15 @@ class _Package:
             return None
         return blob
 
-    def parsed(self, name: str, parse):  # noqa: ANN001, ANN201 - parse: bytes -> a value never changed
-        """``parse(member)``, remembered for small structural parts (content types, relationships, styles):
-        every mail with our blank form carries the same bytes, and these parts hold no one's data."""
+    def parsed(self, name: str, parse, *, remember: bool = True):  # noqa: ANN001, ANN201 - parse: bytes -> a value
+        """``parse(member)``, remembered for small structural parts (content types, the package's and the
+        workbook's relationships, styles): every mail with our blank form carries the same bytes. Kept by the
+        part's digest, never its bytes, and only what the parse keeps (part names, content types, style
+        numbers); a sheet's relationships (where hyperlinks are, which may name a person) are never kept."""
         blob = self.read(name)
-        if len(blob) > _PARSED_MAX:
+        if len(blob) > _PARSED_MAX or not remember:
             return parse(blob)
-        key = (parse, blob)
+        key = (parse, hashlib.sha256(blob).digest())
         value = _PARSED.get(key)
         if value is None:
             value = parse(blob)
@@ -148,10 +151,11 @@ class _Package:
             _PARSED[key] = value
         return value
 
-    def rels(self, part: str) -> dict[str, tuple[str, str]]:
+    def rels(self, part: str, *, remember: bool = True) -> dict[str, tuple[str, str]]:
         """Relationship id -> (type, target part name) of ``part`` (as openpyxl and python-docx resolve them)."""
         folder, name = posixpath.split(part)
-        return self.parsed(posixpath.join(folder, "_rels", f"{name}.rels"), _RELS_PARSERS[folder])
+        return self.parsed(posixpath.join(folder, "_rels", f"{name}.rels"), _RELS_PARSERS[folder],
+                           remember=remember)
 
     def content_types(self) -> dict[str, str]:
         """Part name (without the leading /) -> content type, from the overrides."""
@@ -159,7 +163,7 @@ class _Package:
 
 
 _ODD_FLAGS = 0x1 | 0x20 | 0x40  # encrypted, compressed patch data, strong encryption: zipfile's answer
-_PARSED: dict[tuple[object, bytes], object] = {}
+_PARSED: dict[tuple[object, bytes], object] = {}  # (parse, sha256 of the part) -> its value
 _PARSED_MAX = 64 * 1024
 
 
@@ -404,7 +408,7 @@ def xlsx_grids(data: bytes, max_rows: int = 2000, max_cols: int = 60) -> list[Gr
     for target in sheets:
         folder, name = posixpath.split(target)
         if posixpath.join(folder, "_rels", f"{name}.rels") in pkg.names:
-            if any(not t.endswith(_ALLOWED_SHEET_RELS) for t, _ in pkg.rels(target).values()):
+            if any(not t.endswith(_ALLOWED_SHEET_RELS) for t, _ in pkg.rels(target, remember=False).values()):
                 raise NotLean("sheet with comments, tables, drawings or links")
         grids.append(_sheet(pkg.read(target), shared, nstyles, dates, durations, epoch, max_rows, max_cols))
     return grids

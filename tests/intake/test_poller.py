@@ -15,6 +15,8 @@ import pytest
 from intake import config as config_mod
 from intake import poller as poller_mod
 from intake.app import make_outbox, make_poller, open_app
+from intake.sources import local
+from intake.sources.base import SourceUnavailable
 from tests.mailmaker import make_mail
 
 SENDER = "Eva Berg <eva.berg@halmstad.example.test>"
@@ -369,3 +371,24 @@ def test_a_poll_takes_every_mail_in_batches_that_start_and_end_small(total):
     assert sum(big) == total and all(0 < s <= 100 for s in big)
     if total >= 300:
         assert big[:4] == [8, 16, 32, 64] and big[-2:] == [16, 8]
+
+
+def test_moves_done_before_the_mailbox_goes_away_are_marked(tmp_path, monkeypatch):
+    desk = Desk(tmp_path)
+    desk.drop(make_mail(message_id="<a1@example.test>"))
+    desk.drop(make_mail(subject="Hej", body="x", message_id="<a2@example.test>"))
+    orig, folders = local.LocalSource.move, []
+
+    def move(self, uid, folder):
+        folders.append(folder)
+        if len(set(folders)) > 1:
+            raise SourceUnavailable("the mailbox went away")
+        return orig(self, uid, folder)
+
+    monkeypatch.setattr(local.LocalSource, "move", move)
+    try:
+        desk.poll()
+    except SourceUnavailable:
+        pass
+    rows = desk.store.rows("select moved_to from messages order by id")
+    assert rows[0]["moved_to"] == "Intake/Accepted"  # moved: marked, not left to repair

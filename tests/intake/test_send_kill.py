@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from intake.outbox import Outbox, file_transport
 from intake.store import open_store
 from tests.mailmaker import make_mail
 
@@ -176,3 +177,32 @@ def test_a_file_outbox_killed_mid_round_writes_each_reply_again_under_its_own_na
     store = open_store(tmp_path / "intake.db")
     events = Counter(r["kind"] for r in store.db.query("select kind from events where kind = 'reply_sent'"))
     assert events["reply_sent"] == 6  # each marked once
+
+
+def _queue_rows(store, n: int) -> None:
+    for i in range(n):
+        with store.transaction():
+            store.insert_outbox({
+                "message_id": None, "ticket_id": None, "kind": "ack", "to_addr": f"u{i}@example.test",
+                "subject": "Hej", "body": "Tack", "rfc_message_id": f"<r{i}@example.test>", "in_reply_to": None,
+                "references_": None, "attach_blank_form": int(i == 3), "attach_ticket_form": 0, "automatic": 1,
+                "status": "pending", "attempts": 0, "next_attempt_at": "2000-01-01T00:00:00+00:00",
+                "created_at": "2000-01-01T00:00:00+00:00"})
+
+
+def test_replies_written_before_a_reply_that_raises_are_still_marked_sent(tmp_path):
+    store = open_store(tmp_path / "s.db")
+    _queue_rows(store, 5)
+
+    def blank_forms(_outbox_id: int):
+        raise FileNotFoundError("the pack's blank form is gone")
+
+    outbox = Outbox(store, file_transport(tmp_path / "out"), from_address="intake@example.test",
+                    blank_forms=blank_forms)
+    try:
+        outbox.send_due()
+    except FileNotFoundError:
+        pass
+    assert len(list((tmp_path / "out").glob("*.eml"))) == 3  # written ...
+    statuses = [r["status"] for r in store.rows("select status from outbox order by id")]
+    assert statuses[:3] == ["sent"] * 3  # ... and marked, though the round ended in an error

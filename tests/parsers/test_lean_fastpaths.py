@@ -9,6 +9,7 @@ import sys
 import zipfile
 import zlib
 
+import openpyxl
 import pytest
 
 from parsers import formgrid, leanform, schema
@@ -282,3 +283,16 @@ def test_an_unusual_member_is_read_by_zipfile_with_its_answer(make) -> None:  # 
         assert_same("xlsx", data)
     else:
         assert expected in (zipfile.BadZipFile, zlib.error)  # the file is broken, and both readers say so
+
+
+def test_a_sheets_hyperlinks_are_not_kept_in_the_readers_memory():
+    # The reader remembers parsed structural parts across forms; a sheet's relationships (its hyperlinks) may
+    # name a person, and must not outlive the form.
+    wb = openpyxl.Workbook()
+    wb.active["A1"] = "Kontakt"
+    wb.active["A1"].hyperlink = "mailto:eva.berg@example.test"
+    out = io.BytesIO()
+    wb.save(out)
+    with pytest.raises(leanform.NotLean):
+        leanform.xlsx_grids(out.getvalue())
+    assert "eva.berg" not in repr(leanform._PARSED)

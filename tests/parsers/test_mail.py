@@ -442,10 +442,11 @@ def test_an_elided_marker_in_the_mail_text_is_only_text():
     (b"--out--", (b"out", True)),
     (b"--out---", (b"out-", True)),  # the longer boundary "out-", closed
 ])
-def test_a_delimiter_line_names_the_longest_open_boundary_it_can(line, expected):
+@pytest.mark.parametrize("before", [0, 200])  # 200 "--" lines first: the compiled pattern takes over
+def test_a_delimiter_line_names_the_longest_open_boundary_it_can(line, expected, before):
     from parsers.mail import _find_delimiter
 
-    data = b"body\n" + line + b"\nmore\n"
+    data = b"body\n" + b"-- not a delimiter\n" * before + line + b"\nmore\n"
     found = _find_delimiter(data, 0, {b"outer", b"out", b"out-"})
     if expected is None:
         assert found is None
@@ -453,3 +454,15 @@ def test_a_delimiter_line_names_the_longest_open_boundary_it_can(line, expected)
         start, end, boundary, closing = found
         assert (boundary, closing) == expected
         assert data[start:end] == line and data[end:end + 1] == b"\n"
+
+
+def test_a_part_of_many_dash_lines_still_ends_at_its_delimiter():
+    lines = b"".join(b"--punkt %d\n" % i for i in range(500))
+    raw = (b"From: Eva <eva@example.test>\nSubject: Lista\nContent-Type: multipart/mixed; boundary=\"B\"\n\n"
+           b"--B\nContent-Type: text/plain; charset=utf-8\n\n" + lines + b"--B\n"
+           b"Content-Type: text/plain; name=\"bilaga.txt\"\n"
+           b"Content-Disposition: attachment; filename=\"bilaga.txt\"\n\n"
+           b"hej\n--B--\n")
+    parsed = parse_mail(raw)
+    assert parsed.body_text.count("--punkt") == 500
+    assert [(a.filename, a.data) for a in parsed.attachments] == [("bilaga.txt", b"hej")]
