@@ -234,6 +234,8 @@ class Poller:
             if row["uid"] in listed or row["uidvalidity"] != uidvalidity:
                 continue  # still waiting (the loop below moves it), or a UID of another mailbox generation
             folder = self.folders.for_message(row["verdict"], _personal(row))
+            if folder is None and (finish := getattr(source, "finish_delete", None)) is not None:
+                finish(row["uid"])  # killed between flagging it deleted and expunging it: not left in the inbox
             found = source.holds(folder, row["message_id"] or "") if folder is not None else None
             target = "(gone)" if found is False else folder or "(deleted)"
             self.store.mark_moved(row["id"], target, event="move_repaired", data={"uid": row["uid"], "found": found})

@@ -300,6 +300,7 @@ class ImapSource:
         if "UIDPLUS" not in self._capabilities:
             self.delete(wanted[0])  # raises: the same refusal as for one message
         self._call("UID STORE", lambda: self._imap.delete_messages(wanted, silent=True))
+        faults.point("after-flag-deleted")
         self._call("UID EXPUNGE", lambda: self._imap.uid_expunge(wanted))
 
     def move(self, uid: int | str, folder: str) -> None:
@@ -433,7 +434,16 @@ class ImapSource:
 
     def _expunge(self, uid: int) -> None:
         self._call("UID STORE", lambda: self._imap.delete_messages([uid], silent=True))
+        faults.point("after-flag-deleted")
         self._call("UID EXPUNGE", lambda: self._imap.uid_expunge([uid]))
+
+    def finish_delete(self, uid: int | str) -> None:
+        """Remove a message a delete left flagged ``\\Deleted`` (a kill between the flag and the expunge; the
+        inbox listing skips it, so nothing else would): flag and expunge it again, a no-op when it is gone."""
+        if "UIDPLUS" in self._capabilities:
+            uid = int(uid)
+            self._call("UID STORE", lambda: self._imap.delete_messages([uid], silent=True))
+            self._call("UID EXPUNGE", lambda: self._imap.uid_expunge([uid]))
 
 
 #: ``idle_check`` waits at most this long at a time, so a stop request is noticed within it.

@@ -117,3 +117,23 @@ def test_killed_at_random_moments_many_times(imap_account, tmp_path):
     assert done.returncode == 0, done.stderr
     assert kills >= 1
     assert_exactly_once(tmp_path, imap_account, ids)
+
+
+def test_a_delete_killed_between_flag_and_expunge_is_finished_by_the_next_poll(imap_account, tmp_path):
+    # Mail rejected for personal data is deleted when so configured: UID STORE \Deleted, then UID EXPUNGE. A kill
+    # between the two left it flagged in the inbox, where the next poll's listing (NOT DELETED) never saw it.
+    ids = fill(imap_account, 3)
+    imap_account.append(make_mail(subject="MittVaccin – användarstöd", message_id="<pnr@halmstad.example.test>",
+                                  body="Gäller 19121212-1212, som behöver behörighet."))
+    conf = write_config(tmp_path, imap_account)
+    conf.write_text(conf.read_text() + '\n[mailbox.folders]\npersonal_data_action = "delete"\n')
+    killed = run_intake(conf, imap_account, "poll", "--once", "--no-send", fault="after-flag-deleted:1")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert len(imap_account.uids("INBOX")) >= 1  # the flagged mail is still there
+    done = run_intake(conf, imap_account, "poll", "--once", "--no-send")
+    assert done.returncode == 0, done.stderr
+    assert imap_account.uids("INBOX") == []
+    store = open_store(tmp_path / "intake.db")
+    rows = {r["message_key"]: r for r in store.db.query("select message_key, verdict, moved_to from messages")}
+    assert rows["mid:<pnr@halmstad.example.test>"]["moved_to"] == "(deleted)"
+    assert {f"mid:{i}" for i in ids} <= set(rows) and all(r["moved_to"] for r in rows.values())
