@@ -752,8 +752,7 @@ def _plain_encoded_word(word: str) -> str | None:
         return None
     try:
         if match.group("q") is not None:
-            data = re.sub(rb"=([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]),
-                          match.group("q").replace("_", " ").encode("ascii"))
+            data = binascii.a2b_qp(match.group("q").encode("ascii"), header=True)  # "_" is a space
         else:
             data = base64.b64decode(match.group("b"), validate=True)
         text = data.decode(match.group("charset").lower())

@@ -299,9 +299,7 @@ class ImapSource:
         wanted = [int(uid) for uid in uids]
         if "UIDPLUS" not in self._capabilities:
             self.delete(wanted[0])  # raises: the same refusal as for one message
-        self._call("UID STORE", lambda: self._imap.delete_messages(wanted, silent=True))
-        faults.point("after-flag-deleted")
-        self._call("UID EXPUNGE", lambda: self._imap.uid_expunge(wanted))
+        self._expunge(wanted)
 
     def move(self, uid: int | str, folder: str) -> None:
         client, uid = self._imap, int(uid)
@@ -320,7 +318,7 @@ class ImapSource:
         if not self._copied_already(uid, folder):
             self._call("UID COPY", lambda: client.copy([uid], folder))
             faults.point("after-copy")
-        self._expunge(uid)
+        self._expunge([uid])
 
     def _copied_already(self, uid: int, folder: str) -> bool:
         """Whether ``folder`` holds a message with the same size and header block as ``uid`` in the inbox."""
@@ -376,8 +374,7 @@ class ImapSource:
                 self._call("UID COPY", lambda: client.copy(uids, to_folder))
             if "UIDPLUS" not in self._capabilities:
                 raise SourceError(f"IMAP UID EXPUNGE failed on {self.name}: the server lacks UIDPLUS")
-            self._call("UID STORE", lambda: client.delete_messages(uids, silent=True))
-            self._call("UID EXPUNGE", lambda: client.uid_expunge(uids))
+            self._expunge(uids)
             return True
         finally:
             self._reselect()
@@ -389,7 +386,7 @@ class ImapSource:
                 f"IMAP UID EXPUNGE failed on {self.name}: the server lacks UIDPLUS, and a plain EXPUNGE "
                 "would also remove other clients' deleted mail"
             )
-        self._expunge(uid)
+        self._expunge([uid])
 
     # -- IDLE (RFC 2177) -----------------------------------------------------------------------------
 
@@ -432,18 +429,17 @@ class ImapSource:
                 announced = announced or any(_announces_mail(r) for r in late)  # came in just before DONE
         return announced
 
-    def _expunge(self, uid: int) -> None:
-        self._call("UID STORE", lambda: self._imap.delete_messages([uid], silent=True))
+    def _expunge(self, uids: list[int]) -> None:
+        """Flag ``uids`` deleted and expunge exactly them (``UID EXPUNGE``: other clients' deleted mail stays)."""
+        self._call("UID STORE", lambda: self._imap.delete_messages(uids, silent=True))
         faults.point("after-flag-deleted")
-        self._call("UID EXPUNGE", lambda: self._imap.uid_expunge([uid]))
+        self._call("UID EXPUNGE", lambda: self._imap.uid_expunge(uids))
 
     def finish_delete(self, uid: int | str) -> None:
         """Remove a message a delete left flagged ``\\Deleted`` (a kill between the flag and the expunge; the
         inbox listing skips it, so nothing else would): flag and expunge it again, a no-op when it is gone."""
         if "UIDPLUS" in self._capabilities:
-            uid = int(uid)
-            self._call("UID STORE", lambda: self._imap.delete_messages([uid], silent=True))
-            self._call("UID EXPUNGE", lambda: self._imap.uid_expunge([uid]))
+            self._expunge([int(uid)])
 
 
 #: ``idle_check`` waits at most this long at a time, so a stop request is noticed within it.

@@ -42,6 +42,7 @@ class StoreBase:
 
     def __init__(self, db: sqlite_utils.Database):
         self.db = db
+        self._busy_ms: int | None = None  # the connection's busy timeout, read at the first transaction
 
     def insert_row(self, table: str, row: dict[str, Any]) -> int:
         """Insert ``row`` into ``table`` with one statement; its new id.
@@ -126,7 +127,7 @@ class StoreBase:
         poll recording a batch) was taken up to 25 ms after it was free, and a sender marking each reply sent
         lost seconds a poll that way. Here the tries come every 0.5 to 4 ms.
         """
-        busy_ms = getattr(self, "_busy_ms", None)
+        busy_ms = self._busy_ms
         if busy_ms is None:
             busy_ms = self._busy_ms = int(conn.execute("pragma busy_timeout").fetchone()[0])
         if busy_ms <= 0:
